@@ -1,0 +1,3 @@
+from devprune.cli import main
+
+raise SystemExit(main())
