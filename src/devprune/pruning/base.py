@@ -1,0 +1,153 @@
+"""The interface every pruning method implements, and the registry the runner builds from.
+
+A training loop drives a pruner with a handful of calls (this is the whole contract)::
+
+    pruner = build_pruner("dpap", model, example_input, config)
+    pruner.bind_optimizer(optimizer)
+    for epoch in range(epochs):
+        for x, y in loader:
+            pruner.on_batch_start()
+            loss = loss_fn(model(x), y)
+            optimizer.zero_grad(); loss.backward()
+            pruner.on_after_backward()
+            optimizer.step()
+            pruner.on_after_step()
+            pruner.on_batch_end()
+        events = pruner.on_epoch_end(epoch)     # the structural step; returns loggable events
+    torch.save({"pruner": pruner.state_dict(), ...}, path)
+
+Activity is recorded only between ``on_batch_start`` and ``on_batch_end`` while the model is in
+training mode, so evaluation passes never disturb the statistics.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+
+from devprune.errors import CheckpointError, ConfigError
+
+
+class Pruner:
+    """Base class: dense training (no pruning). Methods override the hooks they need."""
+
+    name = "none"
+
+    def __init__(self, model: nn.Module, example_input: Any = None, config: Any = None) -> None:
+        self.model = model
+        self.example_input = example_input
+        self.config = config
+        self.optimizer: torch.optim.Optimizer | None = None
+        self.masks = None  # a devprune.masks.MaskSet for methods that prune
+
+    # -- wiring -----------------------------------------------------------------------------
+    def bind_optimizer(self, optimizer: torch.optim.Optimizer) -> None:
+        """Give the pruner the optimizer whose state of pruned entries it must keep at zero."""
+        self.optimizer = optimizer
+
+    def detach(self) -> None:
+        """Remove every hook this pruner registered on the model."""
+
+    # -- per batch --------------------------------------------------------------------------
+    def on_batch_start(self) -> None:
+        """Called before the forward pass of a training batch."""
+
+    def on_after_backward(self) -> None:
+        """Called after ``loss.backward()`` and before ``optimizer.step()``."""
+
+    def on_after_step(self) -> None:
+        """Called right after ``optimizer.step()``."""
+
+    def on_batch_end(self) -> None:
+        """Called once the batch is done; consumes the activity recorded in it."""
+
+    # -- per epoch --------------------------------------------------------------------------
+    def on_epoch_end(self, epoch: int) -> dict[str, Any]:
+        """The structural step of the method; returns events for the run's metrics log."""
+        return {}
+
+    # -- state ------------------------------------------------------------------------------
+    def statistics(self) -> dict[str, torch.Tensor]:
+        """Accumulated statistics that are sums over samples (all-reduced under DDP)."""
+        return {}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"method": self.name, "version": 1}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        method = state.get("method")
+        if method != self.name:
+            raise CheckpointError(
+                f"checkpoint holds pruner state of method {method!r} but this run uses "
+                f"{self.name!r}; resume with the same prune.method or start a new run"
+            )
+
+
+_REGISTRY: dict[str, tuple[type[Pruner], type | None, str]] = {}
+
+
+def register_pruner(
+    name: str, cls: type[Pruner], config_cls: type | None = None, description: str = ""
+) -> None:
+    """Make a method available to ``build_pruner`` and the runner (``prune.method``)."""
+    if config_cls is not None and not dataclasses.is_dataclass(config_cls):
+        raise TypeError(f"config class of pruner {name!r} must be a dataclass")
+    _REGISTRY[name] = (cls, config_cls, description)
+
+
+def _load_builtin_methods() -> None:
+    # Imported lazily so that `devprune.pruning.base` stays import-cycle free.
+    import importlib
+
+    for module in ("devprune.pruning.dpap", "devprune.pruning.sdsnn"):
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as err:
+            if err.name != module:
+                raise
+
+
+def available_pruners() -> dict[str, str]:
+    """Registered method names with their one-line descriptions."""
+    _load_builtin_methods()
+    return {name: desc for name, (_, _, desc) in sorted(_REGISTRY.items())}
+
+
+def pruner_config_class(name: str) -> type | None:
+    _load_builtin_methods()
+    if name not in _REGISTRY:
+        raise ConfigError(
+            f"prune.method: unknown method {name!r}; choose one of {sorted(_REGISTRY)}"
+        )
+    return _REGISTRY[name][1]
+
+
+def build_pruner(
+    name: str, model: nn.Module, example_input: Any = None, config: Any = None
+) -> Pruner:
+    """Construct the registered pruner ``name`` for ``model``.
+
+    ``config`` may be the method's config dataclass, a plain dict of its fields, or None for
+    the defaults.
+    """
+    config_cls = pruner_config_class(name)
+    cls = _REGISTRY[name][0]
+    if config_cls is not None:
+        if config is None:
+            config = config_cls()
+        elif isinstance(config, dict):
+            known = {f.name for f in dataclasses.fields(config_cls)}
+            unknown = sorted(set(config) - known)
+            if unknown:
+                raise ConfigError(
+                    f"prune.{name}: unknown key(s) {unknown}; allowed: {sorted(known)}"
+                )
+            config = config_cls(**config)
+    return cls(model, example_input, config)
+
+
+register_pruner("none", Pruner, None, "dense training, nothing is pruned")
