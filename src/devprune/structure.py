@@ -1,0 +1,390 @@
+"""Discovery of a model's prunable structure: the dependency graph the pruners, measurement
+and compaction share.
+
+For every weight layer (``nn.Conv1d``/``nn.Conv2d``/``nn.Linear``, multi-step subclasses
+included) it finds
+
+* the module whose output is the layer's *postsynaptic activity* (the spiking neuron or the
+  activation that follows it, through BN, pooling and dropout),
+* the batch-norm coupled to its output units (their affine and running statistics move with
+  the unit),
+* its *producers*: the weight layers whose units feed its input columns, with the number of
+  columns per producer unit (``block``: 1 for conv->conv, ``H*W`` through a flatten),
+* *residual groups*: layers whose output channels are added together, so a channel can only
+  be removed from all of them at once; a group that reaches the model input is ``fixed``.
+
+It traces the model with ``torch.fx`` (child-less modules, neurons and multi-step layers are
+leaves, so neuron internals and time loops inside them are never traced). Models whose
+``forward`` cannot be traced (data-dependent Python control flow) fall back to the execution
+order seen by forward hooks on an example input, assuming a chain; the result says which
+method was used (``exact``).
+"""
+
+from __future__ import annotations
+
+import operator
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import fx, nn
+
+from devprune.errors import ModelStructureError
+from devprune.snn.base import is_spiking_neuron
+from devprune.snn.layers import is_multi_step
+
+WEIGHT_LAYERS = (nn.Conv1d, nn.Conv2d, nn.Linear)
+NORM_LAYERS = (nn.modules.batchnorm._BatchNorm,)
+ACTIVATION_MODULES = (
+    nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.GELU, nn.SiLU, nn.ELU, nn.Hardtanh, nn.Tanh, nn.Sigmoid,
+)
+ACTIVATION_FUNCTIONS = {torch.relu, torch.nn.functional.relu, torch.tanh, torch.sigmoid,
+                        torch.nn.functional.gelu, torch.nn.functional.silu}
+ACTIVATION_METHODS = {"relu", "relu_", "tanh", "sigmoid"}
+ADD_OPS = {operator.add, operator.iadd, torch.add}
+CONCAT_OPS = {torch.cat, torch.concat, torch.stack}
+
+
+@dataclass
+class Producer:
+    """A weight layer whose output units feed another layer's input columns."""
+
+    name: str
+    block: int = 1  # input columns of the consumer per producer unit (H*W after a flatten)
+
+
+@dataclass
+class PrunableLayer:
+    """One weight layer and everything coupled to its output units."""
+
+    name: str
+    module: nn.Module
+    kind: str  # "conv" or "linear"
+    num_units: int  # output channels / features
+    fan_in: int  # input channels / features
+    multi_step: bool
+    post_name: str | None = None  # neuron/activation giving the postsynaptic activity
+    norm_name: str | None = None
+    producers: list[Producer] = field(default_factory=list)
+    input_is_model_input: bool = False  # some input columns come straight from the data
+    residual_group: int | None = None
+    is_output: bool = False
+
+    @property
+    def weight(self) -> torch.Tensor:
+        return self.module.weight
+
+
+@dataclass
+class ModelStructure:
+    layers: list[PrunableLayer]
+    modules: dict[str, nn.Module]
+    residual_groups: dict[int, list[str]]
+    fixed_groups: set[int]  # groups tied to the model input (channels cannot be removed)
+    exact: bool  # True when found by fx tracing, False for the execution-order fallback
+
+    def __post_init__(self) -> None:
+        self._by_name = {layer.name: layer for layer in self.layers}
+
+    def __getitem__(self, name: str) -> PrunableLayer:
+        try:
+            return self._by_name[name]
+        except KeyError:
+            raise ModelStructureError(
+                f"no weight layer named {name!r}; layers are {list(self._by_name)}"
+            ) from None
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._by_name
+
+    def prunable(self, include_output: bool = False) -> list[PrunableLayer]:
+        return [la for la in self.layers if include_output or not la.is_output]
+
+    def consumers(self, name: str) -> list[tuple[PrunableLayer, Producer]]:
+        """Layers reading ``name``'s units, each with the producer entry describing how."""
+        return [
+            (layer, prod) for layer in self.layers for prod in layer.producers if prod.name == name
+        ]
+
+    def group_members(self, name: str) -> list[str]:
+        group = self[name].residual_group
+        return [name] if group is None else self.residual_groups[group]
+
+
+# --------------------------------------------------------------------------------------------
+# fx tracing
+# --------------------------------------------------------------------------------------------
+class _LeafTracer(fx.Tracer):
+    """Treat child-less modules, neurons and multi-step wrappers as opaque calls."""
+
+    def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
+        return (
+            next(iter(m.children()), None) is None
+            or is_spiking_neuron(m)
+            or is_multi_step(m)
+            or super().is_leaf_module(m, module_qualified_name)
+        )
+
+
+def _kind(module: nn.Module) -> str:
+    return "linear" if isinstance(module, nn.Linear) else "conv"
+
+
+def _units(module: nn.Module) -> tuple[int, int]:
+    if isinstance(module, nn.Linear):
+        return module.out_features, module.in_features
+    return module.out_channels, module.in_channels
+
+
+class _Graph:
+    """Queries over an fx graph in terms of module names."""
+
+    def __init__(self, graph: fx.Graph, modules: dict[str, nn.Module]) -> None:
+        self.graph = graph
+        self.modules = modules
+
+    def module_of(self, node: fx.Node) -> nn.Module | None:
+        return self.modules.get(node.target) if node.op == "call_module" else None
+
+    def is_weight(self, node: fx.Node) -> bool:
+        return isinstance(self.module_of(node), WEIGHT_LAYERS)
+
+    def is_activation(self, node: fx.Node) -> bool:
+        module = self.module_of(node)
+        if module is not None:
+            return is_spiking_neuron(module) or isinstance(module, ACTIVATION_MODULES)
+        if node.op == "call_function":
+            return node.target in ACTIVATION_FUNCTIONS
+        return node.op == "call_method" and node.target in ACTIVATION_METHODS
+
+    def tensor_inputs(self, node: fx.Node) -> list[fx.Node]:
+        if node.op == "call_module" and is_spiking_neuron(self.module_of(node)):
+            return [a for a in node.args[:1] if isinstance(a, fx.Node)]  # current, not state
+        if node.op == "call_method" and node.target in {"view", "reshape", "flatten"}:
+            return [node.args[0]] if isinstance(node.args[0], fx.Node) else []
+        return list(node.all_input_nodes)
+
+    def producers(self, start: fx.Node) -> tuple[set[str], bool, bool]:
+        """Weight layers reached walking back from ``start``; also (reaches input, concat)."""
+        found: set[str] = set()
+        reaches_input = concat = False
+        seen: set[fx.Node] = set()
+        stack = [start]
+        while stack:
+            node = stack.pop()
+            if node in seen:
+                continue
+            seen.add(node)
+            if self.is_weight(node):
+                found.add(node.target)
+                continue
+            if node.op == "placeholder":
+                reaches_input = True
+                continue
+            if node.op == "call_function" and node.target in CONCAT_OPS:
+                concat = True
+            stack.extend(self.tensor_inputs(node))
+        return found, reaches_input, concat
+
+    def downstream(self, start: fx.Node) -> tuple[list[fx.Node], bool]:
+        """Non-weight nodes reachable from ``start`` before any weight layer (BFS order),
+        and whether the graph output is reached."""
+        order: list[fx.Node] = []
+        reaches_output = False
+        seen = {start}
+        frontier = list(start.users)
+        while frontier:
+            nxt = []
+            for node in frontier:
+                if node in seen:
+                    continue
+                seen.add(node)
+                if node.op == "output":
+                    reaches_output = True
+                    continue
+                if self.is_weight(node):
+                    continue
+                # A neuron's state output feeds its own next step: follow spikes only.
+                order.append(node)
+                nxt.extend(node.users)
+            frontier = nxt
+        return order, reaches_output
+
+
+def _trace(model: nn.Module) -> fx.Graph:
+    return _LeafTracer().trace(model)
+
+
+def _structure_from_graph(model: nn.Module, graph: fx.Graph) -> ModelStructure:
+    modules = dict(model.named_modules())
+    g = _Graph(graph, modules)
+    layer_nodes: dict[str, list[fx.Node]] = {}
+    for node in graph.nodes:
+        if g.is_weight(node):
+            layer_nodes.setdefault(node.target, []).append(node)
+    layers = [_layer_from_nodes(g, name, nodes) for name, nodes in layer_nodes.items()]
+    groups, fixed = _residual_groups(g, graph, {la.name for la in layers})
+    for gid, members in groups.items():
+        for name in members:
+            next(la for la in layers if la.name == name).residual_group = gid
+    return ModelStructure(layers, modules, groups, fixed, exact=True)
+
+
+def _layer_from_nodes(g: _Graph, name: str, nodes: list[fx.Node]) -> PrunableLayer:
+    module = g.modules[name]
+    units, fan_in = _units(module)
+    layer = PrunableLayer(name, module, _kind(module), units, fan_in, is_multi_step(module))
+    producer_names: set[str] = set()
+    for node in nodes:  # one node per call (several when a time loop calls the layer per step)
+        found, reaches_input, _ = g.producers(node.args[0])
+        producer_names |= found
+        layer.input_is_model_input |= reaches_input
+        downstream, reaches_output = g.downstream(node)
+        layer.is_output |= reaches_output
+        _find_post_and_norm(g, layer, downstream)
+    for pname in sorted(producer_names):
+        punits = _units(g.modules[pname])[0]
+        if fan_in % punits:
+            raise ModelStructureError(
+                f"layer {name!r} has {fan_in} input columns, not a multiple of the {punits} "
+                f"units of its producer {pname!r}; concatenations and non-channel-major "
+                "reshapes are not supported — exclude these layers from pruning"
+            )
+        layer.producers.append(Producer(pname, fan_in // punits))
+    return layer
+
+
+def _find_post_and_norm(g: _Graph, layer: PrunableLayer, downstream: list[fx.Node]) -> None:
+    for node in downstream:
+        module = g.module_of(node)
+        is_norm = isinstance(module, NORM_LAYERS)
+        if layer.norm_name is None and is_norm and module.num_features == layer.num_units:
+            layer.norm_name = node.target
+        if layer.post_name is None and g.is_activation(node):
+            layer.post_name = node.target if node.op == "call_module" else None
+            if layer.post_name is not None:
+                return
+
+
+def _residual_groups(
+    g: _Graph, graph: fx.Graph, layer_names: set[str]
+) -> tuple[dict[int, list[str]], set[int]]:
+    """Union the producers of every add's operands; record groups tied to the input."""
+    parent: dict[str, str] = {}
+
+    def find(x: str) -> str:
+        while parent.setdefault(x, x) != x:
+            x = parent[x]
+        return x
+
+    input_tied: set[str] = set()
+    for node in graph.nodes:
+        is_add = (node.op == "call_function" and node.target in ADD_OPS) or (
+            node.op == "call_method" and node.target in {"add", "add_"}
+        )
+        operands = [a for a in node.args if isinstance(a, fx.Node)]
+        if not is_add or len(operands) < 2:
+            continue
+        members: set[str] = set()
+        tied_to_input = False
+        for operand in operands:
+            found, reaches_input, _ = g.producers(operand)
+            members |= found & layer_names
+            tied_to_input |= reaches_input
+        members_sorted = sorted(members)
+        for member in members_sorted:
+            find(member)  # registers single-member groups (a layer added to the input)
+        for other in members_sorted[1:]:
+            parent[find(other)] = find(members_sorted[0])
+        if tied_to_input and members_sorted:
+            input_tied.add(members_sorted[0])
+    roots: dict[str, list[str]] = {}
+    for name in parent:
+        roots.setdefault(find(name), []).append(name)
+    groups: dict[int, list[str]] = {}
+    fixed: set[int] = set()
+    for gid, (root, members) in enumerate(sorted(roots.items())):
+        groups[gid] = sorted(members)
+        if any(find(m) == root for m in input_tied):
+            fixed.add(gid)
+    return groups, fixed
+
+
+# --------------------------------------------------------------------------------------------
+# execution-order fallback
+# --------------------------------------------------------------------------------------------
+def _structure_from_execution(model: nn.Module, example_input: Any) -> ModelStructure:
+    modules = dict(model.named_modules())
+    order: list[str] = []
+    names = {m: n for n, m in modules.items()}
+    hooks = [
+        m.register_forward_hook(lambda mod, _i, _o: order.append(names[mod]))
+        for m in modules.values()
+        if next(iter(m.children()), None) is None or is_spiking_neuron(m)
+    ]
+    try:
+        _run_example(model, example_input)
+    finally:
+        for h in hooks:
+            h.remove()
+    first_seen = list(dict.fromkeys(order))  # a time loop repeats the order: keep first calls
+    layers: list[PrunableLayer] = []
+    for name in first_seen:
+        module = modules[name]
+        if isinstance(module, WEIGHT_LAYERS):
+            units, fan_in = _units(module)
+            layer = PrunableLayer(name, module, _kind(module), units, fan_in, is_multi_step(module))
+            if layers:
+                prev = layers[-1]
+                layer.producers.append(Producer(prev.name, max(fan_in // prev.num_units, 1)))
+            else:
+                layer.input_is_model_input = True
+            layers.append(layer)
+        elif layers:
+            last = layers[-1]
+            if isinstance(module, NORM_LAYERS) and last.norm_name is None:
+                last.norm_name = name
+            if (is_spiking_neuron(module) or isinstance(module, ACTIVATION_MODULES)) and (
+                last.post_name is None
+            ):
+                last.post_name = name
+    if layers:
+        layers[-1].is_output = True
+    return ModelStructure(layers, modules, {}, set(), exact=False)
+
+
+def _run_example(model: nn.Module, example_input: Any) -> None:
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad(), torch.random.fork_rng(devices=[]):
+            if isinstance(example_input, tuple):
+                model(*example_input)
+            else:
+                model(example_input)
+    finally:
+        model.train(was_training)
+
+
+def discover(model: nn.Module, example_input: Any = None) -> ModelStructure:
+    """Find the prunable layers of ``model`` and how their units are coupled.
+
+    ``example_input`` (a batch as the model takes it) is only needed when the model cannot
+    be traced by ``torch.fx``.
+    """
+    try:
+        graph = _trace(model)
+    except Exception as trace_error:  # any tracing failure means: fall back
+        if example_input is None:
+            raise ModelStructureError(
+                f"cannot trace {type(model).__name__} with torch.fx ({trace_error}); pass an "
+                "example input so the structure can be read from execution order"
+            ) from trace_error
+        structure = _structure_from_execution(model, example_input)
+    else:
+        structure = _structure_from_graph(model, graph)
+    if not structure.layers:
+        raise ModelStructureError(
+            f"{type(model).__name__} has no Conv1d/Conv2d/Linear layer: nothing to prune"
+        )
+    return structure
