@@ -42,7 +42,7 @@ def is_spiking_neuron(module: nn.Module) -> bool:
         return True
     names = {f"{c.__module__}.{c.__name__}" for c in type(module).__mro__}
     return any(
-        n.startswith("snntorch.") and n.endswith(".SpikingNeuron")
-        or n.startswith("spikingjelly.") and n.endswith(".BaseNode")
+        (n.startswith("snntorch.") and n.endswith(".SpikingNeuron"))
+        or (n.startswith("spikingjelly.") and n.endswith(".BaseNode"))
         for n in names
     )

@@ -1,0 +1,229 @@
+"""Multi-step spiking neurons over time-major input ``[T, B, ...]``.
+
+Every neuron runs the same three-phase step per time step, iterating with ``x.unbind(0)``
+(indexing ``x[t]`` would zero-fill a full ``[T, ...]`` gradient per step in backward)::
+
+    u = charge(u, x_t)                  # neuron-specific leak + integration
+    s = surrogate(u - threshold)        # exact 0./1. spikes, surrogate gradient
+    u = reset(u, s)                     # hard: u * (1 - s) + s * v_reset; soft: u - s * threshold
+
+The membrane starts at ``v_reset`` (0 by default) at every call, so no state survives a
+call. ``detach_reset`` stops the gradient through the reset term (BrainCog detaches it; the
+STBP reference does not).
+
+Neuron types:
+
+* :class:`STBPLIF` -- the small reference SNNs (DPAP/SD-SNN MNIST, N-MNIST, DVS-Gesture):
+  ``u[t] = decay * u[t-1] * (1 - s[t-1]) + I[t]``, decay 0.2, V_th 0.5, rectangular surrogate.
+* :class:`LIF` -- BrainCog form ``u <- u + (x - u) / tau``, tau 2, V_th 0.5, QGate(2).
+* :class:`PLIF` -- learnable leak ``sigmoid(w) = 1 / tau`` (tau_init 2),
+  ``u <- u + (x - u) * sigmoid(w)``, V_th 1.0 (BrainCog's library default, which is what the
+  BrainCog scripts actually run; the original SpikingNN runs used 0.5), ATan(2) with a
+  learnable alpha.
+* :class:`IF` -- ``u <- u + x``.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+
+from devprune.errors import ConfigError
+from devprune.snn.base import BaseNeuron
+from devprune.snn.surrogate import ATan, QGate, Rectangular, Surrogate, build_surrogate
+
+RESET_MODES = ("hard", "soft")
+
+
+class MembraneNeuron(BaseNeuron):
+    """Shared charge-fire-reset loop; subclasses define :meth:`charge`."""
+
+    def __init__(
+        self,
+        threshold: float,
+        surrogate: Surrogate | str,
+        reset: str = "hard",
+        v_reset: float = 0.0,
+        detach_reset: bool = False,
+    ) -> None:
+        super().__init__()
+        if reset not in RESET_MODES:
+            raise ConfigError(f"reset: must be one of {RESET_MODES}, got {reset!r}.")
+        self.threshold = float(threshold)
+        self.surrogate = build_surrogate(surrogate)
+        self.reset_mode = reset
+        self.v_reset = float(v_reset)
+        self.detach_reset = bool(detach_reset)
+
+    def charge(self, u: torch.Tensor, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover
+        raise NotImplementedError
+
+    def reset(self, u: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+        if self.detach_reset:
+            s = s.detach()
+        if self.reset_mode == "soft":
+            return u - s * self.threshold
+        if self.v_reset == 0.0:
+            return u * (1.0 - s)
+        return u * (1.0 - s) + s * self.v_reset
+
+    def initial_membrane(self, like: torch.Tensor) -> torch.Tensor:
+        return torch.full_like(like, self.v_reset)
+
+    def multi_step(self, x: torch.Tensor) -> torch.Tensor:
+        steps = x.unbind(0)
+        u = self.initial_membrane(steps[0])
+        spikes = []
+        for x_t in steps:
+            u = self.charge(u, x_t)
+            s = self.surrogate(u - self.threshold)
+            u = self.reset(u, s)
+            spikes.append(s)
+        return torch.stack(spikes)
+
+    def extra_repr(self) -> str:
+        return (
+            f"threshold={self.threshold}, reset={self.reset_mode!r}, v_reset={self.v_reset}, "
+            f"detach_reset={self.detach_reset}"
+        )
+
+
+class STBPLIF(MembraneNeuron):
+    """Discrete LIF of the STBP reference SNNs: ``u[t] = decay * u_reset[t-1] + I[t]``."""
+
+    def __init__(
+        self,
+        decay: float = 0.2,
+        threshold: float = 0.5,
+        surrogate: Surrogate | str | None = None,
+        reset: str = "hard",
+        v_reset: float = 0.0,
+        detach_reset: bool = False,
+    ) -> None:
+        if not 0.0 <= decay <= 1.0:
+            raise ConfigError(f"STBPLIF: decay must be in [0, 1], got {decay!r}.")
+        super().__init__(threshold, surrogate or Rectangular(0.5), reset, v_reset, detach_reset)
+        self.decay = float(decay)
+
+    def charge(self, u: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return self.decay * u + x
+
+    def extra_repr(self) -> str:
+        return f"decay={self.decay}, " + super().extra_repr()
+
+
+class LIF(MembraneNeuron):
+    """BrainCog-form LIF: ``u <- u + (x - u) / tau`` (``v_reset`` = 0 as in BrainCog)."""
+
+    def __init__(
+        self,
+        tau: float = 2.0,
+        threshold: float = 0.5,
+        surrogate: Surrogate | str | None = None,
+        reset: str = "hard",
+        v_reset: float = 0.0,
+        detach_reset: bool = True,
+    ) -> None:
+        if not tau >= 1.0:
+            raise ConfigError(f"LIF: tau must be >= 1 (leak factor 1/tau <= 1), got {tau!r}.")
+        super().__init__(threshold, surrogate or QGate(2.0), reset, v_reset, detach_reset)
+        self.tau = float(tau)
+
+    def charge(self, u: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return u + (x - u) / self.tau
+
+    def extra_repr(self) -> str:
+        return f"tau={self.tau}, " + super().extra_repr()
+
+
+class PLIF(MembraneNeuron):
+    """Parametric LIF: learnable leak ``sigmoid(w) = 1 / tau``; ``u <- u + (x - u) sigmoid(w)``.
+
+    ``threshold`` defaults to 1.0, BrainCog's ``PLIFNode`` default and what the BrainCog
+    DPAP / SD-SNN scripts actually run; the authors' original SpikingNN runs used 0.5.
+    """
+
+    def __init__(
+        self,
+        tau_init: float = 2.0,
+        threshold: float = 1.0,
+        surrogate: Surrogate | str | None = None,
+        reset: str = "hard",
+        v_reset: float = 0.0,
+        detach_reset: bool = True,
+    ) -> None:
+        if not tau_init > 1.0:
+            raise ConfigError(f"PLIF: tau_init must be > 1, got {tau_init!r}.")
+        default_surrogate = ATan(2.0, learnable=True)
+        super().__init__(threshold, surrogate or default_surrogate, reset, v_reset, detach_reset)
+        # sigmoid(w) = 1/tau  <=>  w = -log(tau - 1)
+        self.w = nn.Parameter(torch.tensor(-math.log(tau_init - 1.0)))
+
+    @property
+    def tau(self) -> float:
+        return float(1.0 / torch.sigmoid(self.w.detach()))
+
+    def multi_step(self, x: torch.Tensor) -> torch.Tensor:
+        self._leak = torch.sigmoid(self.w).to(x.dtype)  # once per call, not per step
+        try:
+            return super().multi_step(x)
+        finally:
+            del self._leak
+
+    def charge(self, u: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return u + (x - u) * self._leak
+
+    def extra_repr(self) -> str:
+        return f"tau={self.tau:.4g} (learnable), " + super().extra_repr()
+
+
+class IF(MembraneNeuron):
+    """Integrate-and-fire without leak: ``u <- u + x``."""
+
+    def __init__(
+        self,
+        threshold: float = 1.0,
+        surrogate: Surrogate | str | None = None,
+        reset: str = "hard",
+        v_reset: float = 0.0,
+        detach_reset: bool = False,
+    ) -> None:
+        super().__init__(threshold, surrogate or ATan(2.0), reset, v_reset, detach_reset)
+
+    def charge(self, u: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return u + x
+
+
+NEURONS: dict[str, type[MembraneNeuron]] = {
+    "stbp-lif": STBPLIF,
+    "lif": LIF,
+    "plif": PLIF,
+    "if": IF,
+}
+
+
+def build_neuron(name: str, **kwargs: Any) -> MembraneNeuron:
+    """A neuron by name (``stbp-lif``, ``lif``, ``plif``, ``if``) with constructor kwargs."""
+    try:
+        cls = NEURONS[name]
+    except KeyError:
+        raise ConfigError(
+            f"neuron: unknown type {name!r}; choose one of {sorted(NEURONS)}."
+        ) from None
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:
+        raise ConfigError(f"neuron {name!r}: bad parameter ({exc}).") from None
+
+
+def neuron_factory(name: str, **kwargs: Any) -> Callable[[], MembraneNeuron]:
+    """A zero-argument callable building fresh neurons of one type (for model builders)."""
+    build_neuron(name, **kwargs)  # validate once, at model-definition time
+    # deep-copied so that a surrogate instance passed in (e.g. a learnable ATan) is not
+    # shared between layers
+    return lambda: build_neuron(name, **copy.deepcopy(kwargs))

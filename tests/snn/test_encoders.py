@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from devprune.errors import ConfigError, LayoutError
+from devprune.snn.encoders import BernoulliEncoder, DirectEncoder, EventFrameEncoder
+
+
+def test_direct_encoder_repeats_input():
+    x = torch.randn(3, 1, 4, 4)
+    y = DirectEncoder(5)(x)
+    assert y.shape == (5, 3, 1, 4, 4)
+    assert all(torch.equal(step, x) for step in y.unbind(0))
+
+
+def test_bernoulli_rate_matches_pixel_value():
+    torch.manual_seed(0)
+    pixels = torch.tensor([[0.0, 0.1, 0.5, 0.9, 1.0]])
+    spikes = BernoulliEncoder(4000)(pixels)
+    assert set(spikes.unique().tolist()) <= {0.0, 1.0}
+    rates = spikes.mean(0)
+    # binomial std at p=0.5, n=4000 is 0.008: 0.03 is > 3.5 sigma
+    torch.testing.assert_close(rates, pixels, atol=0.03, rtol=0)
+    assert rates[0, 0] == 0 and rates[0, -1] == 1
+
+
+def test_bernoulli_steps_are_independent():
+    torch.manual_seed(1)
+    spikes = BernoulliEncoder(2000)(torch.full((1, 1), 0.5)).flatten()
+    # P(s_t = 1 and s_t+1 = 1) is 0.25 for independent draws
+    both = (spikes[1:] * spikes[:-1]).mean().item()
+    assert both == pytest.approx(0.25, abs=0.04)
+
+
+def test_event_frame_encoder_is_time_major_with_crop_and_truncation():
+    x = torch.arange(2 * 6 * 2 * 34 * 34, dtype=torch.float32).reshape(2, 6, 2, 34, 34)
+    y = EventFrameEncoder(time_steps=4, crop=32)(x)
+    assert y.shape == (4, 2, 2, 32, 32)
+    torch.testing.assert_close(y[3, 1], x[1, 3, :, 1:33, 1:33])
+    assert EventFrameEncoder()(x).shape == (6, 2, 2, 34, 34)
+
+
+def test_event_frame_encoder_errors():
+    with pytest.raises(LayoutError, match=r"\[B, T, C, H, W\]"):
+        EventFrameEncoder()(torch.zeros(2, 2, 8, 8))
+    with pytest.raises(LayoutError, match="frames"):
+        EventFrameEncoder(time_steps=9)(torch.zeros(1, 4, 2, 8, 8))
+    with pytest.raises(LayoutError, match="crop"):
+        EventFrameEncoder(crop=9)(torch.zeros(1, 4, 2, 8, 8))
+    with pytest.raises(ConfigError, match="time_steps"):
+        DirectEncoder(0)

@@ -1,0 +1,61 @@
+"""Multi-step layers equal the plain layer applied to every time step."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from devprune.errors import LayoutError
+from devprune.snn import layers as ms
+
+
+@pytest.mark.parametrize(
+    ("layer", "step_shape"),
+    [
+        (ms.Conv2d(2, 3, 3, padding=1), (2, 5, 5)),
+        (ms.Linear(4, 3), (4,)),
+        (ms.AvgPool2d(2), (2, 4, 4)),
+        (ms.MaxPool2d(2), (2, 4, 4)),
+        (ms.AdaptiveAvgPool2d(1), (2, 4, 4)),
+        (ms.SeqToANN(nn.ReLU()), (3, 2)),
+    ],
+    ids=lambda v: type(v).__name__ if isinstance(v, nn.Module) else "",
+)
+def test_folded_layer_equals_per_step(layer, step_shape):
+    x = torch.randn(3, 2, *step_shape)
+    plain = _plain(layer)
+    expected = torch.stack([plain(step) for step in x.unbind(0)])
+    torch.testing.assert_close(layer(x), expected)
+
+
+def _plain(layer: nn.Module):
+    """The single-step forward of the torch class a multi-step layer derives from."""
+    if isinstance(layer, ms.SeqToANN):
+        return layer.module
+    base = next(c for c in type(layer).__mro__[1:] if c.__module__.startswith("torch.nn"))
+    return lambda s: base.forward(layer, s)
+
+
+def test_batchnorm_statistics_span_time_and_batch():
+    bn = ms.BatchNorm2d(2)
+    x = torch.randn(4, 3, 2, 5, 5) * 3 + 1
+    y = bn(x)
+    torch.testing.assert_close(y.mean(dim=(0, 1, 3, 4)), torch.zeros(2), atol=1e-5, rtol=0)
+
+
+def test_flatten_keeps_time_and_batch():
+    assert ms.Flatten()(torch.zeros(4, 3, 2, 5, 5)).shape == (4, 3, 50)
+
+
+def test_layers_are_torch_classes_and_multi_step():
+    assert isinstance(ms.Conv2d(1, 1, 1), nn.Conv2d) and isinstance(ms.Linear(1, 1), nn.Linear)
+    assert all(ms.is_multi_step(cls.__new__(cls)) for cls in ms.MULTI_STEP_LAYERS)
+    assert not ms.is_multi_step(nn.Conv2d(1, 1, 1))
+
+
+def test_single_step_input_is_rejected():
+    with pytest.raises(LayoutError, match="multi-step"):
+        ms.Conv2d(1, 1, 3)(torch.zeros(2, 1, 5, 5))
+    with pytest.raises(LayoutError, match="Flatten"):
+        ms.Flatten()(torch.zeros(2, 3))
