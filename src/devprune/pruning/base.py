@@ -23,7 +23,6 @@ training mode, so evaluation passes never disturb the statistics.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 from typing import Any
 
 import torch
