@@ -1,0 +1,130 @@
+"""From recordings on disk to a stack of frames: decode, integrate, crop, cache.
+
+A dataset is described by an :class:`EventDatasetSpec` (sensor, classes, how to list its
+recordings); :func:`load_frames` builds the frames of any subset of samples, decoding each
+file at most once and only when its frames are not cached yet.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from devprune.data.events.cache import FrameCache
+from devprune.data.events.frames import FrameSpec, center_crop, compact_dtype, integrate_batch
+from devprune.data.events.types import EVENT_DTYPE, RecordingGroup, SensorSize
+from devprune.errors import DataError
+
+GroupLister = Callable[[Path, str], list[RecordingGroup]]
+
+
+@dataclass(frozen=True)
+class EventDatasetSpec:
+    """Static facts of an on-disk event dataset.
+
+    ``list_groups(folder, split)`` lists the recordings of the official ``"train"`` or
+    ``"test"`` split; ``crop`` (height, width) is applied to the frames after integration.
+    """
+
+    name: str
+    sensor: SensorSize
+    num_classes: int
+    list_groups: GroupLister
+    default_frames: FrameSpec
+    crop: tuple[int, int] | None = None
+
+    def frame_shape(self, spec: FrameSpec) -> tuple[int, int, int, int]:
+        """``(T, 2, H, W)`` of one sample under ``spec``."""
+        height = -(-self.sensor.height // spec.downsample)
+        width = -(-self.sensor.width // spec.downsample)
+        if self.crop is not None:
+            height, width = min(height, self.crop[0]), min(width, self.crop[1])
+        return spec.time_steps, 2, height, width
+
+    def cache_key(self, spec: FrameSpec) -> str:
+        _, _, height, width = self.frame_shape(spec)
+        return f"{spec.key()}-{height}x{width}"
+
+
+@dataclass(frozen=True)
+class SampleRef:
+    group: int
+    member: int
+    key: str
+    label: int
+
+
+def sample_table(groups: Sequence[RecordingGroup]) -> list[SampleRef]:
+    """Every sample of ``groups`` in order, with where to find it."""
+    return [
+        SampleRef(g, m, key, label)
+        for g, group in enumerate(groups)
+        for m, (key, label) in enumerate(zip(group.keys, group.labels, strict=True))
+    ]
+
+
+def integrate_group(
+    dataset: EventDatasetSpec, events_per_sample: Sequence[np.ndarray], spec: FrameSpec
+) -> np.ndarray:
+    """Frames ``[S, T, 2, H, W]`` (compact integer dtype) of the samples of one recording."""
+    lengths = [len(e) for e in events_per_sample]
+    sample = np.repeat(np.arange(len(lengths)), lengths)
+    events = np.concatenate(list(events_per_sample)) if lengths else np.zeros(0, EVENT_DTYPE)
+    frames = integrate_batch(sample, events, len(lengths), dataset.sensor.height,
+                             dataset.sensor.width, spec)
+    _, _, height, width = dataset.frame_shape(spec)
+    return compact_dtype(center_crop(frames, height, width))
+
+
+def load_frames(
+    dataset: EventDatasetSpec,
+    groups: Sequence[RecordingGroup],
+    wanted: Sequence[int],
+    spec: FrameSpec,
+    cache: FrameCache | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Frames ``[len(wanted), T, 2, H, W]`` and labels of the samples ``wanted``.
+
+    Indices refer to :func:`sample_table` order. Cached samples are read from disk; for the
+    others each recording is decoded once and all its samples go into the cache.
+    """
+    table = sample_table(groups)
+    out = np.zeros((len(wanted), *dataset.frame_shape(spec)), dtype=np.uint16)
+    labels = np.array([table[i].label for i in wanted], dtype=np.int64)
+    missing: dict[int, list[tuple[int, SampleRef]]] = {}
+    for row, index in enumerate(wanted):
+        ref = table[index]
+        frames = cache.get(ref.key) if cache is not None else None
+        if frames is None:
+            missing.setdefault(ref.group, []).append((row, ref))
+        else:
+            out[row] = _checked(frames, out.shape[1:], cache, ref.key)
+    for group_index, rows in missing.items():
+        group = groups[group_index]
+        frames = integrate_group(dataset, _decode(group), spec)
+        for member, (key, label) in enumerate(zip(group.keys, group.labels, strict=True)):
+            if cache is not None:
+                cache.put(key, frames[member], label)
+        for row, ref in rows:
+            out[row] = frames[ref.member]
+    return compact_dtype(out), labels
+
+
+def _decode(group: RecordingGroup) -> list[np.ndarray]:
+    samples = group.load()
+    if len(samples) != len(group.keys):
+        raise DataError(f"{group.keys[0]}: decoded {len(samples)} samples, expected "
+                        f"{len(group.keys)}")
+    return samples
+
+
+def _checked(frames: np.ndarray, shape: tuple[int, ...], cache: FrameCache | None,
+             key: str) -> np.ndarray:
+    if frames.shape != shape:
+        where = cache.path(key) if cache is not None else key
+        raise DataError(f"cached frames {where} have shape {frames.shape}, expected {shape}; "
+                        "delete the cache folder to rebuild it")
+    return frames
