@@ -16,6 +16,7 @@ from devprune.errors import DevpruneError
 # Modules that contribute sub-commands, in the order `devprune --help` lists them.
 COMMAND_MODULES = [
     "devprune.data.commands",
+    "devprune.runner.commands",
 ]
 
 EPILOG = """\

@@ -1,0 +1,141 @@
+"""Checkpoints that let a run continue exactly where it stopped.
+
+A checkpoint holds the model, optimizer, scheduler and pruner state, the masks, every RNG
+state (Python, NumPy, torch CPU and each CUDA device, the batch loader's generator), the
+number of completed epochs, the best-validation record, the resolved config and its hash,
+and the devprune / torch versions. Files are written atomically and read with
+``torch.load(weights_only=True)``: everything inside is tensors and plain Python values, so
+loading a checkpoint never executes pickled code.
+"""
+
+from __future__ import annotations
+
+import pickle
+import random
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from devprune import __version__
+from devprune.errors import CheckpointError
+from devprune.utils.io import atomic_torch_save
+
+FORMAT = "devprune-run-checkpoint"
+FORMAT_VERSION = 1
+
+
+# ------------------------------------------------------------------------------------------
+# RNG state as plain data (so weights_only loading accepts it)
+# ------------------------------------------------------------------------------------------
+
+
+def capture_rng(generators: dict[str, torch.Generator] | None = None) -> dict[str, Any]:
+    """Every random state that influences training, as tensors and plain values."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    version, internal, gauss_next = random.getstate()
+    state: dict[str, Any] = {
+        "python": [version, list(internal), gauss_next],
+        "numpy": [kind, torch.from_numpy(np.asarray(keys, dtype=np.int64)), pos, has_gauss,
+                  gauss],
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "generators": {name: g.get_state() for name, g in (generators or {}).items()},
+    }
+    return state
+
+
+def restore_rng(state: dict[str, Any], generators: dict[str, torch.Generator] | None = None
+                ) -> None:
+    """Inverse of :func:`capture_rng`."""
+    version, internal, gauss_next = state["python"]
+    random.setstate((version, tuple(internal), gauss_next))
+    kind, keys, pos, has_gauss, gauss = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    for name, generator in (generators or {}).items():
+        if name in state["generators"]:
+            generator.set_state(state["generators"][name])
+
+
+# ------------------------------------------------------------------------------------------
+# Save / load
+# ------------------------------------------------------------------------------------------
+
+
+def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
+    """Write ``payload`` (see :func:`build_payload`) atomically to ``path``."""
+    atomic_torch_save({"format": FORMAT, "format_version": FORMAT_VERSION, **payload}, path)
+
+
+def build_payload(
+    *,
+    epochs_done: int,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    pruner: Any,
+    config: dict[str, Any],
+    config_hash: str,
+    best: dict[str, Any],
+    generators: dict[str, torch.Generator] | None = None,
+) -> dict[str, Any]:
+    masks = getattr(pruner, "masks", None)
+    return {
+        "epochs_done": epochs_done,
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "pruner": pruner.state_dict(),
+        "masks": masks.state_dict() if masks is not None else None,
+        "rng": capture_rng(generators),
+        "best": best,
+        "config": config,
+        "config_hash": config_hash,
+        "devprune_version": __version__,
+        "torch_version": torch.__version__,
+    }
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Read a checkpoint, refusing a missing, truncated, corrupt or foreign file."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist; start the run without --resume")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile,
+            pickle.UnpicklingError) as err:
+        raise CheckpointError(
+            f"checkpoint {path} is corrupt or truncated ({type(err).__name__}: "
+            f"{str(err).splitlines()[0][:160]}); delete it and resume from another checkpoint "
+            "of the run (e.g. best.pt or an epoch-NNN.pt) or start the run again"
+        ) from err
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise CheckpointError(
+            f"{path} is not a devprune run checkpoint (no '{FORMAT}' marker); pass the "
+            "last.pt or best.pt that `devprune train` wrote"
+        )
+    if payload.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path} has checkpoint format version {payload.get('format_version')} but this "
+            f"devprune ({__version__}) reads version {FORMAT_VERSION}; use the devprune "
+            f"version that wrote it ({payload.get('devprune_version')})"
+        )
+    return payload
+
+
+def load_model_state(model: torch.nn.Module, state: dict[str, Any], path: str | Path) -> None:
+    """Load weights strictly, turning a shape or key mismatch into a CheckpointError."""
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as err:
+        detail = " ".join(str(err).split())[:400]
+        raise CheckpointError(
+            f"checkpoint {path} does not fit this model ({detail}); it was written for a "
+            "different model.* setting: resume with the run's own config.yaml or start anew"
+        ) from err

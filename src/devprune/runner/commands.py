@@ -1,0 +1,144 @@
+"""CLI sub-commands of the runner: ``train``, ``eval``, ``report``, ``presets``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from devprune.errors import ConfigError
+
+TRAIN_EPILOG = """\
+examples:
+  devprune train mnist-mlp-dense-quick                  # a shipped preset -> runs/<name>
+  devprune train my.yaml --set train.epochs=50 --set prune.method=dpap --out runs/x
+  devprune train mnist-mlp-dense-quick --set train.lr=5e-4 model.kwargs.hidden=[400]
+  devprune train --resume --out runs/x                  # continue runs/x from last.pt
+
+--set values are YAML scalars: 1e-3, true, null, [40, 80], {hidden: [800]}.
+A file may start from a preset with `base: <preset>`; docs/CONFIG.md lists every key.
+"""
+
+EVAL_EPILOG = """\
+examples:
+  devprune eval runs/x                    # test accuracy + workload of best.pt
+  devprune eval runs/x --checkpoint last  # of the last epoch instead
+"""
+
+REPORT_EPILOG = """\
+examples:
+  devprune report runs/x                          # runs/x/report.md + PNGs
+  devprune report runs/dense runs/dpap --out runs/compare   # table + accuracy vs connectivity
+"""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    _register_train(subparsers)
+    _register_eval(subparsers)
+    _register_report(subparsers)
+    presets = subparsers.add_parser("presets", help="list the shipped experiment presets",
+                                    description="List the shipped presets with one line each.")
+    presets.set_defaults(func=cmd_presets)
+
+
+def _parser(subparsers: argparse._SubParsersAction, name: str, help_text: str,
+            epilog: str) -> argparse.ArgumentParser:
+    return subparsers.add_parser(name, help=help_text, description=help_text[0].upper() +
+                                 help_text[1:] + ".", epilog=epilog,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def _register_train(subparsers: argparse._SubParsersAction) -> None:
+    p = _parser(subparsers, "train", "train (and prune) a network from a preset or YAML config",
+                TRAIN_EPILOG)
+    p.add_argument("config", nargs="?", metavar="CONFIG|PRESET",
+                   help="a YAML file or a preset name (`devprune presets`); with --resume it "
+                   "defaults to the run's own config.yaml")
+    p.add_argument("--set", dest="overrides", nargs="+", action="extend", default=[],
+                   metavar="KEY=VALUE", help="override config keys, e.g. train.lr=1e-4")
+    p.add_argument("--out", type=Path, help="run directory (default: run.out or runs/<name>)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out from its last.pt (exactly, on CPU)")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress bars or banner; only the epoch lines and the result")
+    p.set_defaults(func=cmd_train)
+
+
+def _register_eval(subparsers: argparse._SubParsersAction) -> None:
+    p = _parser(subparsers, "eval", "evaluate a run's checkpoint on the test split",
+                EVAL_EPILOG)
+    p.add_argument("run", type=Path, metavar="RUN", help="a run directory")
+    p.add_argument("--checkpoint", choices=["best", "last"], default="best",
+                   help="which checkpoint (default best; last when the run has no best.pt)")
+    p.set_defaults(func=cmd_eval)
+
+
+def _register_report(subparsers: argparse._SubParsersAction) -> None:
+    p = _parser(subparsers, "report", "write Markdown reports and PNG plots of runs",
+                REPORT_EPILOG)
+    p.add_argument("runs", nargs="+", type=Path, metavar="RUN", help="run directories")
+    p.add_argument("--out", type=Path,
+                   help="folder of the comparison report (several runs; default: "
+                   "<parent of the first run>/comparison)")
+    p.set_defaults(func=cmd_report)
+
+
+# ------------------------------------------------------------------------------------------
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from devprune.runner.config import load_config
+    from devprune.runner.train import CONFIG_FILE, train
+
+    source = args.config
+    if source is None:
+        if not (args.resume and args.out):
+            raise ConfigError("train: give a CONFIG file or PRESET name (`devprune presets` "
+                              "lists them), or --resume --out RUN to continue a run")
+        source = str(args.out / CONFIG_FILE)
+    cfg = load_config(source, args.overrides)
+    train(cfg, args.out, resume=args.resume, quiet=args.quiet)
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from devprune.runner.evaluate import evaluate_run
+
+    result = evaluate_run(args.run, args.checkpoint)
+    print(_eval_text(result))
+    return 0
+
+
+def _eval_text(result: dict[str, Any]) -> str:
+    lines = [f"{result['run']} ({result['checkpoint']}, after epoch {result['epochs_done']}): "
+             f"test accuracy {100 * result['test_accuracy']:.2f}% on {result['test_samples']} "
+             f"samples, connectivity {100 * result['connectivity']:.1f}%"]
+    if result.get("workload"):
+        lines.append("workload: " + json.dumps(result["workload"])[:600])
+    lines.append(f"written: {result['path']}")
+    return "\n".join(lines)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from devprune.runner.report import write_comparison_report, write_run_report
+
+    for run in args.runs:
+        if not run.is_dir():
+            raise ConfigError(f"report: {run} is not a directory; pass run directories "
+                              "written by `devprune train`")
+        print(f"wrote {write_run_report(run)}")
+    if len(args.runs) > 1:
+        out = args.out or args.runs[0].parent / "comparison"
+        print(f"wrote {write_comparison_report(args.runs, out)}")
+    return 0
+
+
+def cmd_presets(args: argparse.Namespace) -> int:
+    from devprune.runner.presets import list_presets
+
+    presets = list_presets()
+    width = max((len(n) for n in presets), default=0)
+    for name, description in presets.items():
+        print(f"{name:<{width}}  {description}")
+    return 0

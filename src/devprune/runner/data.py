@@ -1,0 +1,73 @@
+"""The loaders of one run: train / validation / test / measurement subset, from ``data``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from devprune.errors import ConfigError
+from devprune.runner.config import DataConfig
+
+
+@dataclass
+class RunData:
+    """Datasets and loaders of a run; ``val`` is None when ``data.val_fraction`` is 0."""
+
+    info: Any
+    train_set: Any
+    test_set: Any
+    train: Any
+    val: Any
+    test: Any
+    measure: Any
+    example_input: torch.Tensor
+    val_size: int = 0
+    # Generators whose state a checkpoint must carry. The loaders derive every draw from
+    # (seed, epoch), so there are none today; the slot keeps the checkpoint format stable.
+    generators: dict[str, torch.Generator] = field(default_factory=dict)
+
+    def start_epoch(self, epoch: int) -> None:
+        """Fix shuffling and augmentation of the coming epoch (what makes resume exact)."""
+        self.train.set_epoch(epoch)
+
+
+def _dataset(cfg: DataConfig, split: str, limit: int | None) -> Any:
+    from devprune.data import get_dataset
+
+    try:
+        return get_dataset(cfg.name, split, cfg.root, val_fraction=cfg.val_fraction,
+                           seed=cfg.seed, augment=cfg.augment and split == "train",
+                           limit=limit, **cfg.options)
+    except TypeError as err:
+        raise ConfigError(f"data.options: {err}; remove or rename the key") from err
+
+
+def build_run_data(cfg: DataConfig, device: torch.device, measure_subset: int = 1000
+                   ) -> RunData:
+    """Load the splits and wrap them in seeded :class:`devprune.data.TensorBatchLoader`\\ s."""
+    from devprune.data import TensorBatchLoader, dataset_info
+
+    info = dataset_info(cfg.name)
+    train_set = _dataset(cfg, "train", cfg.limit_train)
+    test_set = _dataset(cfg, "test", cfg.limit_eval)
+    val_set = _dataset(cfg, "val", cfg.limit_eval) if cfg.val_fraction > 0 else None
+    loader_device = device if device.type != "cpu" else None
+
+    def eval_loader(dataset: Any) -> Any:
+        return TensorBatchLoader(dataset, cfg.eval_batch_size, shuffle=False,
+                                 device=loader_device)
+
+    subset = test_set.subset(torch.arange(min(measure_subset, len(test_set))))
+    example, _ = train_set.batch(torch.arange(min(2, len(train_set))), augment=False)
+    return RunData(
+        info=info, train_set=train_set, test_set=test_set,
+        train=TensorBatchLoader(train_set, cfg.batch_size, shuffle=True, seed=cfg.seed,
+                                device=loader_device),
+        val=eval_loader(val_set) if val_set is not None else None,
+        test=eval_loader(test_set),
+        measure=eval_loader(subset),
+        example_input=example,
+        val_size=len(val_set) if val_set is not None else 0,
+    )

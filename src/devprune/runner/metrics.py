@@ -1,0 +1,139 @@
+"""The run's measurement log: ``metrics.jsonl`` (one object per epoch) and what goes in it."""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from devprune import __version__
+from devprune.utils.io import atomic_write_text
+
+# ------------------------------------------------------------------------------------------
+# Static structure: connectivity and units alive
+# ------------------------------------------------------------------------------------------
+
+
+def _weight_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    return [(name, m) for name, m in model.named_modules()
+            if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Linear))]
+
+
+def structure_metrics(model: nn.Module) -> dict[str, Any]:
+    """Connectivity and units alive, counted on the weights the network really has.
+
+    A unit (filter / neuron) is alive while any of its incoming weights is non-zero; counting
+    the weights themselves (not the masks) holds in both pruning modes, since ``reference``
+    mode zeroes weights at each pruning step and ``default`` mode keeps them at zero.
+    """
+    layers: dict[str, dict[str, Any]] = {}
+    total = nonzero = 0
+    for name, module in _weight_layers(model):
+        weight = module.weight.detach()
+        rows = weight.reshape(weight.shape[0], -1)
+        layer_nonzero = int(torch.count_nonzero(rows))
+        layers[name] = {
+            "units_total": int(rows.shape[0]),
+            "units_alive": int((rows != 0).any(dim=1).sum()),
+            "weights_total": int(rows.numel()),
+            "weights_nonzero": layer_nonzero,
+            "connectivity": layer_nonzero / max(int(rows.numel()), 1),
+        }
+        total += rows.numel()
+        nonzero += layer_nonzero
+    params_total = sum(p.numel() for p in model.parameters())
+    params_nonzero = sum(int(torch.count_nonzero(p.detach())) for p in model.parameters())
+    return {
+        "connectivity": nonzero / max(total, 1),
+        "params_total": int(params_total),
+        "params_nonzero": int(params_nonzero),
+        "layers": layers,
+    }
+
+
+def units_line(layers: dict[str, dict[str, Any]]) -> str:
+    """``"fc1 612/800, fc2 10/10"`` for the epoch summary."""
+    return ", ".join(f"{name} {v['units_alive']}/{v['units_total']}"
+                     for name, v in layers.items())
+
+
+# ------------------------------------------------------------------------------------------
+# JSON hygiene
+# ------------------------------------------------------------------------------------------
+
+
+def to_jsonable(value: Any) -> Any:
+    """Tensors, numpy values and non-finite floats -> plain JSON values (NaN/inf -> null)."""
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, torch.Tensor):
+        return to_jsonable(value.detach().cpu().tolist())
+    if isinstance(value, np.ndarray):
+        return to_jsonable(value.tolist())
+    if isinstance(value, np.generic):
+        return to_jsonable(value.item())
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return str(value)
+
+
+# ------------------------------------------------------------------------------------------
+# metrics.jsonl
+# ------------------------------------------------------------------------------------------
+
+
+def read_metrics(path: str | Path) -> list[dict[str, Any]]:
+    """Every epoch record of a ``metrics.jsonl`` (empty list when the file is absent)."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def write_metrics(path: str | Path, records: list[dict[str, Any]]) -> None:
+    """Rewrite the whole log atomically (a few KB per epoch; never half a line on disk)."""
+    text = "".join(json.dumps(to_jsonable(r), sort_keys=False) + "\n" for r in records)
+    atomic_write_text(path, text)
+
+
+# ------------------------------------------------------------------------------------------
+# Provenance
+# ------------------------------------------------------------------------------------------
+
+
+def versions() -> dict[str, str]:
+    import yaml
+
+    return {
+        "devprune": __version__,
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "pyyaml": yaml.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(terse=True),
+    }
+
+
+def git_commit() -> dict[str, Any] | None:
+    """Commit of the devprune source tree (None when it is not a git checkout)."""
+    here = Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True,
+                                text=True, timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=here, capture_output=True, text=True, timeout=10,
+                               check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return {"commit": commit, "dirty": bool(dirty)}

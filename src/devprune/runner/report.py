@@ -1,0 +1,131 @@
+"""Markdown reports with PNG plots, for one run or a comparison of several."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from devprune.errors import ConfigError
+from devprune.runner.metrics import read_metrics
+from devprune.runner.plots import plot_accuracy_vs_connectivity, plot_training, plot_units
+from devprune.utils.io import atomic_write_text
+
+REPORT_FILE = "report.md"
+
+
+def _pct(value: float | None, digits: int = 2) -> str:
+    return "-" if value is None else f"{100 * value:.{digits}f}%"
+
+
+def load_run(run_dir: str | Path) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+    """(summary or None while unfinished, epoch records) of a run directory."""
+    run_dir = Path(run_dir)
+    records = read_metrics(run_dir / "metrics.jsonl")
+    if not records:
+        raise ConfigError(f"{run_dir} holds no metrics.jsonl with epochs; pass a run directory "
+                          "written by `devprune train`")
+    summary_path = run_dir / "summary.json"
+    summary = json.loads(summary_path.read_text()) if summary_path.is_file() else None
+    return summary, records
+
+
+def _headline_rows(summary: dict[str, Any] | None, records: list[dict[str, Any]]) -> list[str]:
+    last = records[-1]
+    rows = [
+        ("epochs trained", str(last["epoch"] + 1)),
+        ("final test accuracy", _pct(last["test_accuracy"])),
+    ]
+    if summary is not None:
+        best = summary.get("best_val")
+        rows.append(("test accuracy at best-validation epoch",
+                     f"{_pct(best['test_accuracy'])} (epoch {best['epoch'] + 1})" if best
+                     else "- (no validation split)"))
+        ref = summary["best_test_reference"]
+        rows.append(("best test accuracy (reference convention, selected on test)",
+                     f"{_pct(ref['test_accuracy'])} (epoch {ref['epoch'] + 1})"))
+    rows += [
+        ("connectivity (non-zero / all conv+linear weights)", _pct(last["connectivity"])),
+        ("compression (1 - connectivity)", _pct(1 - last["connectivity"])),
+        ("parameters non-zero / total", f"{last['params_nonzero']:,} / {last['params_total']:,}"),
+        ("units alive", ", ".join(f"{n} {v['units_alive']}/{v['units_total']}"
+                                  for n, v in last["layers"].items())),
+    ]
+    rows += [(f"workload: {k}", _fmt(v)) for k, v in _scalars(last.get("workload")).items()]
+    rows.append(("wall time", f"{last.get('wall_time_s', 0):.0f} s"))
+    return ["| quantity | value |", "|---|---|", *[f"| {k} | {v} |" for k, v in rows]]
+
+
+def _scalars(section: Any) -> dict[str, Any]:
+    if not isinstance(section, dict):
+        return {}
+    return {k: v for k, v in section.items() if isinstance(v, (int, float)) and
+            not isinstance(v, bool)}
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else f"{value:,}"
+
+
+def _epoch_table(records: list[dict[str, Any]]) -> list[str]:
+    lines = ["| epoch | lr | train loss | val acc | test acc | connectivity | units alive |"
+             " pruning events |", "|---|---|---|---|---|---|---|---|"]
+    for r in records:
+        units = ", ".join(f"{v['units_alive']}" for v in r["layers"].values())
+        events = ", ".join(sorted(r.get("pruning") or {})) or "-"
+        lines.append(f"| {r['epoch'] + 1} | {r['lr']:.3g} | {r['train_loss']:.4f} | "
+                     f"{_pct(r['val_accuracy'])} | {_pct(r['test_accuracy'])} | "
+                     f"{_pct(r['connectivity'], 1)} | {units} | {events} |")
+    return lines
+
+
+def write_run_report(run_dir: str | Path) -> Path:
+    """``report.md``, ``accuracy_connectivity.png`` and ``units.png`` in ``run_dir``."""
+    run_dir = Path(run_dir)
+    summary, records = load_run(run_dir)
+    name = (summary or {}).get("run", run_dir.name)
+    plot_training(records, run_dir / "accuracy_connectivity.png", name)
+    plot_units(records, run_dir / "units.png", name)
+    state = "finished" if summary else "unfinished (no summary.json yet)"
+    about = summary and f"{summary['model']} on {summary['dataset']}, method " \
+        f"{summary['method']} ({summary['mode']})"
+    lines = [f"# Run {name}", "", f"{about or ''} — {state}.", "",
+             *_headline_rows(summary, records), "",
+             "![accuracy and connectivity](accuracy_connectivity.png)", "",
+             "![units alive per layer](units.png)", "", "## Epochs", "",
+             *_epoch_table(records), ""]
+    path = run_dir / REPORT_FILE
+    atomic_write_text(path, "\n".join(lines))
+    return path
+
+
+def write_comparison_report(run_dirs: list[str | Path], out_dir: str | Path) -> Path:
+    """A table of several runs and their accuracy-vs-connectivity plot in ``out_dir``."""
+    out_dir = Path(out_dir)
+    runs: dict[str, list[dict[str, Any]]] = {}
+    rows = ["| run | method | final test acc | test acc at best val | connectivity | "
+            "params non-zero | epochs |", "|---|---|---|---|---|---|---|"]
+    for run_dir in map(Path, run_dirs):
+        summary, records = load_run(run_dir)
+        label = _unique(runs, run_dir.name)
+        runs[label] = records
+        last = records[-1]
+        best = (summary or {}).get("best_val")
+        rows.append(f"| {label} | {(summary or {}).get('method', '?')} | "
+                    f"{_pct(last['test_accuracy'])} | "
+                    f"{_pct(best['test_accuracy']) if best else '-'} | "
+                    f"{_pct(last['connectivity'], 1)} | {last['params_nonzero']:,} | "
+                    f"{last['epoch'] + 1} |")
+    plot_accuracy_vs_connectivity(runs, out_dir / "accuracy_vs_connectivity.png")
+    lines = ["# Comparison of runs", "", *rows, "",
+             "![test accuracy vs connectivity](accuracy_vs_connectivity.png)", ""]
+    path = out_dir / REPORT_FILE
+    atomic_write_text(path, "\n".join(lines))
+    return path
+
+
+def _unique(existing: dict[str, Any], name: str) -> str:
+    label, n = name, 2
+    while label in existing:
+        label, n = f"{name} ({n})", n + 1
+    return label

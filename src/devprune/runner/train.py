@@ -1,0 +1,370 @@
+"""``train(cfg, out_dir, resume)``: one experiment from config to run directory.
+
+Order of one epoch (the reference codes' order): train with the per-batch Pruner hooks, then
+``pruner.on_epoch_end`` (the structural step), then evaluate the just-pruned network on the
+validation and test splits, log, checkpoint. Everything is seeded; on CPU a resumed run
+reproduces the uninterrupted one bit for bit.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from devprune.errors import CheckpointError, ConfigError
+from devprune.pruning.base import Pruner, build_pruner
+from devprune.runner import checkpoint as ckpt
+from devprune.runner.config import (
+    Config,
+    config_differences,
+    config_hash,
+    config_to_dict,
+    dump_config,
+)
+from devprune.runner.data import RunData, build_run_data
+from devprune.runner.loop import build_optimizer, build_scheduler, evaluate, train_epoch
+from devprune.runner.measurements import measure_static, measure_workload
+from devprune.runner.metrics import git_commit, read_metrics, units_line, versions, write_metrics
+from devprune.utils.io import atomic_write_json, atomic_write_text
+
+Log = Callable[[str], None]
+
+CONFIG_FILE = "config.yaml"
+METRICS_FILE = "metrics.jsonl"
+SUMMARY_FILE = "summary.json"
+LAST, BEST = "last.pt", "best.pt"
+
+
+def default_out_dir(cfg: Config) -> Path:
+    return Path(cfg.run.out or Path("runs") / cfg.run.name)
+
+
+# ------------------------------------------------------------------------------------------
+# Runtime set-up
+# ------------------------------------------------------------------------------------------
+
+
+def select_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("train.device: 'cuda' requested but no CUDA device is available; "
+                          "use train.device=cpu (or auto)")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def configure_torch(cfg: Config) -> torch.device:
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
+    # warn_only: a kernel without a deterministic variant must not stop a run.
+    torch.use_deterministic_algorithms(cfg.train.deterministic, warn_only=True)
+    if torch.backends.cudnn.is_available():
+        torch.backends.cudnn.benchmark = not cfg.train.deterministic
+    seed_everything(cfg.train.seed)
+    return select_device(cfg.train.device)
+
+
+def build_network(cfg: Config, data: RunData, device: torch.device) -> nn.Module:
+    from devprune.models import build_model
+
+    try:
+        model = build_model(cfg.model.name, in_shape=data.info.in_shape,
+                            num_classes=data.info.num_classes,
+                            time_steps=cfg.model.time_steps, **cfg.model.kwargs)
+    except TypeError as err:
+        raise ConfigError(f"model.kwargs: {err}; remove or rename the key") from err
+    return model.to(device)
+
+
+# ------------------------------------------------------------------------------------------
+# The run's mutable state
+# ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Session:
+    """Everything one training process holds; built once, restored from ``last.pt``."""
+
+    cfg: Config
+    out: Path
+    device: torch.device
+    data: RunData
+    model: nn.Module
+    forward: Callable[[torch.Tensor], torch.Tensor]
+    pruner: Pruner
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    loss_fn: Callable
+    epochs_done: int = 0
+    wall_time_s: float = 0.0
+    best: dict[str, Any] = field(default_factory=dict)
+    records: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def hash(self) -> str:
+        return config_hash(self.cfg)
+
+
+def build_session(cfg: Config, out: Path) -> Session:
+    """Data, model, pruner, optimizer and schedule, all seeded from ``cfg``."""
+    from devprune.models import get_loss
+
+    device = configure_torch(cfg)
+    data = build_run_data(cfg.data, device, cfg.measure.subset)
+    model = build_network(cfg, data, device)
+    pruner = build_pruner(cfg.prune.method, model, data.example_input.to(device),
+                          cfg.method_config())
+    optimizer = build_optimizer(model, cfg.train)
+    pruner.bind_optimizer(optimizer)
+    scheduler = build_scheduler(optimizer, cfg.train)
+    forward = torch.compile(model) if cfg.train.compile else model
+    return Session(cfg=cfg, out=out, device=device, data=data, model=model, forward=forward,
+                   pruner=pruner, optimizer=optimizer, scheduler=scheduler,
+                   loss_fn=get_loss(cfg.train.loss))
+
+
+# ------------------------------------------------------------------------------------------
+# Checkpoints
+# ------------------------------------------------------------------------------------------
+
+
+def save_session(s: Session, path: Path) -> None:
+    payload = ckpt.build_payload(
+        epochs_done=s.epochs_done, model=s.model, optimizer=s.optimizer,
+        scheduler=s.scheduler, pruner=s.pruner, config=config_to_dict(s.cfg),
+        config_hash=s.hash, best=s.best, generators=s.data.generators)
+    payload["wall_time_s"] = s.wall_time_s
+    ckpt.save_checkpoint(path, payload)
+
+
+def restore_session(s: Session, path: Path) -> None:
+    """Load ``path`` into ``s``; refuse a checkpoint written under another configuration."""
+    payload = ckpt.load_checkpoint(path)
+    if payload["config_hash"] != s.hash:
+        diffs = config_differences(payload["config"], s.cfg) or ["(settings hash differs)"]
+        raise CheckpointError(
+            f"checkpoint {path} was written with a different configuration: "
+            f"{'; '.join(diffs[:6])}. Resume with the run's own config ("
+            f"devprune train {path.parent / CONFIG_FILE} --resume --out {path.parent}) or "
+            "start a new run in another --out directory"
+        )
+    ckpt.load_model_state(s.model, payload["model"], path)
+    s.optimizer.load_state_dict(payload["optimizer"])
+    s.scheduler.load_state_dict(payload["scheduler"])
+    s.pruner.load_state_dict(payload["pruner"])
+    ckpt.restore_rng(payload["rng"], s.data.generators)
+    s.epochs_done = int(payload["epochs_done"])
+    s.wall_time_s = float(payload.get("wall_time_s", 0.0))
+    s.best = dict(payload["best"])
+    # Epochs logged after this checkpoint are re-run, so their lines are dropped.
+    s.records = [r for r in read_metrics(s.out / METRICS_FILE) if r["epoch"] < s.epochs_done]
+
+
+def _snapshot(s: Session) -> None:
+    cfg = s.cfg.run
+    name = f"epoch-{s.epochs_done:03d}.pt"
+    save_session(s, s.out / name)
+    snapshots = sorted(s.out.glob("epoch-*.pt"))
+    for old in snapshots[: max(len(snapshots) - cfg.keep, 0)]:
+        old.unlink(missing_ok=True)
+
+
+# ------------------------------------------------------------------------------------------
+# One epoch
+# ------------------------------------------------------------------------------------------
+
+
+def run_epoch(s: Session, epoch: int, *, progress: bool) -> dict[str, Any]:
+    """Train, prune, evaluate and measure one epoch; returns its metrics record."""
+    start = time.perf_counter()
+    lr = s.optimizer.param_groups[0]["lr"]
+    s.data.start_epoch(epoch)
+    fit = train_epoch(s.model, s.data.train, s.loss_fn, s.optimizer, s.pruner, epoch=epoch,
+                      device=s.device, forward=s.forward, progress=progress)
+    events = s.pruner.on_epoch_end(epoch) or {}
+    s.scheduler.step()
+    val = evaluate(s.model, s.data.val, s.loss_fn, device=s.device,
+                   forward=s.forward) if s.data.val is not None else None
+    test = evaluate(s.model, s.data.test, s.loss_fn, device=s.device, forward=s.forward)
+    record: dict[str, Any] = {
+        "epoch": epoch, "lr": lr,
+        "train_loss": fit.loss, "train_accuracy": fit.accuracy,
+        "val_loss": val.loss if val else None, "val_accuracy": val.accuracy if val else None,
+        "test_loss": test.loss, "test_accuracy": test.accuracy,
+    }
+    record.update(measure_static(s.model, s.pruner))
+    if _measure_now(s.cfg, epoch):
+        record["workload"] = measure_workload(s.model, s.data.measure, s.cfg.measure, s.device)
+    record["pruning"] = events
+    record["epoch_time_s"] = time.perf_counter() - start
+    return record
+
+
+def _measure_now(cfg: Config, epoch: int) -> bool:
+    last = epoch == cfg.train.epochs - 1
+    return last or (cfg.measure.every > 0 and (epoch + 1) % cfg.measure.every == 0)
+
+
+def _update_best(s: Session, record: dict[str, Any]) -> bool:
+    val = record["val_accuracy"]
+    if val is None or val <= s.best.get("val_accuracy", -1.0):
+        return False
+    s.best = {"epoch": record["epoch"], "val_accuracy": val,
+              "test_accuracy": record["test_accuracy"]}
+    return True
+
+
+def epoch_line(record: dict[str, Any], epochs: int) -> str:
+    """The one-line epoch summary printed during training."""
+    val = record["val_accuracy"]
+    val_text = f"val {100 * val:.2f}%" if val is not None else "val -"
+    line = (f"epoch {record['epoch'] + 1:>3}/{epochs}  loss {record['train_loss']:.4f}  "
+            f"{val_text}  test {100 * record['test_accuracy']:.2f}%  "
+            f"conn {100 * record['connectivity']:.1f}%  units [{units_line(record['layers'])}]"
+            f"  {record['wall_time_s']:.0f}s")
+    return line
+
+
+# ------------------------------------------------------------------------------------------
+# The whole run
+# ------------------------------------------------------------------------------------------
+
+
+def _prepare_out_dir(out: Path, resume: bool) -> bool:
+    """Returns True when there is a checkpoint to resume from."""
+    has_run = (out / METRICS_FILE).exists() or (out / LAST).exists()
+    if resume:
+        if not (out / LAST).exists():
+            raise CheckpointError(f"--resume: {out} holds no {LAST}; start the run without "
+                                  "--resume (or check the --out directory)")
+        return True
+    if has_run:
+        raise ConfigError(f"run directory {out} already holds a run; pass --resume to continue "
+                          "it, or choose another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    return False
+
+
+def train(
+    cfg: Config,
+    out_dir: str | Path | None = None,
+    *,
+    resume: bool = False,
+    quiet: bool = False,
+    log: Log = print,
+    stop_after: int | None = None,
+) -> dict[str, Any]:
+    """Run the experiment ``cfg`` into ``out_dir`` (default ``runs/<run.name>``).
+
+    ``resume`` continues from ``out_dir/last.pt``. ``stop_after`` ends this process after
+    that many completed epochs as an interruption would (for time-sliced jobs and tests);
+    the run is then resumable and has no summary yet. Returns the summary (or ``{}``).
+    """
+    out = Path(out_dir) if out_dir is not None else default_out_dir(cfg)
+    has_checkpoint = _prepare_out_dir(out, resume)
+    s = build_session(cfg, out)
+    if has_checkpoint:
+        restore_session(s, out / LAST)
+        if not quiet:
+            log(f"resuming {out} after epoch {s.epochs_done}")
+    atomic_write_text(out / CONFIG_FILE, dump_config(cfg))
+    if not quiet:
+        log(_banner(s))
+    while s.epochs_done < cfg.train.epochs:
+        if stop_after is not None and s.epochs_done >= stop_after:
+            return {}
+        _one_epoch(s, quiet=quiet, log=log)
+    return finish(s, log=log, quiet=quiet)
+
+
+def _one_epoch(s: Session, *, quiet: bool, log: Log) -> None:
+    epoch = s.epochs_done
+    started = time.perf_counter()
+    record = run_epoch(s, epoch, progress=not quiet)
+    s.wall_time_s += time.perf_counter() - started
+    record["wall_time_s"] = s.wall_time_s
+    s.epochs_done = epoch + 1
+    s.records.append(record)
+    write_metrics(s.out / METRICS_FILE, s.records)
+    if _update_best(s, record):
+        save_session(s, s.out / BEST)
+    run = s.cfg.run
+    if s.epochs_done % run.checkpoint_every == 0 or s.epochs_done == s.cfg.train.epochs:
+        save_session(s, s.out / LAST)
+        if run.keep:
+            _snapshot(s)
+    log(epoch_line(record, s.cfg.train.epochs))
+
+
+def _banner(s: Session) -> str:
+    cfg = s.cfg
+    params = sum(p.numel() for p in s.model.parameters())
+    return (f"devprune train: {cfg.run.name} | {cfg.model.name} on {cfg.data.name} "
+            f"({len(s.data.train_set)} train / {s.data.val_size} val / "
+            f"{len(s.data.test_set)} test) | {params:,} params | method {cfg.prune.method} "
+            f"({cfg.prune.mode}) | {cfg.train.epochs} epochs | {s.device} | out {s.out}")
+
+
+def finish(s: Session, *, log: Log = print, quiet: bool = False) -> dict[str, Any]:
+    """Write ``summary.json``, the report and plots; returns the summary."""
+    from devprune.runner.report import write_run_report
+
+    summary = build_summary(s)
+    atomic_write_json(s.out / SUMMARY_FILE, summary)
+    write_run_report(s.out)
+    if not quiet:
+        log(final_line(summary))
+    return summary
+
+
+def build_summary(s: Session) -> dict[str, Any]:
+    last = s.records[-1]
+    by_test = max(s.records, key=lambda r: r["test_accuracy"])
+    cfg = s.cfg
+    return {
+        "run": cfg.run.name, "description": cfg.description,
+        "dataset": cfg.data.name, "model": cfg.model.name,
+        "method": cfg.prune.method, "mode": cfg.prune.mode,
+        "epochs": s.epochs_done,
+        "final": {"epoch": last["epoch"], "test_accuracy": last["test_accuracy"],
+                  "val_accuracy": last["val_accuracy"]},
+        "best_val": dict(s.best) or None,
+        # The reference codes' "best test epoch": selected on the test set, never a headline.
+        "best_test_reference": {"epoch": by_test["epoch"],
+                                "test_accuracy": by_test["test_accuracy"]},
+        "connectivity": last["connectivity"],
+        "params_total": last["params_total"], "params_nonzero": last["params_nonzero"],
+        "units": {name: {"alive": v["units_alive"], "total": v["units_total"]}
+                  for name, v in last["layers"].items()},
+        "static": last.get("static"),
+        "workload": last.get("workload"),
+        "wall_time_s": s.wall_time_s,
+        "device": str(s.device),
+        "config_hash": s.hash,
+        "versions": versions(),
+        "git": git_commit(),
+    }
+
+
+def final_line(summary: dict[str, Any]) -> str:
+    best = summary["best_val"]
+    best_text = (f"test {100 * best['test_accuracy']:.2f}% at best-val epoch {best['epoch'] + 1}"
+                 if best else "no validation split")
+    return (f"done: final test {100 * summary['final']['test_accuracy']:.2f}%, {best_text}, "
+            f"connectivity {100 * summary['connectivity']:.1f}%, "
+            f"{summary['params_nonzero']:,}/{summary['params_total']:,} params non-zero, "
+            f"{summary['wall_time_s']:.0f}s")
