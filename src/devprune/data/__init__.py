@@ -6,7 +6,7 @@ synthetic); other modules add theirs with :func:`register_dataset`.
 
 from devprune.data import synthetic, vision  # noqa: F401  (registers the built-in datasets)
 from devprune.data.base import DatasetInfo, InMemoryDataset
-from devprune.data.fetch import fetch, fetchable_datasets, require_files, verify
+from devprune.data.fetcher import fetch, fetchable_datasets, require_files, verify
 from devprune.data.loaders import TensorBatchLoader
 from devprune.data.paths import default_root
 from devprune.data.registry import (

@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from devprune.data.fetch import fetch, fetchable_datasets, verify
+from devprune.data.fetcher import fetch, fetchable_datasets, verify
 from devprune.data.paths import ENV_VAR, resolve_root
 from devprune.data.registry import (
     DatasetEntry,

@@ -1,4 +1,4 @@
-"""Where the IDX datasets can be obtained, tried in order by :func:`devprune.data.fetch.fetch`.
+"""Where the IDX datasets can be obtained, tried in order by :func:`devprune.data.fetcher.fetch`.
 
 Each source puts candidate files (raw or gzipped, any naming style) into a scratch folder or
 points at files the user already has; the fetcher verifies every one against the published

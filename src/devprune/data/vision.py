@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from devprune.data.base import BatchTransform, DatasetInfo, InMemoryDataset, to_unit_float
-from devprune.data.fetch import fetch, is_present, require_files
+from devprune.data.fetcher import fetch, is_present, require_files
 from devprune.data.idx import read_idx
 from devprune.data.registry import register_dataset
 from devprune.data.splits import select_indices
