@@ -1,0 +1,118 @@
+"""Which units of which layer survive compaction: the removal plan.
+
+Everything here reads a :class:`~devprune.structure.ModelStructure` and the unit-alive
+vectors of a :class:`~devprune.masks.MaskSet`; nothing touches a module. The rules:
+
+* a unit is removed only when it is dead in every layer whose channels are tied to it by a
+  residual add (its *class*: the residual group, or the layer alone);
+* classes in ``fixed_groups`` (tied to the model input), output layers and grouped /
+  depthwise convolutions keep every unit;
+* when a layer reads several producers that are not one residual group (a concatenation,
+  or channels mixed with the model input), those producers keep every unit, because the
+  columns they feed cannot be told apart safely;
+* a class whose units are all dead keeps one (zero) unit, so no layer has width 0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from devprune.masks import MaskSet
+from devprune.structure import ModelStructure, PrunableLayer
+
+
+@dataclass
+class RemovalPlan:
+    """Kept output units per layer and kept input columns per layer (``None``: all)."""
+
+    keep_out: dict[str, torch.Tensor]
+    keep_in: dict[str, torch.Tensor | None]
+    class_of: dict[str, str]  # layer -> representative name of its coupling class
+    pinned: dict[str, str] = field(default_factory=dict)  # class -> why nothing is removed
+
+    def removes_anything(self, structure: ModelStructure) -> bool:
+        return any(
+            self.keep_out[la.name].numel() < la.num_units
+            or (self.keep_in[la.name] is not None and self.keep_in[la.name].numel() < la.fan_in)
+            for la in structure.layers
+        )
+
+
+def _class_of(structure: ModelStructure) -> dict[str, str]:
+    """Every layer mapped to the first member of its residual group (or itself)."""
+    return {la.name: structure.group_members(la.name)[0] for la in structure.layers}
+
+
+def _pin_reasons(structure: ModelStructure, class_of: dict[str, str]) -> dict[str, str]:
+    pinned: dict[str, str] = {}
+    for gid in structure.fixed_groups:
+        pinned[class_of[structure.residual_groups[gid][0]]] = "residual group tied to the input"
+    for layer in structure.layers:
+        if layer.is_output:
+            pinned[class_of[layer.name]] = "output layer"
+        if getattr(layer.module, "groups", 1) != 1:
+            pinned[class_of[layer.name]] = "grouped convolution"
+            for producer in layer.producers:
+                pinned[class_of[producer.name]] = f"feeds grouped convolution {layer.name}"
+        producer_classes = {class_of[p.name] for p in layer.producers}
+        if len(producer_classes) > 1 or (producer_classes and layer.input_is_model_input):
+            for cls in producer_classes:
+                pinned[cls] = f"one of several untied inputs of {layer.name} (concatenation?)"
+    return pinned
+
+
+def _dead_units(layer: PrunableLayer, masks: MaskSet) -> torch.Tensor:
+    if layer.name not in masks:
+        return torch.zeros(layer.num_units, dtype=torch.bool)
+    return ~masks.unit_alive(layer.name).cpu()
+
+
+def _kept_units(
+    members: list[PrunableLayer], masks: MaskSet, pinned: bool, loud: torch.Tensor | None
+) -> torch.Tensor:
+    units = members[0].num_units
+    if pinned:
+        return torch.arange(units)
+    dead = torch.ones(units, dtype=torch.bool)
+    for member in members:
+        dead &= _dead_units(member, masks)
+    if loud is not None:
+        dead &= ~loud  # dead but not silent: removing it would change the output
+    kept = (~dead).nonzero().flatten()
+    return kept if kept.numel() else torch.zeros(1, dtype=torch.long)
+
+
+def expand_blocks(units: torch.Tensor, block: int) -> torch.Tensor:
+    """Unit indices -> the column indices they own after a channel-major flatten."""
+    return (units[:, None] * block + torch.arange(block)).flatten()
+
+
+def build_plan(
+    structure: ModelStructure,
+    masks: MaskSet,
+    extra_pins: dict[str, str] | None = None,
+    keep_alive: dict[str, torch.Tensor] | None = None,
+) -> RemovalPlan:
+    """``extra_pins``: classes that must keep every unit (with the reason);
+    ``keep_alive``: per class, dead units that must stay because they are not silent."""
+    class_of = _class_of(structure)
+    pinned = {**(extra_pins or {}), **_pin_reasons(structure, class_of)}
+    keep_alive = keep_alive or {}
+    members: dict[str, list[PrunableLayer]] = {}
+    for layer in structure.layers:
+        members.setdefault(class_of[layer.name], []).append(layer)
+    kept_by_class = {
+        cls: _kept_units(layers, masks, cls in pinned, keep_alive.get(cls))
+        for cls, layers in members.items()
+    }
+    keep_out = {la.name: kept_by_class[class_of[la.name]] for la in structure.layers}
+    keep_in: dict[str, torch.Tensor | None] = {}
+    for layer in structure.layers:
+        if not layer.producers:
+            keep_in[layer.name] = None
+            continue
+        producer = layer.producers[0]  # all producers share one class (else pinned above)
+        keep_in[layer.name] = expand_blocks(keep_out[producer.name], producer.block)
+    return RemovalPlan(keep_out, keep_in, class_of, pinned)

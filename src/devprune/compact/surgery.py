@@ -1,0 +1,197 @@
+"""Physical removal of dead units: ``compact(model, masks)`` returns a smaller, equal model.
+
+The compacted model is a deep copy in which every weight layer, BatchNorm and per-channel
+neuron parameter keeps only the units that can carry signal, and every downstream layer keeps
+only the input columns those units feed (a removed conv channel removes its ``block`` of
+columns of a linear after a flatten). Modules keep their classes (a multi-step
+``devprune.snn.layers.Conv2d`` stays one); only sizes change. Pruned synapses of kept units
+stay as zeros in the dense weights.
+
+Semantics: the result equals the model with ``masks`` applied in *hard* mode (pruned
+weights zero, and a dead unit's bias and BN affine zero, so it outputs exactly zero) —
+:func:`masked_copy` builds that reference. For ``reference``-mode masks, whose dead units
+may keep a bias, this is the hard-masked model, not the soft-masked one.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import torch
+from torch import nn
+
+from devprune.compact.coupling import (
+    SIZE_ATTRIBUTES,
+    channel_tensors,
+    coupled_modules,
+    non_silent_units,
+)
+from devprune.compact.plan import RemovalPlan, build_plan, expand_blocks
+from devprune.errors import ModelStructureError
+from devprune.masks import MaskSet
+from devprune.structure import ModelStructure, discover
+
+
+# --------------------------------------------------------------------------------------------
+# the masked reference
+# --------------------------------------------------------------------------------------------
+@torch.no_grad()
+def apply_hard_masks(structure: ModelStructure, masks: MaskSet) -> None:
+    """Zero pruned weights, dead input columns, dead units' bias and own BN affine in the
+    modules of ``structure`` (which may belong to a copy of the masked model)."""
+    for name in masks.names():
+        if name not in structure:
+            raise ModelStructureError(
+                f"the masks cover layer {name!r}, which this model does not have; compact "
+                "the model the masks were made for"
+            )
+        layer = structure[name]
+        weight = layer.module.weight
+        if masks[name].shape != weight.shape:
+            raise ModelStructureError(
+                f"mask of {name!r} has shape {tuple(masks[name].shape)} but the weight has "
+                f"{tuple(weight.shape)}; the masks belong to another model"
+            )
+        weight.mul_(masks.effective_mask(name).to(weight.device))
+        alive = masks.unit_alive(name).to(weight.device)
+        for param in _unit_parameters(structure, name):
+            param.mul_(alive.to(param.dtype))
+
+
+def _unit_parameters(structure: ModelStructure, name: str) -> list[nn.Parameter]:
+    layer = structure[name]
+    params = [layer.module.bias] if getattr(layer.module, "bias", None) is not None else []
+    if layer.norm_name is not None:
+        norm = structure.modules[layer.norm_name]
+        params += [p for p in (norm.weight, norm.bias) if p is not None]
+    return params
+
+
+def masked_copy(model: nn.Module, masks: MaskSet, example_input: Any = None) -> nn.Module:
+    """A deep copy of ``model`` with ``masks`` applied in hard mode: what :func:`compact`
+    must reproduce."""
+    clone = copy.deepcopy(model)
+    apply_hard_masks(discover(clone, example_input), masks)
+    return clone
+
+
+# --------------------------------------------------------------------------------------------
+# slicing
+# --------------------------------------------------------------------------------------------
+def _sliced(tensor: torch.Tensor, index: torch.Tensor, dim: int) -> torch.Tensor:
+    return tensor.index_select(dim, index.to(tensor.device)).clone()
+
+
+def _replace(module: nn.Module, name: str, value: torch.Tensor) -> None:
+    old = getattr(module, name)
+    if isinstance(old, nn.Parameter):
+        setattr(module, name, nn.Parameter(value, requires_grad=old.requires_grad))
+    else:
+        module._buffers[name] = value
+
+
+@torch.no_grad()
+def _shrink_weight_layer(module: nn.Module, keep_out: torch.Tensor,
+                         keep_in: torch.Tensor | None) -> None:
+    weight = _sliced(module.weight, keep_out, 0)
+    if keep_in is not None:
+        weight = _sliced(weight, keep_in, 1)
+    _replace(module, "weight", weight)
+    if getattr(module, "bias", None) is not None:
+        _replace(module, "bias", _sliced(module.bias, keep_out, 0))
+    if isinstance(module, nn.Linear):
+        module.out_features, module.in_features = weight.shape[0], weight.shape[1]
+    else:
+        module.out_channels, module.in_channels = weight.shape[0], weight.shape[1]
+
+
+@torch.no_grad()
+def _shrink_coupled(module: nn.Module, keep: torch.Tensor, units: int) -> None:
+    """Slice every per-channel tensor (leading axis = units, or units x a flatten block)."""
+    for name, tensor in channel_tensors(module).items():
+        length = tensor.shape[0]
+        if length % units:
+            continue  # not indexed by these units
+        index = keep if length == units else expand_blocks(keep, length // units)
+        _replace(module, name, _sliced(tensor, index, 0))
+        for attr in SIZE_ATTRIBUTES:
+            if getattr(module, attr, None) == length:
+                setattr(module, attr, index.numel())
+
+
+# --------------------------------------------------------------------------------------------
+# compact
+# --------------------------------------------------------------------------------------------
+def plan_removal(model: nn.Module, structure: ModelStructure, masks: MaskSet) -> tuple[
+    RemovalPlan, dict[str, str]
+]:
+    """The removal plan for a hard-masked ``model``, and its coupled non-weight modules."""
+    class_of = {la.name: structure.group_members(la.name)[0] for la in structure.layers}
+    coupled, pins = coupled_modules(model, structure, class_of)
+    units = {class_of[la.name]: la.num_units for la in structure.layers}
+    spatial = {class_of[la.name]: la.kind == "conv" for la in structure.layers}
+    loud = non_silent_units(structure.modules, coupled, units, spatial)
+    plan = build_plan(structure, masks, extra_pins=pins, keep_alive=loud)
+    return plan, coupled
+
+
+def compact(model: nn.Module, masks: MaskSet, example_input: Any = None, *,
+            verify: bool = True) -> nn.Module:
+    """A physically smaller deep copy of ``model`` computing what the hard-masked model
+    computes.
+
+    ``example_input`` (a batch as the model takes it) is needed for models ``torch.fx`` cannot
+    trace; when given and ``verify`` is True the compacted model's outputs on it are checked
+    against the masked model's (eval mode, same random state) and a mismatch raises.
+    """
+    clone = copy.deepcopy(model)
+    structure = discover(clone, example_input)
+    apply_hard_masks(structure, masks)
+    plan, coupled = plan_removal(clone, structure, masks)
+    reference = copy.deepcopy(clone) if verify and example_input is not None else None
+    for layer in structure.layers:
+        _shrink_weight_layer(layer.module, plan.keep_out[layer.name], plan.keep_in[layer.name])
+    units = {plan.class_of[la.name]: la.num_units for la in structure.layers}
+    keep_by_class = {plan.class_of[la.name]: plan.keep_out[la.name] for la in structure.layers}
+    for name, cls in coupled.items():
+        _shrink_coupled(structure.modules[name], keep_by_class[cls], units[cls])
+    clone.compaction_plan = plan  # kept on the instance for reports; not in the state_dict
+    if reference is not None:
+        check_equal_outputs(reference, clone, example_input)
+    return clone
+
+
+def _run(model: nn.Module, example_input: Any, seed: int) -> torch.Tensor:
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad(), torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            args = example_input if isinstance(example_input, tuple) else (example_input,)
+            return model(*args)
+    finally:
+        model.train(was_training)
+
+
+def check_equal_outputs(reference: nn.Module, compacted: nn.Module, example_input: Any,
+                        seed: int = 0) -> None:
+    """Raise unless both models give the same outputs on ``example_input`` (eval mode)."""
+    try:
+        expected = _run(reference, example_input, seed)
+        got = _run(compacted, example_input, seed)
+    except RuntimeError as err:
+        raise ModelStructureError(
+            f"the compacted model no longer runs ({str(err).splitlines()[0]}): a coupling "
+            "this model uses is not described by its structure (concatenation, reshape, a "
+            "module with per-channel state); leave those layers out of the masks"
+        ) from err
+    scale = max(float(expected.abs().max()), 1.0)
+    if expected.shape != got.shape or not torch.allclose(got, expected, rtol=1e-4,
+                                                         atol=1e-5 * scale):
+        diff = (got - expected).abs().max() if got.shape == expected.shape else float("nan")
+        raise ModelStructureError(
+            f"the compacted model's outputs differ from the masked model's (max |diff| "
+            f"{float(diff):.3g}); a coupling of this model is not handled — leave the "
+            "affected layers out of the masks or compact with verify=False at your own risk"
+        )
