@@ -11,6 +11,7 @@ ones, which :class:`~devprune.data.loaders.TensorBatchLoader` iterates fastest).
 from __future__ import annotations
 
 import difflib
+import inspect
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from typing import Any, Protocol
 
 from torch.utils.data import Dataset
 
-from devprune.data.base import DatasetInfo
+from devprune.data.base import BatchTransform, DatasetInfo
 from devprune.data.paths import resolve_root
 from devprune.data.splits import check_split_args
 from devprune.errors import ConfigError
@@ -33,7 +34,7 @@ class DatasetFactory(Protocol):
         *,
         val_fraction: float,
         seed: int,
-        augment: bool,
+        augment: bool | BatchTransform,
         limit: int | None,
         **options: Any,
     ) -> Dataset: ...
@@ -100,28 +101,45 @@ def get_dataset(
     *,
     val_fraction: float = 0.1,
     seed: int = 0,
-    augment: bool = False,
+    augment: bool | BatchTransform = False,
     limit: int | None = None,
     **options: Any,
 ) -> Dataset:
     """Build ``split`` ("train", "val" or "test") of dataset ``name``.
 
     train/val are a seeded split of the official training set (``val_fraction`` held out);
-    ``augment`` turns on the dataset's standard training augmentation; ``limit`` keeps the
+    ``augment=True`` turns on the dataset's standard training augmentation (train split only),
+    a batch transform (see :mod:`devprune.data.transforms`) replaces it; ``limit`` keeps the
     first ``limit`` samples of the split. ``options`` go to the dataset's factory (e.g.
     ``normalize=False`` for images in [0, 1]).
     """
     entry = dataset_entry(name)
     check_split_args(split, val_fraction, limit)
+    _check_options(name, entry.factory, options)
     return entry.factory(
         split,
         resolve_root(root),
         val_fraction=float(val_fraction),
         seed=int(seed),
-        augment=bool(augment),
+        augment=augment if callable(augment) else bool(augment),
         limit=limit,
         **options,
     )
+
+
+_COMMON_ARGS = {"split", "root", "val_fraction", "seed", "augment", "limit"}
+
+
+def _check_options(name: str, factory: DatasetFactory, options: dict[str, Any]) -> None:
+    """Unknown factory options -> ConfigError listing the accepted ones (not a TypeError)."""
+    params = inspect.signature(factory).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    accepted = [p for p in params if p not in _COMMON_ARGS]
+    unknown = [key for key in options if key not in accepted]
+    if unknown:
+        raise ConfigError(f"dataset {name!r} has no option {', '.join(map(repr, unknown))}; "
+                          f"its options: {', '.join(accepted) or '(none)'}")
 
 
 def unknown_name_message(what: str, name: str, known: list[str]) -> str:

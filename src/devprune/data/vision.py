@@ -149,9 +149,11 @@ CIFAR_LAYOUT: dict[str, dict[str, Any]] = {
     },
 }
 
-# The only globals a genuine CIFAR pickle refers to: numpy's array reconstruction. Anything
+# The only globals a genuine CIFAR pickle refers to: numpy's array reconstruction, plus
+# ``_codecs.encode``, which protocol-2 pickles written by Python 3 use for raw bytes. Anything
 # else (a pickle can name any callable) is refused, so a planted file cannot run code.
 _SAFE_GLOBALS = {
+    ("_codecs", "encode"),
     ("numpy.core.multiarray", "_reconstruct"),
     ("numpy._core.multiarray", "_reconstruct"),
     ("numpy.core.multiarray", "scalar"),
