@@ -1,0 +1,121 @@
+"""``devprune compact RUN --out FILE``: physically compact a run's pruned model.
+
+Reads the run's ``best.pt`` (else ``last.pt``), rebuilds the model from the checkpoint's
+config, loads its weights and masks, compacts it (checking equal outputs on a random
+example batch), writes the compacted-model file (docs/COMPACT.md) and prints a before/after
+table.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from devprune.compact.files import load_compacted, save_compacted
+from devprune.compact.summary import compaction_summary, format_summary
+from devprune.compact.surgery import compact
+from devprune.errors import CheckpointError
+from devprune.masks import MaskSet
+from devprune.structure import discover
+
+CHECKPOINTS = ("best.pt", "last.pt")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "compact", help="remove pruned units physically; write a smaller model",
+        description="Compact a run's pruned model: dead filters/neurons and every tensor "
+        "coupled to them are removed; outputs stay equal to the masked model's.",
+    )
+    parser.add_argument("run", type=Path, help="run directory (holds best.pt / last.pt)")
+    parser.add_argument("--out", type=Path, required=True, help="compacted model file to write")
+    parser.add_argument("--checkpoint", choices=["best", "last"], default=None,
+                        help="which checkpoint to compact (default: best if present, else last)")
+    parser.add_argument("--no-verify", action="store_true",
+                        help="skip the equal-outputs check on a random example batch")
+    parser.set_defaults(func=_compact)
+
+
+def _checkpoint_path(run: Path, which: str | None) -> Path:
+    if not run.is_dir():
+        raise CheckpointError(f"run directory {run} does not exist; pass a `devprune train` "
+                              "output directory")
+    names = [f"{which}.pt"] if which else list(CHECKPOINTS)
+    for name in names:
+        if (run / name).is_file():
+            return run / name
+    raise CheckpointError(f"{run} holds none of {names}; train the run first (or pick "
+                          "--checkpoint last)")
+
+
+def _build_info(cfg: Any) -> dict[str, Any]:
+    from devprune.data import dataset_info
+
+    info = dataset_info(cfg.data.name)
+    return {"model": cfg.model.name, "in_shape": list(info.in_shape),
+            "num_classes": int(info.num_classes), "time_steps": cfg.model.time_steps,
+            "kwargs": dict(cfg.model.kwargs)}
+
+
+def _rebuild_model(build: dict[str, Any]) -> nn.Module:
+    from devprune.models import build_model
+
+    return build_model(build["model"], in_shape=tuple(build["in_shape"]),
+                       num_classes=build["num_classes"], time_steps=build["time_steps"],
+                       **build["kwargs"])
+
+
+def _mask_state(payload: dict[str, Any]) -> dict[str, Any] | None:
+    state = payload.get("masks")
+    if state is None:
+        state = (payload.get("pruner") or {}).get("masks")
+    return state
+
+
+def _load_masks(model: nn.Module, example: torch.Tensor, state: dict[str, Any] | None,
+                path: Path) -> MaskSet:
+    structure = discover(model, example)
+    if state is None:  # a dense run: compaction must give back an equal model
+        return MaskSet(structure)
+    masks = MaskSet(structure, layers=list(state.get("masks", {})), mode=state.get("mode",
+                                                                                 "default"))
+    try:
+        masks.load_state_dict(state)
+    except CheckpointError as err:
+        raise CheckpointError(f"{path}: {err}") from err
+    return masks
+
+
+def load_run(run: Path, which: str | None = None) -> tuple[nn.Module, MaskSet, torch.Tensor,
+                                                           dict[str, Any]]:
+    """Model (with the checkpoint's weights), masks, a random example batch and build args."""
+    from devprune.runner.checkpoint import load_checkpoint, load_model_state
+    from devprune.runner.config import config_from_dict
+
+    path = _checkpoint_path(run, which)
+    payload = load_checkpoint(path)
+    build = _build_info(config_from_dict(payload["config"]))
+    model = _rebuild_model(build)
+    load_model_state(model, payload["model"], path)
+    generator = torch.Generator().manual_seed(0)
+    example = torch.rand(2, *build["in_shape"], generator=generator)
+    masks = _load_masks(model, example, _mask_state(payload), path)
+    return model.eval(), masks, example, build
+
+
+def _compact(args: argparse.Namespace) -> int:
+    model, masks, example, build = load_run(args.run, args.checkpoint)
+    small = compact(model, masks, example, verify=not args.no_verify)
+    summary = compaction_summary(model, small)
+    save_compacted(args.out, small, build, summary)
+    load_compacted(args.out)  # the file must load back before we call it done
+    print(format_summary(summary))
+    pinned = getattr(small, "compaction_plan", None)
+    for cls, why in (pinned.pinned.items() if pinned else []):
+        print(f"kept whole: {cls} ({why})")
+    print(f"wrote {args.out}; load it with devprune.compact.load_compacted({str(args.out)!r})")
+    return 0
