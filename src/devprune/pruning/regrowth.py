@@ -1,0 +1,96 @@
+"""SD-SNN's synaptic regeneration (METHOD.md 3.6): persistence counters over pruned entries.
+
+A candidate (a pruned synapse of a linear layer, or a whole pruned kernel of a conv layer)
+whose signal exceeds the layer's p(e)-th percentile this epoch *and* exceeded it at the
+previous epoch gets its count incremented; any other epoch resets it. A count strictly above
+``max_count`` restores the candidate (the reference's ``> C_g``), so restoring takes
+``max_count + 2`` consecutive epochs above the percentile.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from devprune.pruning.spine_ranges import COUNTER_DTYPE
+
+SIGNALS = ("weight", "magnitude", "gradient")
+QUANTILE_LIMIT = 1 << 24  # torch.quantile refuses larger inputs
+
+
+def layer_percentile(values: torch.Tensor, q: float) -> float:
+    """The q-th percentile of all entries with numpy's default linear interpolation (the
+    reference's ``np.percentile``). CPU tensors go through numpy's introselect (faster than
+    ``torch.kthvalue`` on 16.8M floats); others use ``torch.quantile`` or two k-th values."""
+    flat = values.detach().reshape(-1).float()
+    if flat.device.type == "cpu":
+        return float(np.percentile(flat.numpy(), q))
+    if flat.numel() <= QUANTILE_LIMIT:
+        return float(torch.quantile(flat, q / 100.0))
+    position = q / 100.0 * (flat.numel() - 1)
+    below = math.floor(position)
+    low = torch.kthvalue(flat, below + 1).values
+    high = torch.kthvalue(flat, min(below + 2, flat.numel())).values
+    return float(low + (high - low) * (position - below))
+
+
+def regrowth_percentile(epoch: int, start: int, p0: float, growth: float, cap: float) -> float:
+    """``p(e) = min(cap, p0 + growth^(e - start))``; ``start`` is the first regrowth epoch
+    (2C+1: the reference's literal 37)."""
+    try:
+        value = p0 + growth ** (epoch - start)
+    except OverflowError:  # growth^k overflows long after reaching the cap
+        return cap
+    return min(cap, value)
+
+
+def candidate_signal(values: torch.Tensor, signal: str, kernels: bool) -> torch.Tensor:
+    """The per-candidate signal: per weight for linear layers, summed over each kernel of a
+    conv layer (``[out, in]``). ``weight`` keeps the sign, as the reference does (only
+    positive values can qualify, METHOD.md B4); ``magnitude`` and ``gradient`` are |.|.
+
+    ``values`` is the weight (``weight``/``magnitude``) or the epoch's summed gradient."""
+    per_entry = values if signal == "weight" else values.abs()
+    return per_entry.flatten(2).sum(2) if kernels and per_entry.dim() > 2 else per_entry
+
+
+class RegrowthTracker:
+    """Counters of one layer's regeneration candidates."""
+
+    def __init__(self, shape: torch.Size | tuple[int, ...], device: torch.device) -> None:
+        self.count = torch.zeros(shape, dtype=COUNTER_DTYPE, device=device)
+        self.was_above = torch.zeros(shape, dtype=torch.bool, device=device)
+
+    @torch.no_grad()
+    def step(
+        self, signal: torch.Tensor, candidates: torch.Tensor, q: float, max_count: int
+    ) -> tuple[torch.Tensor, float]:
+        """One epoch: returns (bool tensor of candidates to restore, the percentile value).
+
+        The percentile is taken over ALL entries of ``signal`` (kept ones included)."""
+        threshold = layer_percentile(signal, q)
+        above = candidates & (signal > threshold)
+        counted = above & self.was_above
+        self.was_above.copy_(above)
+        self.count.add_(1).mul_(counted)
+        restore = self.count > max_count
+        if bool(restore.any()):
+            self.count.masked_fill_(restore, 0)
+            # A restored entry starts from scratch if it is ever pruned again.
+            self.was_above.masked_fill_(restore, False)
+        return restore, threshold
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {"count": self.count.cpu().clone(), "was_above": self.was_above.cpu().clone()}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        for name in ("count", "was_above"):
+            current = getattr(self, name)
+            if state[name].shape != current.shape:
+                raise ValueError(
+                    f"regrowth tensor {name!r} has shape {tuple(state[name].shape)}, "
+                    f"expected {tuple(current.shape)}"
+                )
+            setattr(self, name, state[name].to(current.device, current.dtype))

@@ -1,0 +1,442 @@
+"""SD-SNN: dendritic-spine ranges, neurotrophic pruning rates and synaptic regeneration
+(Information Sciences 2025; METHOD.md section 3).
+
+Per epoch (``on_epoch_end(e)``, e counted from 0 as in the reference):
+
+* e = 0: every weight gets the range ``[-max(W), max(W)]`` of its layer (``spine_ranges``);
+* e >= 1: ranges expand / shrink from the weights (every prunable layer; only the linear
+  ones with ``ranges_fc_only_bug_compat``, reproducing the BrainCog/SR-CIFAR code, B1);
+* e > ``clip_after`` (default C): weights are clipped into their ranges;
+* e > 2C: regeneration (``regrowth``), then neuron pruning by range-width importance with a
+  history set, conv layers first, then each layer's neurotrophic rate update.
+
+Every epoch constant of the reference is relative to C (its literal 37 is 2C+1, 60 is
+2C+1+23), so a small C gives a time-scaled run that reaches pruning within a few epochs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+import math
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+from devprune.errors import CheckpointError, ConfigError
+from devprune.pruning.base import register_pruner
+from devprune.pruning.masked import MaskedPruner, select_layers
+from devprune.pruning.regrowth import (
+    RegrowthTracker,
+    candidate_signal,
+    regrowth_percentile,
+)
+from devprune.pruning.spine_ranges import MAX_COUNT_THRESHOLD, SpineRanges
+from devprune.structure import PrunableLayer, discover
+
+# Reference literals expressed relative to C: alpha decays until 60 = 37 + 23.
+REFERENCE_FC_GAIN_WINDOW = 60 - 37
+# SR MNIST "pruned" tests as fractions of fan-in entries: fc1 row sum < 20 of 40*7*7 = 1960,
+# conv2 filter sum < 10 of 15*3*3 = 135 (METHOD.md 3.7; docs/SDSNN.md lists the others).
+REFERENCE_FC_PRUNED_FRACTION = 20 / 1960
+REFERENCE_CONV_PRUNED_FRACTION = 10 / 135
+
+Mode = Literal["default", "reference"]
+RegrowSignal = Literal["auto", "weight", "magnitude", "gradient"]
+
+
+@dataclass
+class SDSNNConfig:
+    """``prune.sdsnn``: SD-SNN settings. Defaults are the SR MNIST code's (METHOD.md 3.7).
+
+    Attributes:
+        mode: ``default`` (hard masks) or ``reference`` (weights zeroed at epoch end only);
+            set by ``prune.mode``.
+        include / exclude: glob patterns over layer names choosing the pruned layers
+            (default: every weight layer but the output layer).
+        count_threshold: C, consecutive-epoch count of the range dynamics (``spines_num``).
+            Pruning and regrowth start after epoch 2C; smaller C time-scales the run.
+        shrink_factor: range scale after C epochs of decreasing |w|.
+        clip_after: weights are clipped into their ranges from epoch > this (None = C).
+        static_clip_layers: glob patterns of layers NOT pruned whose weights are still
+            clipped into their epoch-0 range ``+-max(W)`` forever (SR's fc2: ``["*out*"]``).
+        ranges_fc_only_bug_compat: update ranges of linear layers only; conv ranges stay at
+            their epoch-0 value (BrainCog / SR-CIFAR indentation bug, METHOD.md B1).
+        fc_rate / conv_rate: initial pruning rates in percent of units.
+        fc_gain / fc_gain_tail / fc_gain_window / fc_rate_divisor: FC rule
+            ``rho += alpha(e) * (N - N_pruned) / divisor`` with
+            ``alpha = fc_gain * exp(-(e - 2C - 1))`` up to epoch 2C+1+window, then the tail.
+        conv_gain_decay: conv rule ``rho += exp(-(e-2C-1)/decay) * alive_l / alive_next``.
+        fc_pruned_fraction / conv_pruned_fraction: a unit counts as pruned for the rate rules
+            when fewer than this fraction of its incoming entries are kept.
+        pruned_fraction_overrides: glob -> fraction, per-layer exceptions to the two above.
+        conv_history: conv layers keep a history set (SR MNIST/N-MNIST/DVS code: no, it
+            re-zeroes its current bottom-k filters every epoch).
+        regrowth: enable synaptic regeneration (SR N-MNIST: off).
+        regrow_signal: ``weight`` (signed retrained weight, the reference), ``magnitude``
+            (|w|), ``gradient`` (|summed gradient over the epoch|, the only signal hard masks
+            leave), ``auto`` = ``weight`` in reference mode, ``gradient`` in default mode.
+        regrow_p0_fc / regrow_p0_conv: percentile offset p0 of ``p(e) = min(cap, p0 +
+            growth^(e-2C-1))``; regrow_growth, regrow_cap: its base and cap.
+        regrow_count_fc / regrow_count_conv: C_g, a candidate is restored when its count
+            exceeds it (strictly).
+    """
+
+    mode: Mode = "default"
+    include: list[str] | None = None
+    exclude: list[str] | None = None
+    count_threshold: int = 18
+    shrink_factor: float = 0.75
+    clip_after: int | None = None
+    static_clip_layers: list[str] = field(default_factory=list)
+    ranges_fc_only_bug_compat: bool = False
+    fc_rate: float = 35.0
+    conv_rate: float = 5.0
+    fc_gain: float = 1.0
+    fc_gain_tail: float = 0.00075
+    fc_gain_window: int = REFERENCE_FC_GAIN_WINDOW
+    fc_rate_divisor: float = 10.0
+    conv_gain_decay: float = 5.0
+    fc_pruned_fraction: float = REFERENCE_FC_PRUNED_FRACTION
+    conv_pruned_fraction: float = REFERENCE_CONV_PRUNED_FRACTION
+    pruned_fraction_overrides: dict[str, float] = field(default_factory=dict)
+    conv_history: bool = True
+    regrowth: bool = True
+    regrow_signal: RegrowSignal = "auto"
+    regrow_p0_fc: float = 60.0
+    regrow_p0_conv: float = 65.0
+    regrow_count_fc: int = 10
+    regrow_count_conv: int = 18
+    regrow_growth: float = 1.1
+    regrow_cap: float = 99.0
+
+    def __post_init__(self) -> None:
+        _check_choice(self.mode, ("default", "reference"), "mode")
+        _check_choice(self.regrow_signal, ("auto", "weight", "magnitude", "gradient"),
+                      "regrow_signal")
+        _check(1 <= self.count_threshold <= MAX_COUNT_THRESHOLD, "count_threshold",
+               f"must be an integer in [1, {MAX_COUNT_THRESHOLD}]")
+        _check(0 < self.shrink_factor <= 1, "shrink_factor", "must be in (0, 1]")
+        _check(self.clip_after is None or self.clip_after >= 0, "clip_after", "must be >= 0")
+        for name in ("fc_rate", "conv_rate", "regrow_p0_fc", "regrow_p0_conv"):
+            _check(0 <= getattr(self, name) <= 100, name, "must be a percentage in [0, 100]")
+        _check(0 < self.regrow_cap <= 100, "regrow_cap", "must be in (0, 100]")
+        _check(self.regrow_growth > 0, "regrow_growth", "must be positive")
+        for name in ("fc_gain", "fc_gain_tail", "fc_gain_window", "regrow_count_fc",
+                     "regrow_count_conv"):
+            _check(getattr(self, name) >= 0, name, "must be >= 0")
+        for name in ("fc_rate_divisor", "conv_gain_decay"):
+            _check(getattr(self, name) > 0, name, "must be positive")
+        fractions = {"fc_pruned_fraction": self.fc_pruned_fraction,
+                     "conv_pruned_fraction": self.conv_pruned_fraction}
+        fractions |= {f"pruned_fraction_overrides[{k!r}]": v
+                      for k, v in self.pruned_fraction_overrides.items()}
+        for name, value in fractions.items():
+            _check(0 <= value <= 1, name, "must be a fraction of fan-in in [0, 1]")
+        if self.mode == "default" and self.regrow_signal in ("weight", "magnitude"):
+            raise ConfigError(
+                f"prune.sdsnn.regrow_signal: {self.regrow_signal!r} needs prune.mode=reference "
+                "(hard masks keep pruned weights at zero, so they carry no signal); use "
+                "'gradient' or 'auto'"
+            )
+
+    @property
+    def prune_after(self) -> int:
+        """Pruning and regrowth run at epochs > 2C (the reference's e > 36)."""
+        return 2 * self.count_threshold
+
+    @property
+    def clip_start(self) -> int:
+        return self.count_threshold if self.clip_after is None else self.clip_after
+
+    @property
+    def signal(self) -> str:
+        if self.regrow_signal != "auto":
+            return self.regrow_signal
+        return "weight" if self.mode == "reference" else "gradient"
+
+
+def _check(ok: bool, name: str, what: str) -> None:
+    if not ok:
+        raise ConfigError(f"prune.sdsnn.{name}: {what}")
+
+
+def _check_choice(value: str, choices: tuple[str, ...], name: str) -> None:
+    _check(value in choices, name, f"{value!r} is not one of {list(choices)}")
+
+
+# --------------------------------------------------------------------------------------------
+# Neurotrophic rate rules (METHOD.md 3.5)
+# --------------------------------------------------------------------------------------------
+def fc_gain(epoch: int, start: int, cfg: SDSNNConfig) -> float:
+    """alpha(e): ``a0 * exp(-(e - start))`` up to ``start + window``, then ``a_inf``."""
+    if epoch <= start + cfg.fc_gain_window:
+        return cfg.fc_gain * math.exp(-(epoch - start))
+    return cfg.fc_gain_tail
+
+
+def fc_rate_step(rate: float, epoch: int, start: int, units: int, pruned: int,
+                 cfg: SDSNNConfig) -> float:
+    return min(100.0, rate + fc_gain(epoch, start, cfg) * (units - pruned) / cfg.fc_rate_divisor)
+
+
+def conv_rate_step(rate: float, epoch: int, start: int, alive: int, alive_next: int,
+                   cfg: SDSNNConfig) -> float:
+    ratio = alive / max(alive_next, 1)  # a fully pruned next layer: no division by zero
+    return min(100.0, rate + math.exp(-(epoch - start) / cfg.conv_gain_decay) * ratio)
+
+
+def range_width_importance_per_unit(width: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """``I_i = sum_j mask_ij * R_ij`` over each unit's incoming entries."""
+    return width.masked_fill(~mask, 0.0).flatten(1).sum(1)
+
+
+def bottom_units(importance: torch.Tensor, rate: float) -> torch.Tensor:
+    """Bool vector of the floor(N * rate / 100) least important units (ties: index order)."""
+    n = importance.numel()
+    k = min(n, math.floor(n * rate / 100.0 + 1e-9))
+    chosen = torch.zeros(n, dtype=torch.bool, device=importance.device)
+    chosen[torch.argsort(importance, stable=True)[:k]] = True
+    return chosen
+
+
+# --------------------------------------------------------------------------------------------
+# The pruner
+# --------------------------------------------------------------------------------------------
+class SDSNNPruner(MaskedPruner):
+    """SD-SNN on any model ``devprune.structure.discover`` understands (SNN or ANN)."""
+
+    name = "sdsnn"
+
+    def __init__(self, model: nn.Module, example_input: Any = None,
+                 config: SDSNNConfig | None = None) -> None:
+        config = config or SDSNNConfig()
+        structure = discover(model, example_input)
+        chosen = select_layers(structure, config.include, config.exclude)
+        super().__init__(model, example_input, config, mode=config.mode, layers=chosen,
+                         structure=structure)
+        self.cfg: SDSNNConfig = config
+        # Conv layers before linear ones (the reference's order), model order within each.
+        self.layers = [la for la in chosen if la.kind == "conv"]
+        self.layers += [la for la in chosen if la.kind != "conv"]
+        self.static_clip = self._static_clip_layers(chosen)
+        self.rates = {la.name: self._initial_rate(la) for la in self.layers}
+        self.history = {la.name: torch.zeros(la.num_units, dtype=torch.bool,
+                                             device=la.weight.device) for la in self.layers}
+        self.ranges: dict[str, SpineRanges] = {}
+        self.regrowth = {la.name: RegrowthTracker(self._candidate_shape(la), la.weight.device)
+                         for la in self.layers} if config.regrowth else {}
+        self.grad_sums: dict[str, torch.Tensor] = {}
+        self.next_epoch = 0
+
+    # -- construction helpers ---------------------------------------------------------------
+    def _static_clip_layers(self, chosen: list[PrunableLayer]) -> list[PrunableLayer]:
+        names = [la.name for la in self.structure.layers]
+        for pattern in self.cfg.static_clip_layers:
+            if not fnmatch.filter(names, pattern):
+                raise ConfigError(f"prune.sdsnn.static_clip_layers: {pattern!r} matches no "
+                                  f"weight layer; layers are {names}")
+        pruned = {la.name for la in chosen}
+        return [la for la in self.structure.layers if la.name not in pruned and any(
+            fnmatch.fnmatchcase(la.name, p) for p in self.cfg.static_clip_layers)]
+
+    def _initial_rate(self, layer: PrunableLayer) -> float:
+        return self.cfg.conv_rate if layer.kind == "conv" else self.cfg.fc_rate
+
+    @staticmethod
+    def _candidate_shape(layer: PrunableLayer) -> tuple[int, ...]:
+        shape = tuple(layer.weight.shape)
+        return shape[:2] if layer.kind == "conv" else shape
+
+    def _pruned_fraction(self, layer: PrunableLayer) -> float:
+        for pattern, fraction in self.cfg.pruned_fraction_overrides.items():
+            if fnmatch.fnmatchcase(layer.name, pattern):
+                return fraction
+        return self.cfg.conv_pruned_fraction if layer.kind == "conv" else \
+            self.cfg.fc_pruned_fraction
+
+    def _ranges_updated(self, layer: PrunableLayer) -> bool:
+        return layer.kind != "conv" or not self.cfg.ranges_fc_only_bug_compat
+
+    # -- per batch: gradient signal for regrowth under hard masks ---------------------------
+    def _accumulating(self) -> bool:
+        return (bool(self.regrowth) and self.cfg.signal == "gradient"
+                and self.next_epoch > self.cfg.prune_after)
+
+    @torch.no_grad()
+    def on_after_backward(self) -> None:
+        # Before the base class masks the gradients: pruned entries' gradients ARE the signal.
+        if self._accumulating():
+            for layer in self.layers:
+                grad = layer.weight.grad
+                if grad is None:
+                    continue
+                if layer.name in self.grad_sums:
+                    self.grad_sums[layer.name].add_(grad)
+                else:
+                    self.grad_sums[layer.name] = grad.detach().float().clone()
+        super().on_after_backward()
+
+    def statistics(self) -> dict[str, torch.Tensor]:
+        return {f"grad_sum/{name}": t for name, t in self.grad_sums.items()}
+
+    # -- the epoch step ---------------------------------------------------------------------
+    @torch.no_grad()
+    def on_epoch_end(self, epoch: int) -> dict[str, Any]:
+        self.next_epoch = epoch + 1
+        if not self.ranges:
+            self._init_ranges()
+            return {"ranges_initialised": True}
+        events: dict[str, Any] = {"ranges": self._update_ranges()}
+        if epoch > self.cfg.clip_start:
+            events["clipped"] = self._clip()
+        if epoch > self.cfg.prune_after:
+            if self.regrowth:
+                events["regrowth"] = self._regrow(epoch)
+            events.update(self._prune_and_update_rates(epoch))
+            self.commit_masks()
+            events["connectivity"] = self.masks.connectivity()
+        self.grad_sums.clear()
+        return events
+
+    def _init_ranges(self) -> None:
+        for layer in [*self.layers, *self.static_clip]:
+            self.ranges[layer.name] = SpineRanges(
+                layer.weight, self.cfg.count_threshold, self.cfg.shrink_factor)
+
+    def _masked_weight(self, layer: PrunableLayer) -> torch.Tensor:
+        weight = layer.weight.detach()
+        return weight * self.masks[layer.name] if layer.name in self.masks else weight
+
+    def _update_ranges(self) -> dict[str, dict[str, int]]:
+        out = {}
+        for layer in self.layers:
+            if self._ranges_updated(layer):
+                step = self.ranges[layer.name].update(self._masked_weight(layer))
+                out[layer.name] = dataclasses.asdict(step)
+        return out
+
+    def _clip(self) -> dict[str, int]:
+        return {layer.name: self.ranges[layer.name].clip_(layer.weight)
+                for layer in [*self.layers, *self.static_clip]}
+
+    # -- regeneration -----------------------------------------------------------------------
+    def _regrow(self, epoch: int) -> dict[str, Any]:
+        start = self.cfg.prune_after + 1
+        regrown: dict[str, int] = {}
+        percentiles: dict[str, float] = {}
+        for layer in self.layers:
+            conv = layer.kind == "conv"
+            p0 = self.cfg.regrow_p0_conv if conv else self.cfg.regrow_p0_fc
+            q = regrowth_percentile(epoch, start, p0, self.cfg.regrow_growth, self.cfg.regrow_cap)
+            values = self._signal_source(layer)
+            if values is None:
+                continue
+            signal = candidate_signal(values, self.cfg.signal, kernels=conv)
+            pruned = ~(self.masks.kernel_mask(layer.name) if conv else self.masks[layer.name])
+            max_count = self.cfg.regrow_count_conv if conv else self.cfg.regrow_count_fc
+            restore, _ = self.regrowth[layer.name].step(signal, pruned, q, max_count)
+            regrown[layer.name] = self.masks.regrow(layer.name, restore)
+            percentiles[layer.name] = q
+        return {"synapses_regenerated": regrown, "percentile": percentiles}
+
+    def _signal_source(self, layer: PrunableLayer) -> torch.Tensor | None:
+        if self.cfg.signal == "gradient":
+            return self.grad_sums.get(layer.name)  # None: no training step this epoch
+        return layer.weight.detach()
+
+    # -- neuronal pruning and neurotrophic rates --------------------------------------------
+    def _prune_and_update_rates(self, epoch: int) -> dict[str, Any]:
+        start = self.cfg.prune_after + 1
+        newly: dict[str, int] = {}
+        counted: dict[str, int] = {}
+        for i, layer in enumerate(self.layers):
+            newly[layer.name] = self._prune_layer(layer)
+            counted[layer.name] = self._count_pruned(layer)
+            if layer.kind == "conv":
+                nxt = self._next_layer(i)
+                alive = layer.num_units - counted[layer.name]
+                alive_next = nxt.num_units - self._count_pruned(nxt) if nxt else alive
+                self.rates[layer.name] = conv_rate_step(
+                    self.rates[layer.name], epoch, start, alive, alive_next, self.cfg)
+            else:
+                self.rates[layer.name] = fc_rate_step(
+                    self.rates[layer.name], epoch, start, layer.num_units,
+                    counted[layer.name], self.cfg)
+        return {"neurons_pruned": newly, "units_counted_pruned": counted,
+                "rates": dict(self.rates)}
+
+    def _importance_mask(self, layer: PrunableLayer) -> torch.Tensor:
+        # Hard mode: columns fed only by dead units carry nothing, so they add no importance.
+        return self.masks.effective_mask(layer.name) if self.masks.hard \
+            else self.masks[layer.name]
+
+    def _prune_layer(self, layer: PrunableLayer) -> int:
+        width = self.ranges[layer.name].width_importance()
+        importance = range_width_importance_per_unit(width, self._importance_mask(layer))
+        chosen = bottom_units(importance, self.rates[layer.name])
+        history = self.history[layer.name]
+        if layer.kind != "conv" or self.cfg.conv_history:
+            chosen &= ~history  # a neuron in the history set is never newly pruned again
+        history |= chosen
+        return self.masks.prune_units(layer.name, chosen)
+
+    def _count_pruned(self, layer: PrunableLayer) -> int:
+        """Units with fewer than ``fraction * fan-in`` kept incoming entries."""
+        if layer.name not in self.masks:
+            return 0  # an unpruned consumer (e.g. the output layer) has lost nothing
+        kept = self.masks[layer.name].flatten(1).sum(1)
+        threshold = self._pruned_fraction(layer) * self.masks[layer.name][0].numel()
+        return int((kept < threshold).sum())
+
+    def _next_layer(self, index: int) -> PrunableLayer | None:
+        """The layer whose surviving units feed layer ``index``'s rate: the next pruned
+        layer (the last conv's is the first linear one), else a direct consumer."""
+        if index + 1 < len(self.layers):
+            return self.layers[index + 1]
+        consumers = self.structure.consumers(self.layers[index].name)
+        return consumers[0][0] if consumers else None
+
+    # -- state ------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        state = super().state_dict()
+        state.update(
+            next_epoch=self.next_epoch,
+            rates=dict(self.rates),
+            history={k: v.cpu().clone() for k, v in self.history.items()},
+            ranges={k: r.state_dict() for k, r in self.ranges.items()},
+            regrowth={k: t.state_dict() for k, t in self.regrowth.items()},
+        )
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        if set(state["rates"]) != set(self.rates):
+            raise CheckpointError(
+                f"checkpoint SD-SNN state covers layers {sorted(state['rates'])} but this run "
+                f"prunes {sorted(self.rates)}; use the same model and prune.sdsnn.include")
+        self.next_epoch = int(state["next_epoch"])
+        self.rates = {k: float(v) for k, v in state["rates"].items()}
+        for name, saved in state["history"].items():
+            self.history[name] = saved.to(self.history[name].device, torch.bool)
+        try:
+            self._load_ranges_and_regrowth(state)
+        except (KeyError, ValueError) as err:
+            raise CheckpointError(f"checkpoint SD-SNN state does not fit this model: {err}") \
+                from err
+        self.grad_sums.clear()
+
+    def _load_ranges_and_regrowth(self, state: dict[str, Any]) -> None:
+        self.ranges = {}
+        if state["ranges"]:
+            self._init_ranges()
+            for name, ranges in self.ranges.items():
+                ranges.load_state_dict(state["ranges"][name])
+        for name, tracker in self.regrowth.items():
+            tracker.load_state_dict(state["regrowth"][name])
+
+
+register_pruner("sdsnn", SDSNNPruner, SDSNNConfig,
+                "SD-SNN: dendritic-spine ranges, neurotrophic rates, synaptic regeneration")
