@@ -3,7 +3,15 @@
 Importing this package registers every zoo model; see :func:`list_models`.
 """
 
-from devprune.models import snn_mlp, snn_small  # noqa: F401  (registration side effect)
+# importing the zoo modules registers their models
+from devprune.models import (  # noqa: F401
+    ann,
+    resnet,
+    sew_resnet,
+    snn_braincog,
+    snn_mlp,
+    snn_small,
+)
 from devprune.models.losses import cross_entropy_loss, get_loss, rate_mse_loss
 from devprune.models.registry import build_model, list_models, register_model
 
