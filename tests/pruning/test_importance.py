@@ -1,0 +1,189 @@
+"""DPAP arithmetic pinned against values worked out by hand from METHOD.md section 2."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from devprune.pruning.importance import (
+    bcm_hebb,
+    developmental_factor,
+    minmax_normalise,
+    percentile,
+    readout_weights,
+    reserve_increment,
+    reserve_update,
+    robust_normalise,
+    running_mean_per_slot,
+    running_mean_per_unit,
+    spike_trace,
+    spine_importance,
+    trace_readout,
+)
+
+
+def t(values) -> torch.Tensor:
+    return torch.tensor(values, dtype=torch.float32)
+
+
+# -- trace ------------------------------------------------------------------------------------
+def test_trace_recursion_by_hand():
+    spikes = t([1.0, 0.0, 1.0]).reshape(3, 1, 1)  # T=3, B=1, one neuron
+    # x1 = 1, x2 = 0.5, x3 = 0.25 + 1 = 1.25
+    assert spike_trace(spikes).flatten().tolist() == [1.0, 0.5, 1.25]
+
+
+def test_last_step_readout_is_final_trace_over_T():
+    spikes = t([1.0, 0.0, 1.0]).reshape(3, 1, 1)
+    assert trace_readout(spikes, 0.5, "last").item() == pytest.approx(1.25 / 3)
+
+
+def test_mean_readout_is_time_average_of_trace():
+    spikes = t([1.0, 0.0, 1.0]).reshape(3, 1, 1)
+    assert trace_readout(spikes, 0.5, "mean").item() == pytest.approx((1 + 0.5 + 1.25) / 3)
+
+
+def test_readout_weights_match_recursion_on_random_spikes():
+    spikes = (torch.rand(5, 4, 3) > 0.5).float()
+    full = spike_trace(spikes, 0.5)
+    assert torch.allclose(trace_readout(spikes, 0.5, "last"), full[-1] / 5)
+    assert torch.allclose(trace_readout(spikes, 0.5, "mean"), full.mean(0))
+    assert readout_weights(3, 0.5, "last").tolist() == pytest.approx([0.25 / 3, 0.5 / 3, 1 / 3])
+
+
+def test_conv_readout_sums_space():
+    # T=2, B=1, C=1, 1x2 map: per-step channel totals 2 then 1 -> x = 2, 2 -> last 2 / 2
+    spikes = t([[1.0, 1.0], [0.0, 1.0]]).reshape(2, 1, 1, 1, 2)
+    assert trace_readout(spikes).item() == pytest.approx(1.0)
+
+
+# -- BCM --------------------------------------------------------------------------------------
+POST = t([[1.0, 0.0], [0.5, 2.0]])  # [B=2, out=2]
+PRE = t([[1.0, 2.0], [3.0, 0.0]])  # [B=2, in=2]
+
+
+def test_bcm_hebb_by_hand():
+    # a(a - theta) with theta = (0.5, 1): rows (0.5, 0) and (0, 2)
+    hebb = bcm_hebb(POST, PRE, t([0.5, 1.0]))
+    assert hebb.tolist() == [[0.5, 1.0], [6.0, 0.0]]
+
+
+def test_bcm_hebb_equals_sum_over_samples_loop():
+    post, pre, theta = torch.rand(7, 3), torch.rand(7, 4), torch.rand(3)
+    loop = sum(torch.outer(post[b] * (post[b] - theta), pre[b]) for b in range(7))
+    assert torch.allclose(bcm_hebb(post, pre, theta), loop, atol=1e-6)
+
+
+def test_per_slot_threshold_in_hebb_broadcasts_per_sample():
+    theta = t([[0.0, 0.0], [0.5, 2.0]])  # slot 1 equals its sample: no contribution
+    assert bcm_hebb(POST, PRE, theta).tolist() == [[1.0, 2.0], [0.0, 0.0]]
+
+
+def test_per_unit_running_mean_counts_every_sample():
+    total, count, theta = running_mean_per_unit(torch.zeros(2), 0, POST)
+    assert (count, theta.tolist()) == (2, [0.75, 1.0])
+    total, count, theta = running_mean_per_unit(total, count, t([[3.0, 0.0]]))
+    assert count == 3
+    assert theta.tolist() == pytest.approx([1.5, 2.0 / 3])
+
+
+def test_per_slot_running_mean_by_hand():
+    theta, counts = running_mean_per_slot(torch.zeros(2, 2), torch.zeros(2), POST)
+    assert theta.tolist() == POST.tolist()  # k = 1: the first sample itself
+    theta, counts = running_mean_per_slot(theta, counts, t([[3.0, 0.0], [0.5, 0.0]]))
+    assert theta.tolist() == [[2.0, 0.0], [0.5, 1.0]]
+    theta, counts = running_mean_per_slot(theta, counts, t([[2.0, 3.0]]))  # partial batch
+    assert counts.tolist() == [3.0, 2.0]
+    assert theta.tolist() == [[2.0, 1.0], [0.5, 1.0]]
+
+
+# -- importance -------------------------------------------------------------------------------
+def test_minmax_normalise():
+    assert minmax_normalise(t([1.0, 3.0, 2.0])).tolist() == [0.0, 1.0, 0.5]
+    assert minmax_normalise(t([4.0, 4.0])).tolist() == [0.5, 0.5]
+
+
+def test_spine_importance_by_hand():
+    bcm = t([[1.0, 1.0], [2.0, 2.0], [0.0, 3.0]])  # row sums 2, 4, 3 -> 0, 1, 0.5
+    activity = t([5.0, 1.0, 3.0])  # -> 1, 0, 0.5
+    assert spine_importance(bcm, activity).tolist() == [0.0, 0.0, 0.25]
+
+
+# -- percentiles and robust normalisation -----------------------------------------------------
+def test_percentile_linear_interpolation_by_hand():
+    v = t([10.0, 1.0, 4.0, 3.0, 2.0])
+    assert percentile(v, 75).item() == pytest.approx(4.0)  # position 3
+    assert percentile(v, 80).item() == pytest.approx(5.2)  # 4 + 0.2 * (10 - 4)
+    assert percentile(v, 0.1).item() == pytest.approx(1.004)
+    assert percentile(v, 0).item() == 1.0
+    assert percentile(v, 100).item() == 10.0
+
+
+@pytest.mark.parametrize("n", [1, 2, 999, 300_001])
+@pytest.mark.parametrize("q", [0.1, 5.0, 75.0, 80.0, 99.9])
+def test_percentile_matches_numpy(n, q):
+    gen = torch.Generator().manual_seed(n)
+    for v in (torch.randn(n, generator=gen), torch.randint(0, 4, (n,), generator=gen).float()):
+        assert percentile(v, q).item() == pytest.approx(np.percentile(v.numpy(), q), abs=1e-5)
+
+
+def test_percentile_on_sorted_large_tensor_uses_exact_selection():
+    v = torch.arange(400_000, dtype=torch.float32)
+    assert percentile(v, 75).item() == pytest.approx(np.percentile(v.numpy(), 75))
+
+
+def test_robust_normalise_min_to_p75():
+    v = t([1.0, 2.0, 3.0, 4.0, 10.0])  # lo = 1, hi = 4
+    assert robust_normalise(v, 0, 75).tolist() == pytest.approx([0, 1 / 3, 2 / 3, 1, 1])
+
+
+def test_robust_normalise_population_sets_the_scale():
+    v = t([0.0, 2.0, 3.0, 4.0, 10.0])
+    alive = torch.tensor([False, True, True, True, True])
+    # alive values 2, 3, 4, 10: min 2, P75 = 4 + 0.25 * 6 = 5.5
+    assert robust_normalise(v, 0, 75, alive).tolist() == pytest.approx([0, 0, 1 / 3.5, 2 / 3.5, 1])
+
+
+def test_robust_normalise_degenerate_range_is_neutral_not_nan():
+    v = t([1.0, 1.0, 1.0, 1.0, 5.0])  # min = P75 = 1
+    assert robust_normalise(v, 0, 75).tolist() == [0.5, 0.5, 0.5, 0.5, 1.0]
+
+
+# -- reserves ---------------------------------------------------------------------------------
+def test_developmental_factor_truncates_toward_zero():
+    assert developmental_factor(5, 5, 12) == 1.0
+    assert developmental_factor(16, 5, 12) == 1.0
+    assert developmental_factor(17, 5, 12) == pytest.approx(math.exp(-1))
+    assert developmental_factor(29, 5, 12) == pytest.approx(math.exp(-2))
+    assert developmental_factor(0, 5, 10) == 1.0  # int(-0.5) = 0, not floor = -1
+    assert developmental_factor(14, 5, 10) == 1.0
+    assert developmental_factor(15, 5, 10) == pytest.approx(math.exp(-1))
+    assert developmental_factor(-8, 5, 12) == pytest.approx(math.e)  # int(-13/12) = -1
+
+
+def test_reserve_increment_adds_bonus_only_when_positive():
+    d = reserve_increment(t([0.0, 0.5, 0.2, 0.325]), offset=0.65, bonus=5.0)
+    assert d.tolist() == pytest.approx([-0.65, 5.35, -0.25, 0.0])
+
+
+def test_reserve_update_by_hand():
+    p = reserve_update(t([10.0, 10.0, 10.0]), t([0.0, 0.5, 0.2]), offset=0.65, bonus=5.0,
+                       factor=1.0, gamma=0.999)
+    assert p.tolist() == pytest.approx([9.34, 15.34, 9.74])
+    p = reserve_update(t([0.1]), t([0.0]), offset=0.65, bonus=5.0, factor=math.exp(-1))
+    assert p.item() == pytest.approx(0.0999 - 0.65 * math.exp(-1))
+
+
+def test_bottom_conv_filter_dies_around_epoch_26_with_bc_constants():
+    # METHOD 2.10: a filter always at the bottom (d = -0.65) from P0 = 10, e0 = 5, kappa 12.
+    p, death = torch.tensor([10.0]), None
+    for epoch in range(5, 60):
+        g = developmental_factor(epoch, 5, 12)
+        p = reserve_update(p, t([0.0]), offset=0.65, bonus=5.0, factor=g)
+        if p.item() < 0:
+            death = epoch
+            break
+    assert death is not None and 24 <= death <= 28
