@@ -4,6 +4,7 @@ Importing this package registers the built-in datasets (MNIST, Fashion-MNIST, CI
 synthetic); other modules add theirs with :func:`register_dataset`.
 """
 
+from devprune.data import events as _events  # noqa: F401  (registers the event datasets)
 from devprune.data import synthetic, vision  # noqa: F401  (registers the built-in datasets)
 from devprune.data.base import DatasetInfo, InMemoryDataset
 from devprune.data.fetcher import fetch, fetchable_datasets, require_files, verify

@@ -1,10 +1,11 @@
 """Disk cache of integrated frames, one ``.npz`` per sample, so decoding happens once.
 
 Layout: ``<cache_dir>/<dataset>/<split>/<frame key>/<sample key>.npz`` holding ``frames``
-(counts as uint8 / uint16, lossless) and ``label``. The frame key encodes everything that
-changes the frames (T, method, window, down-sampling, crop), so a different setting never
-reads stale frames. Files are written atomically (temp file + rename): a killed run leaves
-no half-written entry, and concurrent writers of the same entry both leave a valid file.
+(counts as uint8, or int16 / int32 when larger: lossless) and ``label``. The frame key
+encodes everything that changes the frames (T, method, window, down-sampling, crop), so a
+different setting never reads stale frames. Files are written atomically (temp file +
+rename): a killed run leaves no half-written entry, and concurrent writers of the same
+entry both leave a valid file.
 """
 
 from __future__ import annotations

@@ -152,9 +152,10 @@ def center_crop(frames: np.ndarray, height: int, width: int) -> np.ndarray:
 
 
 def compact_dtype(frames: np.ndarray) -> np.ndarray:
-    """Store counts as uint8 when they fit, else uint16, else int32 (lossless)."""
+    """Counts as uint8 when they fit, else int16, else int32: lossless, and dtypes torch
+    indexes natively (its uint16 support is partial)."""
     peak = int(frames.max()) if frames.size else 0
-    for dtype in (np.uint8, np.uint16):
+    for dtype in (np.uint8, np.int16):
         if peak <= np.iinfo(dtype).max:
-            return frames.astype(dtype)
+            return frames if frames.dtype == dtype else frames.astype(dtype)
     return frames.astype(np.int32)

@@ -92,7 +92,7 @@ def load_frames(
     others each recording is decoded once and all its samples go into the cache.
     """
     table = sample_table(groups)
-    out = np.zeros((len(wanted), *dataset.frame_shape(spec)), dtype=np.uint16)
+    out = np.zeros((len(wanted), *dataset.frame_shape(spec)), dtype=np.int32)
     labels = np.array([table[i].label for i in wanted], dtype=np.int64)
     missing: dict[int, list[tuple[int, SampleRef]]] = {}
     for row, index in enumerate(wanted):
