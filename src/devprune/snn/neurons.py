@@ -111,7 +111,7 @@ class STBPLIF(MembraneNeuron):
         self.decay = float(decay)
 
     def charge(self, u: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        return self.decay * u + x
+        return torch.add(x, u, alpha=self.decay)  # one fused kernel for x + decay * u
 
     def extra_repr(self) -> str:
         return f"decay={self.decay}, " + super().extra_repr()
@@ -135,7 +135,7 @@ class LIF(MembraneNeuron):
         self.tau = float(tau)
 
     def charge(self, u: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        return u + (x - u) / self.tau
+        return torch.lerp(u, x, 1.0 / self.tau)  # u + (x - u) / tau in one kernel
 
     def extra_repr(self) -> str:
         return f"tau={self.tau}, " + super().extra_repr()
@@ -176,7 +176,7 @@ class PLIF(MembraneNeuron):
             del self._leak
 
     def charge(self, u: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        return u + (x - u) * self._leak
+        return torch.lerp(u, x, self._leak)  # u + (x - u) * sigmoid(w)
 
     def extra_repr(self) -> str:
         return f"tau={self.tau:.4g} (learnable), " + super().extra_repr()
