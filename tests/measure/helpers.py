@@ -51,7 +51,7 @@ class StepLoop(nn.Module):
 def naive_conv_ops(x: torch.Tensor, weight: torch.Tensor, stride: int, padding: int,
                    dilation: int, groups: int) -> int:
     """Count (non-zero input, non-zero weight) pairs of a zero-padded conv2d by brute force."""
-    batch, cin, height, width = x.shape
+    batch, _, height, width = x.shape
     cout, cin_g, kh, kw = weight.shape
     out_h = (height + 2 * padding - dilation * (kh - 1) - 1) // stride + 1
     out_w = (width + 2 * padding - dilation * (kw - 1) - 1) // stride + 1
