@@ -17,6 +17,7 @@ from devprune.errors import DevpruneError
 COMMAND_MODULES = [
     "devprune.data.commands",
     "devprune.runner.commands",
+    "devprune.compact.commands",
 ]
 
 EPILOG = """\
