@@ -1,0 +1,495 @@
+"""DPAP: developmental plasticity-inspired adaptive pruning (Han et al., TPAMI 2024).
+
+METHOD.md section 2 is the specification; docs/DPAP.md lists every deviation. Per training
+batch, for every chosen layer, the pre- and postsynaptic trace readouts feed a BCM accumulator
+``M`` (``[out, in]``: channels for convolutions, features for linear layers), a cumulative
+activity ``A`` and the sliding threshold ``theta``. At every pruning step ``e`` (an epoch, or
+every ``every_batches`` batches) each unit (filter / neuron, or a residual group of channels)
+and each synapse (linear weight, or conv kernel slice) updates its reserve
+``P <- gamma * P + d(u) * g(e)`` from its robustly normalised importance ``u`` and is removed,
+for good, once ``P < 0``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+from devprune.errors import CheckpointError, ConfigError
+from devprune.pruning.activity import ActivityRecorder
+from devprune.pruning.base import register_pruner
+from devprune.pruning.importance import (
+    bcm_hebb,
+    developmental_factor,
+    reserve_increment,
+    robust_normalise,
+    running_mean_per_slot,
+    spine_importance,
+)
+from devprune.pruning.masked import MaskedPruner, select_layers
+from devprune.structure import ModelStructure, PrunableLayer, discover
+
+
+@dataclass
+class DPAPConfig:
+    """``prune.dpap``: every constant of METHOD.md 2.9 (defaults: the BrainCog CIFAR-10 SNN).
+
+    Attributes:
+        mode: ``default`` (hard masks; normalisation over surviving units) or ``reference``
+            (the authors' soft epoch-end masking, normalisation over all units). Set once, in
+            ``prune.mode``.
+        include: glob patterns of layer names to prune (empty = every layer but the output).
+        exclude: glob patterns of layer names never pruned.
+        include_output: also prune the output layer (never in the reference).
+        conv_granularity: ``filter`` (whole output channels, BC/VGG) or ``kernel`` (one
+            ``[out, in]`` kernel slice, DR N-MNIST / DVS-Gesture).
+        linear_granularity: ``neuron+synapse`` (BC), ``synapse`` (DR N-MNIST / DVS) or
+            ``neuron``.
+        residual: channels tied by a residual add are pruned as one ``group`` (importance =
+            mean over the members' spine scores) or not at all (``exclude``).
+        trace_decay: ``delta`` of the trace ``x[t] = delta x[t-1] + o[t]``.
+        readout: ``last`` (``x[T] / T``, the reference) or ``mean`` (time-average of x).
+        theta: BCM threshold as a running mean ``per_unit`` over every sample seen, or
+            ``per_slot`` (one per batch position, the reference's quirk).
+        accumulation: ``cumulative`` (M and A over all training, BC/ANN) or ``per_step``
+            (M and A restart after each pruning step, DR small SNNs); theta never restarts.
+        ann_activity: for ANN layers, the activity is the layer's own output (``pre``
+            activation, the reference) or the activation module's output (``post``).
+        every_batches: 0 = one pruning step per epoch (reference); N > 0 = one step every N
+            training batches (then ``start``, ``e0`` and the ``*_kappa`` count steps).
+        start: first step index ``e`` (epoch, or completed N-batch period, 0-based) that
+            prunes; BC prunes after epoch 5 (``epoch > 4``).
+        e0: onset of the developmental factor ``g(e) = exp(-int((e - e0) / kappa))``.
+        gamma: reserve retention per step.
+        low_percentile / high_percentile: the robust normalisation range ``(P_low, P_high)``
+            (0 = minimum): 0/75 (BC, ANN), 0.1/99.9 (DR MNIST), 5/80 (DR N-MNIST, DVS).
+        normalise_over: population setting the normalisation scale: ``alive`` units and
+            synapses, ``all`` (reference), or ``auto`` (alive in default mode, all in
+            reference mode).
+        conv_offset / conv_bonus / conv_reserve / conv_kappa: ``c``, ``beta``, ``P0``,
+            ``kappa`` of conv filters or kernels.
+        fc_neuron_*: the same for linear neurons; fc_synapse_*: for linear synapses.
+    """
+
+    mode: Literal["default", "reference"] = "default"
+    include: list[str] = field(default_factory=list)
+    exclude: list[str] = field(default_factory=list)
+    include_output: bool = False
+    conv_granularity: Literal["filter", "kernel"] = "filter"
+    linear_granularity: Literal["neuron+synapse", "synapse", "neuron"] = "neuron+synapse"
+    residual: Literal["group", "exclude"] = "group"
+    trace_decay: float = 0.5
+    readout: Literal["last", "mean"] = "last"
+    theta: Literal["per_unit", "per_slot"] = "per_unit"
+    accumulation: Literal["cumulative", "per_step"] = "cumulative"
+    ann_activity: Literal["pre", "post"] = "pre"
+    every_batches: int = 0
+    start: int = 5
+    e0: int = 5
+    gamma: float = 0.999
+    low_percentile: float = 0.0
+    high_percentile: float = 75.0
+    normalise_over: Literal["auto", "alive", "all"] = "auto"
+    conv_offset: float = 0.65
+    conv_bonus: float = 5.0
+    conv_reserve: float = 10.0
+    conv_kappa: float = 12.0
+    fc_neuron_offset: float = 1.5
+    fc_neuron_bonus: float = 2.0
+    fc_neuron_reserve: float = 10.0
+    fc_neuron_kappa: float = 13.0
+    fc_synapse_offset: float = 1.5
+    fc_synapse_bonus: float = 2.0
+    fc_synapse_reserve: float = 10.0
+    fc_synapse_kappa: float = 13.0
+
+    def __post_init__(self) -> None:
+        choices = {
+            "mode": ("default", "reference"), "conv_granularity": ("filter", "kernel"),
+            "linear_granularity": ("neuron+synapse", "synapse", "neuron"),
+            "residual": ("group", "exclude"), "readout": ("last", "mean"),
+            "theta": ("per_unit", "per_slot"), "accumulation": ("cumulative", "per_step"),
+            "ann_activity": ("pre", "post"), "normalise_over": ("auto", "alive", "all"),
+        }
+        for name, allowed in choices.items():
+            _require(getattr(self, name) in allowed, name, f"must be one of {list(allowed)}")
+        _require(0 < self.trace_decay <= 1, "trace_decay", "must be in (0, 1], e.g. 0.5")
+        _require(self.every_batches >= 0, "every_batches", "must be >= 0 (0 = every epoch)")
+        _require(0 < self.gamma <= 1, "gamma", "must be in (0, 1], e.g. 0.999")
+        _require(0 <= self.low_percentile < self.high_percentile <= 100, "low_percentile",
+                 "need 0 <= low_percentile < high_percentile <= 100 (e.g. 0 and 75)")
+        for kind in ("conv", "fc_neuron", "fc_synapse"):
+            _require(getattr(self, f"{kind}_kappa") > 0, f"{kind}_kappa", "must be positive")
+            _require(getattr(self, f"{kind}_reserve") >= 0, f"{kind}_reserve", "must be >= 0")
+
+    def constants(self, kind: str) -> ReserveConstants:
+        """The reserve constants of ``conv``, ``fc_neuron`` or ``fc_synapse`` units."""
+        return ReserveConstants(*(float(getattr(self, f"{kind}_{k}")) for k in
+                                  ("offset", "bonus", "reserve", "kappa")))
+
+    @property
+    def alive_only(self) -> bool:
+        if self.normalise_over == "auto":
+            return self.mode == "default"
+        return self.normalise_over == "alive"
+
+
+def _require(ok: bool, name: str, what: str) -> None:
+    if not ok:
+        raise ConfigError(f"prune.dpap.{name}: {what}")
+
+
+@dataclass
+class ReserveConstants:
+    offset: float
+    bonus: float
+    reserve: float
+    kappa: float
+
+
+# --------------------------------------------------------------------------------------------
+# Per-layer statistics
+# --------------------------------------------------------------------------------------------
+class LayerStatistics:
+    """BCM matrix ``M``, cumulative activity ``A`` and threshold ``theta`` of one layer.
+
+    ``M`` and ``A`` are sums over all samples since training started, so a data-parallel run
+    can all-reduce them (devprune.distributed); the ``per_step`` window is the difference to
+    a snapshot taken at the last pruning step.
+    """
+
+    def __init__(self, out_units: int, in_units: int, theta_mode: str, windowed: bool,
+                 device: torch.device) -> None:
+        self.theta_mode = theta_mode
+        self.windowed = windowed
+        self.bcm = torch.zeros(out_units, in_units, device=device)
+        self.activity = torch.zeros(out_units, device=device)
+        self.theta_sum = torch.zeros(out_units, device=device)
+        self.theta_count = torch.zeros((), device=device)
+        self.slot_theta = torch.zeros(0, out_units, device=device)
+        self.slot_count = torch.zeros(0, device=device)
+        self.bcm_mark = torch.zeros_like(self.bcm) if windowed else None
+        self.activity_mark = torch.zeros_like(self.activity) if windowed else None
+
+    def threshold(self, batch: int) -> torch.Tensor:
+        """theta(k-1), the threshold the current batch is compared with."""
+        if self.theta_mode == "per_unit":
+            return self.theta_sum / self.theta_count.clamp(min=1)
+        self._ensure_slots(batch)
+        return self.slot_theta[:batch]
+
+    def _ensure_slots(self, batch: int) -> None:
+        missing = batch - self.slot_theta.shape[0]
+        if missing > 0:
+            pad = self.slot_theta.new_zeros(missing, self.slot_theta.shape[1])
+            self.slot_theta = torch.cat([self.slot_theta, pad])
+            self.slot_count = torch.cat([self.slot_count, self.slot_count.new_zeros(missing)])
+
+    @torch.no_grad()
+    def update(self, pre: torch.Tensor, post: torch.Tensor) -> None:
+        """One batch: ``M += Hebb``, ``A += sum_b a``, then the threshold moves."""
+        pre = pre.to(self.bcm.dtype)
+        post = post.to(self.bcm.dtype)
+        self.bcm.add_(bcm_hebb(post, pre, self.threshold(post.shape[0])))
+        column_sum = post.sum(0)
+        self.activity.add_(column_sum)
+        if self.theta_mode == "per_unit":
+            self.theta_sum.add_(column_sum)
+            self.theta_count.add_(post.shape[0])
+        else:
+            self.slot_theta, self.slot_count = running_mean_per_slot(
+                self.slot_theta, self.slot_count, post
+            )
+
+    def window(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(M, A) over the accumulation window."""
+        if not self.windowed:
+            return self.bcm, self.activity
+        return self.bcm - self.bcm_mark, self.activity - self.activity_mark
+
+    def restart_window(self) -> None:
+        if self.windowed:
+            self.bcm_mark.copy_(self.bcm)
+            self.activity_mark.copy_(self.activity)
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        state = {"bcm": self.bcm, "activity": self.activity, "theta_sum": self.theta_sum,
+                 "theta_count": self.theta_count, "slot_theta": self.slot_theta,
+                 "slot_count": self.slot_count}
+        if self.windowed:
+            state.update(bcm_mark=self.bcm_mark, activity_mark=self.activity_mark)
+        return state
+
+
+# --------------------------------------------------------------------------------------------
+# Pruning units: filters / neurons (possibly a residual group) and synapses / kernels
+# --------------------------------------------------------------------------------------------
+@dataclass
+class UnitGroup:
+    """Output units pruned together: one layer's, or a residual group's tied channels."""
+
+    key: str
+    members: list[str]
+    kind: str  # "conv" or "fc_neuron"
+
+
+def _unit_groups(structure: ModelStructure, layers: list[PrunableLayer],
+                 cfg: DPAPConfig) -> tuple[list[UnitGroup], list[str]]:
+    """Unit groups to prune, and the layers left out of unit pruning (with the reason)."""
+    chosen = {la.name for la in layers}
+    groups: list[UnitGroup] = []
+    skipped: list[str] = []
+    seen_groups: set[int] = set()
+    for layer in layers:
+        kind = "conv" if layer.kind == "conv" else "fc_neuron"
+        if kind == "conv" and cfg.conv_granularity != "filter":
+            continue
+        if kind == "fc_neuron" and cfg.linear_granularity == "synapse":
+            continue
+        gid = layer.residual_group
+        if gid is None:
+            groups.append(UnitGroup(layer.name, [layer.name], kind))
+            continue
+        members = structure.residual_groups[gid]
+        usable = (cfg.residual == "group" and gid not in structure.fixed_groups
+                  and all(m in chosen for m in members))
+        if not usable:
+            skipped.append(layer.name)
+        elif gid not in seen_groups:
+            seen_groups.add(gid)
+            groups.append(UnitGroup(f"residual{gid}", list(members), kind))
+    return groups, skipped
+
+
+def _synapse_layers(layers: list[PrunableLayer], cfg: DPAPConfig) -> list[str]:
+    names = []
+    for layer in layers:
+        if layer.kind == "conv" and cfg.conv_granularity == "kernel":
+            if layer.module.groups != 1:
+                raise ConfigError(
+                    f"prune.dpap.conv_granularity: kernel pruning needs ordinary convolutions "
+                    f"but {layer.name!r} has groups={layer.module.groups}; exclude it "
+                    "(prune.dpap.exclude) or use filter granularity"
+                )
+            names.append(layer.name)
+        if layer.kind == "linear" and cfg.linear_granularity != "neuron":
+            names.append(layer.name)
+    return names
+
+
+# --------------------------------------------------------------------------------------------
+# The pruner
+# --------------------------------------------------------------------------------------------
+class DPAPPruner(MaskedPruner):
+    """DPAP driven through the Pruner hooks (see devprune.pruning.base)."""
+
+    name = "dpap"
+
+    def __init__(self, model: nn.Module, example_input: Any = None,
+                 config: DPAPConfig | None = None) -> None:
+        cfg = config or DPAPConfig()
+        structure = discover(model, example_input)
+        layers = select_layers(structure, cfg.include, cfg.exclude, cfg.include_output)
+        super().__init__(model, example_input, cfg, mode=cfg.mode, layers=layers,
+                         structure=structure)
+        self.cfg = cfg
+        self.layers = layers
+        self.unit_groups, self.ungrouped = _unit_groups(structure, layers, cfg)
+        self.synapse_layers = _synapse_layers(layers, cfg)
+        device = next(iter(model.parameters())).device
+        self.stats = {
+            la.name: LayerStatistics(la.num_units, la.fan_in, cfg.theta,
+                                     cfg.accumulation == "per_step", device)
+            for la in layers
+        }
+        self.unit_reserve = {
+            g.key: torch.full((structure[g.members[0]].num_units,), cfg.constants(g.kind).reserve,
+                              device=device)
+            for g in self.unit_groups
+        }
+        self.synapse_reserve = {
+            name: torch.full(self._synapse_shape(name), self._synapse_constants(name).reserve,
+                             device=device)
+            for name in self.synapse_layers
+        }
+        self.recorder = ActivityRecorder(model, structure, layers, delta=cfg.trace_decay,
+                                         readout=cfg.readout, ann_activity=cfg.ann_activity)
+        self.batches = 0
+        self.steps_done = 0  # pruning steps that actually pruned (e >= start)
+        self.pending_events: list[dict[str, Any]] = []
+
+    # -- helpers ----------------------------------------------------------------------------
+    def _synapse_shape(self, name: str) -> tuple[int, int]:
+        return tuple(self.stats[name].bcm.shape)
+
+    def _synapse_constants(self, name: str) -> ReserveConstants:
+        kind = "conv" if self.structure[name].kind == "conv" else "fc_synapse"
+        return self.cfg.constants(kind)
+
+    def _synapse_alive(self, name: str) -> torch.Tensor:
+        return self.masks.kernel_mask(name)
+
+    def _group_alive(self, group: UnitGroup) -> torch.Tensor:
+        alive = self.masks.unit_alive(group.members[0])
+        for member in group.members[1:]:
+            alive = alive | self.masks.unit_alive(member)
+        return alive
+
+    # -- hooks ------------------------------------------------------------------------------
+    def on_batch_start(self) -> None:
+        if self.model.training:
+            self.recorder.start()
+
+    def on_batch_end(self) -> None:
+        recorded = self.recorder.finish()
+        if not recorded:
+            return
+        for name, (pre, post) in recorded.items():
+            self.stats[name].update(pre, post)
+        self.batches += 1
+        every = self.cfg.every_batches
+        if every and self.batches % every == 0:
+            self.pending_events.append(self.prune_step(self.batches // every - 1))
+
+    def on_epoch_end(self, epoch: int) -> dict[str, Any]:
+        if not self.cfg.every_batches:
+            self.pending_events.append(self.prune_step(epoch))
+        events, self.pending_events = self.pending_events, []
+        return self._summarise(events)
+
+    def detach(self) -> None:
+        self.recorder.remove()
+
+    # -- the structural step ----------------------------------------------------------------
+    @torch.no_grad()
+    def prune_step(self, step: int) -> dict[str, Any]:
+        """One DPAP step at index ``step`` (epoch or N-batch period); returns its events."""
+        if step < self.cfg.start:
+            return {"step": step, "pruned": False}
+        factors = {kind: developmental_factor(step, self.cfg.e0, self.cfg.constants(kind).kappa)
+                   for kind in ("conv", "fc_neuron", "fc_synapse")}
+        removed = {la.name: {"units": 0, "weights": 0} for la in self.layers}
+        for name in self.synapse_layers:
+            removed[name]["weights"] += self._prune_synapses(name, factors)
+        for group in self.unit_groups:
+            for member, (units, weights) in self._prune_units(group, factors).items():
+                removed[member]["units"] += units
+                removed[member]["weights"] += weights
+        self.commit_masks()
+        for stats in self.stats.values():
+            stats.restart_window()
+        self.steps_done += 1
+        return {"step": step, "pruned": True, "factor": factors, "removed": removed}
+
+    def _prune_synapses(self, name: str, factors: dict[str, float]) -> int:
+        const = self._synapse_constants(name)
+        kind = "conv" if self.structure[name].kind == "conv" else "fc_synapse"
+        alive = self._synapse_alive(name)
+        bcm, _ = self.stats[name].window()
+        u = robust_normalise(bcm, self.cfg.low_percentile, self.cfg.high_percentile,
+                             alive if self.cfg.alive_only else None)
+        reserve = self.synapse_reserve[name]
+        reserve.mul_(self.cfg.gamma).add_(reserve_increment(u, const.offset, const.bonus),
+                                          alpha=factors[kind])
+        return self.masks.prune_synapses(name, (reserve < 0) & alive)
+
+    def _prune_units(self, group: UnitGroup,
+                     factors: dict[str, float]) -> dict[str, tuple[int, int]]:
+        const = self.cfg.constants(group.kind)
+        scores = []
+        for member in group.members:
+            bcm, activity = self.stats[member].window()
+            scores.append(spine_importance(bcm, activity))
+        score = torch.stack(scores).mean(0)
+        alive = self._group_alive(group)
+        u = robust_normalise(score, self.cfg.low_percentile, self.cfg.high_percentile,
+                             alive if self.cfg.alive_only else None)
+        reserve = self.unit_reserve[group.key]
+        updated = self.cfg.gamma * reserve + reserve_increment(u, const.offset, const.bonus) * (
+            factors[group.kind])
+        reserve.copy_(torch.where(alive, updated, reserve))
+        dying = alive & (reserve < 0)
+        result = {}
+        for member in group.members:
+            kept_before = int(self.masks[member].sum())
+            units = self.masks.prune_units(member, dying)
+            result[member] = (units, kept_before - int(self.masks[member].sum()))
+        return result
+
+    def _summarise(self, events: list[dict[str, Any]]) -> dict[str, Any]:
+        """Events of the steps since the last epoch end, plus the structure now."""
+        layers = {}
+        for layer in self.layers:
+            name = layer.name
+            layers[name] = {
+                "units_alive": int(self.masks.unit_alive(name).sum()),
+                "units": layer.num_units,
+                "connectivity": float(self.masks[name].float().mean()),
+                "units_pruned": sum(e["removed"][name]["units"] for e in events if e["pruned"]),
+                "weights_pruned": sum(e["removed"][name]["weights"]
+                                      for e in events if e["pruned"]),
+            }
+        last = next((e for e in reversed(events) if e["pruned"]), None)
+        return {
+            "steps": [e["step"] for e in events],
+            "pruning_steps": sum(1 for e in events if e["pruned"]),
+            "factor": last["factor"] if last else None,
+            "connectivity": self.masks.connectivity(),
+            "layers": layers,
+        }
+
+    # -- state ------------------------------------------------------------------------------
+    def statistics(self) -> dict[str, torch.Tensor]:
+        """Sums over samples (all-reduced by devprune.distributed.StatisticsSync)."""
+        stats = {}
+        for name, layer_stats in self.stats.items():
+            stats[f"{name}.bcm"] = layer_stats.bcm
+            stats[f"{name}.activity"] = layer_stats.activity
+            if self.cfg.theta == "per_unit":
+                stats[f"{name}.theta_sum"] = layer_stats.theta_sum
+                stats[f"{name}.theta_count"] = layer_stats.theta_count
+        return stats
+
+    def state_dict(self) -> dict[str, Any]:
+        state = super().state_dict()
+        state.update(
+            config=dataclasses.asdict(self.cfg),
+            batches=self.batches,
+            steps_done=self.steps_done,
+            stats={n: {k: v.cpu().clone() for k, v in s.tensors().items()}
+                   for n, s in self.stats.items()},
+            unit_reserve={k: v.cpu().clone() for k, v in self.unit_reserve.items()},
+            synapse_reserve={k: v.cpu().clone() for k, v in self.synapse_reserve.items()},
+        )
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        if set(state["stats"]) != set(self.stats):
+            raise CheckpointError(
+                f"checkpoint DPAP statistics cover layers {sorted(state['stats'])}, this run "
+                f"prunes {sorted(self.stats)}; use the same prune.dpap layer selection"
+            )
+        for name, tensors in state["stats"].items():
+            target = self.stats[name]
+            for key, value in tensors.items():
+                setattr(target, _STAT_ATTRS[key], value.to(target.bcm.device).clone())
+        for store, key in ((self.unit_reserve, "unit_reserve"),
+                           (self.synapse_reserve, "synapse_reserve")):
+            for name, value in state[key].items():
+                store[name] = value.to(store[name].device).clone()
+        self.batches = int(state["batches"])
+        self.steps_done = int(state["steps_done"])
+
+
+_STAT_ATTRS = {"bcm": "bcm", "activity": "activity", "theta_sum": "theta_sum",
+               "theta_count": "theta_count", "slot_theta": "slot_theta",
+               "slot_count": "slot_count", "bcm_mark": "bcm_mark",
+               "activity_mark": "activity_mark"}
+
+register_pruner("dpap", DPAPPruner, DPAPConfig,
+                "DPAP: BCM + trace importance, reserve dynamics, permanent pruning (TPAMI 2024)")
