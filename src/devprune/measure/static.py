@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from devprune.masks import MaskSet
+from devprune.snn.base import is_spiking_neuron
 from devprune.structure import ModelStructure, PrunableLayer, discover
 
 # The layers NeuroBench's ConnectionSparsity reads (recurrent layers are not in our scope).
@@ -26,6 +27,9 @@ CONNECTION_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 # a deployed model stores the weight once and no mask.
 WEIGHT_PARAM_NAMES = ("weight", "weight_orig")
 MASK_BUFFER_SUFFIX = "_mask"
+# snnTorch keeps a neuron's membrane / synaptic state in buffers shaped like the last batch:
+# run-time state, not part of the deployed model.
+NEURON_STATE_BUFFERS = frozenset({"mem", "syn", "spk", "syn_exc", "syn_inh"})
 
 UnitVectors = dict[str, torch.Tensor]
 
@@ -190,15 +194,27 @@ def footprint_bytes(model: nn.Module) -> int:
     return sum(t.numel() * t.element_size() for t in tensors)
 
 
+def _transient_buffers(model: nn.Module) -> set[int]:
+    """Mask buffers and spiking-neuron state buffers (by ``id``)."""
+    skip: set[int] = set()
+    for module in model.modules():
+        spiking = is_spiking_neuron(module)
+        for name, buffer in module.named_buffers(recurse=False):
+            if name.endswith(MASK_BUFFER_SUFFIX) or (spiking and name in NEURON_STATE_BUFFERS):
+                skip.add(id(buffer))
+    return skip
+
+
 def deployable_footprint_bytes(model: nn.Module, structure: ModelStructure,
                                removable: UnitVectors) -> int:
-    """Bytes of the model after deleting removable units and dropping mask buffers."""
+    """Bytes of the model after deleting removable units, without mask buffers and neuron
+    state buffers."""
     counts = _deployable_counts(structure, removable)
+    skip = _transient_buffers(model)
     total = 0
-    for name, tensor in [*model.named_parameters(), *model.named_buffers()]:
-        if name.endswith(MASK_BUFFER_SUFFIX):
-            continue
-        total += counts.get(id(tensor), tensor.numel()) * tensor.element_size()
+    for tensor in [*model.parameters(), *model.buffers()]:
+        if id(tensor) not in skip:
+            total += counts.get(id(tensor), tensor.numel()) * tensor.element_size()
     return total
 
 
