@@ -57,7 +57,7 @@ def assert_only_live_parameters(reference: nn.Module, small: nn.Module) -> None:
 def test_compacted_equals_masked_cheap_models(name: str, density: float) -> None:
     model, x = build_case(name)
     masks = random_masks(model, x, density, seed=int(density * 100))
-    small = compact(model, masks, x)
+    small = compact(model, masks, x, verify=False)  # compared below
     reference = masked_copy(model, masks)
     assert_same_outputs(reference, small, x)
     assert_only_live_parameters(reference, small)
@@ -68,7 +68,7 @@ def test_compacted_equals_masked_cheap_models(name: str, density: float) -> None
 def test_compacted_equals_masked_large_models(name: str) -> None:
     model, x = build_case(name)
     masks = random_masks(model, x, 0.5)
-    small = compact(model, masks, x)
+    small = compact(model, masks, x, verify=False)  # compared below
     reference = masked_copy(model, masks)
     assert_same_outputs(reference, small, x)
     assert_only_live_parameters(reference, small)

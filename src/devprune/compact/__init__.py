@@ -10,7 +10,13 @@ from devprune.compact.files import load_compacted, read_compacted, save_compacte
 from devprune.compact.record import architecture_record, rebuild
 from devprune.compact.sparse import CSR_MIN_SPARSITY, CSRLinear, sparsify_linears
 from devprune.compact.summary import compaction_summary, format_summary
-from devprune.compact.surgery import apply_hard_masks, check_equal_outputs, compact, masked_copy
+from devprune.compact.surgery import (
+    apply_hard_masks,
+    check_equal_outputs,
+    compact,
+    compacted_masks,
+    masked_copy,
+)
 
 __all__ = [
     "CSR_MIN_SPARSITY",
@@ -19,6 +25,7 @@ __all__ = [
     "architecture_record",
     "check_equal_outputs",
     "compact",
+    "compacted_masks",
     "compaction_summary",
     "format_summary",
     "load_compacted",

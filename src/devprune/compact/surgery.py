@@ -195,3 +195,19 @@ def check_equal_outputs(reference: nn.Module, compacted: nn.Module, example_inpu
             f"{float(diff):.3g}); a coupling of this model is not handled — leave the "
             "affected layers out of the masks or compact with verify=False at your own risk"
         )
+
+
+def compacted_masks(masks: MaskSet, compacted: nn.Module, example_input: Any = None) -> MaskSet:
+    """``masks`` sliced to the compacted model's shapes (to keep training or pruning it)."""
+    plan: RemovalPlan | None = getattr(compacted, "compaction_plan", None)
+    if plan is None:
+        raise ModelStructureError(
+            "this model carries no compaction plan; pass the model compact() returned"
+        )
+    sliced = MaskSet(discover(compacted, example_input), layers=masks.names(), mode=masks.mode)
+    for name in masks.names():
+        mask = masks[name].cpu().index_select(0, plan.keep_out[name])
+        if plan.keep_in[name] is not None:
+            mask = mask.index_select(1, plan.keep_in[name])
+        sliced.masks[name] = mask.to(sliced.masks[name].device)
+    return sliced
