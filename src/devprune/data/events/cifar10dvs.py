@@ -53,9 +53,9 @@ def cifar10dvs_groups(folder: Path, split: str) -> list[RecordingGroup]:
 
 def _find_layout(folder: Path) -> tuple[Path, str, Callable[[Path], np.ndarray]]:
     for base in (folder, folder / "extract"):
-        if any((base / name).glob("*.aedat") for name in CLASSES):
+        if _has_files(base, "*.aedat"):
             return base, "*.aedat", read_cifar10dvs
-    if any((folder / "events_np" / name).glob("*.npz") for name in CLASSES):
+    if _has_files(folder / "events_np", "*.npz"):
         return folder / "events_np", "*.npz", read_event_npz
     raise DataError(
         f"CIFAR10-DVS not found under {folder}. Download the ten class archives "
@@ -63,6 +63,10 @@ def _find_layout(folder: Path) -> tuple[Path, str, Callable[[Path], np.ndarray]]
         "(https://doi.org/10.6084/m9.figshare.4724671) and extract them into "
         f"{folder}/ so that {folder}/airplane/cifar10_airplane_0.aedat exists."
     )
+
+
+def _has_files(class_root: Path, pattern: str) -> bool:
+    return any(next((class_root / name).glob(pattern), None) for name in CLASSES)
 
 
 def _loader(reader: Callable[[Path], np.ndarray], path: Path) -> Callable[[], list[np.ndarray]]:
