@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 
 import pytest
+import torch
 
 from devprune.data import sources
 from devprune.data.sources import IDX_STEMS
@@ -21,3 +22,13 @@ def tiny_mnist(monkeypatch: pytest.MonkeyPatch) -> dict[str, bytes]:
     )
     assert set(files) == set(IDX_STEMS)
     return files
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Data tests run tiny tensor ops; on a shared, oversubscribed CPU two intra-op threads
+    wait on each other (measured: 0.1 ms -> 115 ms per batch), so use one and restore it."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
