@@ -14,7 +14,7 @@ import math
 import numpy as np
 import torch
 
-from devprune.pruning.spine_ranges import COUNTER_DTYPE
+from devprune.pruning.spine_ranges import count_run_, counter_dtype
 
 SIGNALS = ("weight", "magnitude", "gradient")
 QUANTILE_LIMIT = 1 << 24  # torch.quantile refuses larger inputs
@@ -59,8 +59,10 @@ def candidate_signal(values: torch.Tensor, signal: str, kernels: bool) -> torch.
 class RegrowthTracker:
     """Counters of one layer's regeneration candidates."""
 
-    def __init__(self, shape: torch.Size | tuple[int, ...], device: torch.device) -> None:
-        self.count = torch.zeros(shape, dtype=COUNTER_DTYPE, device=device)
+    def __init__(
+        self, shape: torch.Size | tuple[int, ...], device: torch.device, max_count: int
+    ) -> None:
+        self.count = torch.zeros(shape, dtype=counter_dtype(max_count + 1), device=device)
         self.was_above = torch.zeros(shape, dtype=torch.bool, device=device)
 
     @torch.no_grad()
@@ -71,10 +73,7 @@ class RegrowthTracker:
 
         The percentile is taken over ALL entries of ``signal`` (kept ones included)."""
         threshold = layer_percentile(signal, q)
-        above = candidates & (signal > threshold)
-        counted = above & self.was_above
-        self.was_above.copy_(above)
-        self.count.add_(1).mul_(counted)
+        count_run_(candidates & (signal > threshold), self.was_above, self.count)
         restore = self.count > max_count
         if bool(restore.any()):
             self.count.masked_fill_(restore, 0)

@@ -226,7 +226,8 @@ class SDSNNPruner(MaskedPruner):
         self.history = {la.name: torch.zeros(la.num_units, dtype=torch.bool,
                                              device=la.weight.device) for la in self.layers}
         self.ranges: dict[str, SpineRanges] = {}
-        self.regrowth = {la.name: RegrowthTracker(self._candidate_shape(la), la.weight.device)
+        self.regrowth = {la.name: RegrowthTracker(self._candidate_shape(la), la.weight.device,
+                                                  self._regrow_count(la))
                          for la in self.layers} if config.regrowth else {}
         self.grad_sums: dict[str, torch.Tensor] = {}
         self.next_epoch = 0
@@ -249,6 +250,9 @@ class SDSNNPruner(MaskedPruner):
     def _candidate_shape(layer: PrunableLayer) -> tuple[int, ...]:
         shape = tuple(layer.weight.shape)
         return shape[:2] if layer.kind == "conv" else shape
+
+    def _regrow_count(self, layer: PrunableLayer) -> int:
+        return self.cfg.regrow_count_conv if layer.kind == "conv" else self.cfg.regrow_count_fc
 
     def _pruned_fraction(self, layer: PrunableLayer) -> float:
         for pattern, fraction in self.cfg.pruned_fraction_overrides.items():
@@ -308,7 +312,9 @@ class SDSNNPruner(MaskedPruner):
 
     def _masked_weight(self, layer: PrunableLayer) -> torch.Tensor:
         weight = layer.weight.detach()
-        return weight * self.masks[layer.name] if layer.name in self.masks else weight
+        if self.masks.hard or layer.name not in self.masks:
+            return weight  # hard masks already hold pruned entries at exactly zero
+        return weight * self.masks[layer.name]
 
     def _update_ranges(self) -> dict[str, dict[str, int]]:
         out = {}
@@ -336,9 +342,10 @@ class SDSNNPruner(MaskedPruner):
                 continue
             signal = candidate_signal(values, self.cfg.signal, kernels=conv)
             pruned = ~(self.masks.kernel_mask(layer.name) if conv else self.masks[layer.name])
-            max_count = self.cfg.regrow_count_conv if conv else self.cfg.regrow_count_fc
-            restore, _ = self.regrowth[layer.name].step(signal, pruned, q, max_count)
-            regrown[layer.name] = self.masks.regrow(layer.name, restore)
+            restore, _ = self.regrowth[layer.name].step(
+                signal, pruned, q, self._regrow_count(layer))
+            regrown[layer.name] = self.masks.regrow(layer.name, restore) \
+                if bool(restore.any()) else 0
             percentiles[layer.name] = q
         return {"synapses_regenerated": regrown, "percentile": percentiles}
 
@@ -387,7 +394,8 @@ class SDSNNPruner(MaskedPruner):
         """Units with fewer than ``fraction * fan-in`` kept incoming entries."""
         if layer.name not in self.masks:
             return 0  # an unpruned consumer (e.g. the output layer) has lost nothing
-        kept = self.masks[layer.name].flatten(1).sum(1)
+        # A uint8 view summed in int32 is about 2x faster than a bool count per row.
+        kept = self.masks[layer.name].flatten(1).view(torch.uint8).sum(1, dtype=torch.int32)
         threshold = self._pruned_fraction(layer) * self.masks[layer.name][0].numel()
         return int((kept < threshold).sum())
 

@@ -1,0 +1,67 @@
+"""Regeneration: percentile schedule, persistence counters (strict > C_g), signals."""
+
+import numpy as np
+import pytest
+import torch
+
+from devprune.pruning.regrowth import (
+    RegrowthTracker,
+    candidate_signal,
+    layer_percentile,
+    regrowth_percentile,
+)
+
+
+def test_percentile_schedule_rises_from_p0_plus_one_to_the_cap():
+    # Reference MNIST FC: p0 = 60, start 37 (= 2C+1 for C = 18).
+    assert regrowth_percentile(37, 37, 60, 1.1, 99) == pytest.approx(61.0)
+    assert regrowth_percentile(38, 37, 60, 1.1, 99) == pytest.approx(61.1)
+    assert regrowth_percentile(40, 37, 65, 1.1, 99) == pytest.approx(65 + 1.1**3)
+    # 1.1^k >= 39 from k = 39 on: the FC percentile reaches the cap at epoch 76
+    assert regrowth_percentile(75, 37, 60, 1.1, 99) < 99
+    assert regrowth_percentile(76, 37, 60, 1.1, 99) == 99
+    assert regrowth_percentile(10**6, 37, 60, 1.1, 99) == 99  # no overflow
+
+
+def test_layer_percentile_is_numpys_linear_percentile():
+    v = torch.randn(1001)
+    for q in (0, 37.5, 61.1, 99, 100):
+        assert layer_percentile(v, q) == pytest.approx(float(np.percentile(v.numpy(), q)))
+
+
+def test_conv_signal_is_the_signed_kernel_sum_or_its_magnitude():
+    w = torch.zeros(2, 1, 2, 2)
+    w[0, 0] = torch.tensor([[1.0, -3.0], [0.5, 0.5]])
+    assert candidate_signal(w, "weight", kernels=True)[0, 0] == pytest.approx(-1.0)
+    assert candidate_signal(w, "magnitude", kernels=True)[0, 0] == pytest.approx(5.0)
+    assert candidate_signal(w.flatten(1), "weight", kernels=False).shape == (2, 4)
+
+
+def test_restore_needs_count_above_max_count_on_consecutive_epochs():
+    tracker = RegrowthTracker((1, 4), torch.device("cpu"), 1)
+    candidates = torch.tensor([[True, True, False, True]])
+    signal = torch.tensor([[5.0, 5.0, 9.0, 0.0]])  # entry 2 is big but not a candidate
+    restored = []
+    for epoch in range(4):
+        if epoch == 2:
+            signal = torch.tensor([[5.0, 0.0, 9.0, 0.0]])  # entry 1 drops below once
+        restore, threshold = tracker.step(signal, candidates, q=25, max_count=1)
+        assert threshold == pytest.approx(float(np.percentile(signal.numpy(), 25)))
+        restored.append(restore[0].nonzero().flatten().tolist())
+    # entry 0: above at epochs 0..3 -> counts 0,1,2 (>1: restored at epoch 2)
+    assert restored == [[], [], [0], []]
+    # entry 0 starts from scratch after its restore (still a candidate here): not counted at
+    # epoch 3; entry 1 was reset by its one epoch below
+    assert tracker.count[0, 0] == 0 and tracker.count[0, 1] == 0
+
+
+def test_tracker_state_round_trip():
+    tracker = RegrowthTracker((3,), torch.device("cpu"), 5)
+    tracker.step(torch.tensor([1.0, 2.0, 3.0]), torch.tensor([True, True, True]), 10, 5)
+    tracker.step(torch.tensor([1.0, 2.0, 3.0]), torch.tensor([True, True, True]), 10, 5)
+    other = RegrowthTracker((3,), torch.device("cpu"), 5)
+    other.load_state_dict(tracker.state_dict())
+    assert torch.equal(other.count, tracker.count)
+    assert torch.equal(other.was_above, tracker.was_above)
+    with pytest.raises(ValueError, match="shape"):
+        RegrowthTracker((4,), torch.device("cpu"), 5).load_state_dict(tracker.state_dict())
