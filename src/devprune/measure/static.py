@@ -139,13 +139,33 @@ def alive_units(structure: ModelStructure, kept: dict[str, torch.Tensor]
         alive = updated
 
 
-def removable_units(structure: ModelStructure, alive: UnitVectors) -> UnitVectors:
-    """Units a compaction can delete: dead, not an output, and (for channels tied by a
-    residual add) dead in every member of the group and not tied to the model input."""
-    removable = {
-        la.name: torch.zeros_like(alive[la.name]) if la.is_output else ~alive[la.name]
-        for la in structure.layers
-    }
+def constant_drive(structure: ModelStructure, layer: PrunableLayer) -> torch.Tensor:
+    """Bool per unit: its pre-activation is non-zero even with no input (a bias, or a coupled
+    batch-norm shift), so deleting it could change the output."""
+    module = layer.module
+    device = module.weight.device
+    drive = torch.zeros(layer.num_units, dtype=torch.bool, device=device)
+    if getattr(module, "bias", None) is not None:
+        drive |= module.bias.detach() != 0
+    if layer.norm_name is not None:
+        norm = structure.modules[layer.norm_name]
+        if getattr(norm, "weight", None) is None:
+            drive |= True  # no affine to zero: a zero input still leaves -mean/std
+        else:
+            drive |= (norm.weight.detach() != 0) | (norm.bias.detach() != 0)
+    return drive
+
+
+def removable_units(structure: ModelStructure, alive: UnitVectors,
+                    has_output: UnitVectors) -> UnitVectors:
+    """Units a compaction can delete without changing any output: dead, not in an output
+    layer, and either unread (no outputs) or silent (no bias / norm shift); for channels
+    tied by a residual add, removable in every member and not tied to the model input."""
+    removable: UnitVectors = {}
+    for layer in structure.layers:
+        dead = ~alive[layer.name]
+        silent = ~has_output[layer.name] | ~constant_drive(structure, layer)
+        removable[layer.name] = torch.zeros_like(dead) if layer.is_output else dead & silent
     for gid, members in structure.residual_groups.items():
         if gid in structure.fixed_groups:
             together = torch.zeros_like(removable[members[0]])
@@ -315,7 +335,7 @@ def static_metrics(model: nn.Module, masks: MaskSet | None = None, *,
     )
     with torch.no_grad():
         kept = kept_entries(structure, masks)
-        alive, has_input, _ = alive_units(structure, kept)
+        alive, has_input, has_output = alive_units(structure, kept)
         layers: dict[str, dict[str, Any]] = {}
         for layer in structure.layers:
             effective = _restrict(kept[layer.name], alive[layer.name],
@@ -325,7 +345,7 @@ def static_metrics(model: nn.Module, masks: MaskSet | None = None, *,
                 layer.name in prunable_names, _mask_conflicts(layer, masks),
             )
         kept_by_module = {id(la.module): int(kept[la.name].sum()) for la in structure.layers}
-        removable = removable_units(structure, alive)
+        removable = removable_units(structure, alive, has_output)
         result = _global_record(layers, prunable_names)
         result.update({
             "ParameterCount": sum(p.numel() for p in model.parameters()),
