@@ -79,8 +79,11 @@ class InMemoryDataset(torch.utils.data.Dataset):
         return int(self.inputs.shape[0])
 
     def __getitem__(self, index: int) -> tuple[Tensor, int]:
-        x, _ = self.batch(torch.tensor([index]))
-        return x[0], int(self.targets[index])
+        n = len(self)
+        if not -n <= index < n:
+            raise IndexError(f"index {index} out of range for {n} samples")
+        x, y = self.batch(torch.tensor([index % n]))
+        return x[0], int(y[0])
 
     def __repr__(self) -> str:
         return (

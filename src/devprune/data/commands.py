@@ -70,7 +70,9 @@ def _list(args: argparse.Namespace) -> int:
     root = resolve_root(args.root)
     print(f"data root: {root}")
     rows = [("NAME", "SHAPE", "CLASSES", "STATUS", "LOCATION")]
-    for name, entry in available_datasets().items():
+    # Images first, then event data; registration order within each kind.
+    entries = sorted(available_datasets().items(), key=lambda item: item[1].info.kind != "image")
+    for name, entry in entries:
         status, location = _presence(entry, root)
         shape = "x".join(str(s) for s in entry.info.in_shape)
         rows.append((name, shape, str(entry.info.num_classes), status, location))

@@ -20,6 +20,10 @@ def _rand(size: int, generator: torch.Generator | None) -> Tensor:
     return torch.rand(size, generator=generator)
 
 
+def _randint(high: int, size: int, generator: torch.Generator | None) -> Tensor:
+    return torch.randint(0, high, (size,), generator=generator)
+
+
 class Normalize:
     """uint8 (or float in [0, 1]) batch -> ``(x - mean) / std`` per channel, float32."""
 
@@ -48,18 +52,17 @@ class RandomCrop:
         self.size, self.padding = int(size), int(padding)
 
     def __call__(self, batch: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        b, _, h, w = batch.shape
+        b, c, h, w = batch.shape
         p, s = self.padding, self.size
         padded = torch.nn.functional.pad(batch, (p, p, p, p))
-        max_y, max_x = h + 2 * p - s, w + 2 * p - s
-        dy = (_rand(b, generator) * (max_y + 1)).long().clamp_(max=max_y).to(batch.device)
-        dx = (_rand(b, generator) * (max_x + 1)).long().clamp_(max=max_x).to(batch.device)
+        dy = _randint(h + 2 * p - s + 1, b, generator).to(batch.device)
+        dx = _randint(w + 2 * p - s + 1, b, generator).to(batch.device)
         offsets = torch.arange(s, device=batch.device)
-        rows = (dy[:, None] + offsets)[:, :, None]  # [B, s, 1]
-        cols = (dx[:, None] + offsets)[:, None, :]  # [B, 1, s]
-        samples = torch.arange(b, device=batch.device)[:, None, None]
-        # Advanced indices around the channel slice put the indexed dims first: [B, s, s, C].
-        return padded[samples, :, rows, cols].permute(0, 3, 1, 2).contiguous()
+        # Two gathers (rows, then columns) cut every sample's own window in one pass each;
+        # about 1.5x faster here than one advanced-indexing gather (128x3x40x40 uint8).
+        rows = (dy[:, None] + offsets).view(b, 1, s, 1).expand(b, c, s, padded.shape[-1])
+        cols = (dx[:, None] + offsets).view(b, 1, 1, s).expand(b, c, s, s)
+        return padded.gather(2, rows).gather(3, cols)
 
     def __repr__(self) -> str:
         return f"RandomCrop(size={self.size}, padding={self.padding})"

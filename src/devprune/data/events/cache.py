@@ -1,16 +1,19 @@
-"""Disk cache of integrated frames, one ``.npz`` per sample, so decoding happens once.
+"""Disk cache of integrated frames, so a recording is decoded (or simulated) only once.
 
-Layout: ``<cache_dir>/<dataset>/<split>/<frame key>/<sample key>.npz`` holding ``frames``
-(counts as uint8, or int16 / int32 when larger: lossless) and ``label``. The frame key
-encodes everything that changes the frames (T, method, window, down-sampling, crop), so a
-different setting never reads stale frames. Files are written atomically (temp file +
-rename): a killed run leaves no half-written entry, and concurrent writers of the same
-entry both leave a valid file.
+Samples ``0..N-1`` of one (dataset, split, frame setting) are cached in chunk files of
+consecutive samples: ``<folder>/chunk_NNNN.npz`` holds the samples of that range computed so
+far (``index``, ``key``, ``frames`` as uint8, or int16 / int32 when counts are larger:
+lossless). A handful of compressed files instead of one file per sample keeps both the
+first epoch (few fsyncs) and later loads (few opens) fast, and a run on a subset stores only
+that subset. The folder name encodes every setting that changes the frames (T, method,
+window, down-sampling, size), and each entry keeps its sample key, checked on reading: if
+files were added or removed and indices shifted, stale entries are ignored and recomputed.
+Files are written atomically (temp file + rename).
 """
 
 from __future__ import annotations
 
-import re
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -19,38 +22,78 @@ from devprune.data.events.frames import compact_dtype
 from devprune.errors import DataError
 from devprune.utils.io import atomic_writer
 
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+CHUNK_BYTES = 64 * 2**20  # uncompressed uint8 frames per chunk file
+MAX_CHUNK = 1000
 
 
 class FrameCache:
-    """Per-sample frame files for one (dataset, split, frame setting); counts hits/misses."""
+    """Chunked frame cache of one (dataset, split, frame setting); counts hits and misses."""
 
-    def __init__(self, cache_dir: Path, dataset: str, split: str, frame_key: str) -> None:
-        self.folder = Path(cache_dir) / dataset / split / frame_key
+    def __init__(self, folder: Path, sample_shape: tuple[int, ...]) -> None:
+        self.folder = Path(folder)
+        self.sample_shape = tuple(sample_shape)
+        per_sample = int(np.prod(self.sample_shape))
+        self.chunk_size = max(1, min(MAX_CHUNK, CHUNK_BYTES // max(per_sample, 1)))
+        self._chunks: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self.hits = 0
         self.misses = 0
 
-    def path(self, sample_key: str) -> Path:
-        # Keys contain '/' (class folders); flatten them into one safe file name.
-        return self.folder / f"{_UNSAFE.sub('_', sample_key.replace('/', '__'))}.npz"
+    def path(self, chunk: int) -> Path:
+        return self.folder / f"chunk_{chunk:04d}.npz"
 
-    def get(self, sample_key: str) -> np.ndarray | None:
-        """The cached frames of ``sample_key``, or None (counted as a miss)."""
-        path = self.path(sample_key)
+    def load(self, wanted: Sequence[int], keys: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Cached frames ``int32 [len(wanted), ...]`` of samples ``wanted`` and a mask of the
+        ones found; ``keys[i]`` is sample ``i``'s key (entries with another key are stale)."""
+        wanted_arr = np.asarray(wanted, dtype=np.int64)
+        out = np.zeros((len(wanted_arr), *self.sample_shape), dtype=np.int32)
+        found = np.zeros(len(wanted_arr), dtype=bool)
+        for chunk in np.unique(wanted_arr // self.chunk_size):
+            index, key, frames = self._chunk(int(chunk))
+            row_of = {int(i): r for r, (i, k) in enumerate(zip(index, key, strict=True))
+                      if i < len(keys) and k == keys[int(i)]}
+            for row in np.nonzero(wanted_arr // self.chunk_size == chunk)[0]:
+                cached = row_of.get(int(wanted_arr[row]))
+                if cached is not None:
+                    out[row], found[row] = frames[cached], True
+        self.hits += int(found.sum())
+        self.misses += int((~found).sum())
+        return out, found
+
+    def store(self, indices: Sequence[int], keys: Sequence[str], frames: np.ndarray) -> None:
+        """Add samples ``indices`` (``frames`` aligned with them; ``keys`` of all samples)."""
+        indices_arr = np.asarray(indices, dtype=np.int64)
+        for chunk in np.unique(indices_arr // self.chunk_size):
+            rows = np.nonzero(indices_arr // self.chunk_size == chunk)[0]
+            old_index, old_key, old_frames = self._chunk(int(chunk))
+            keep = ~np.isin(old_index, indices_arr[rows])
+            new_keys = np.asarray([keys[int(i)] for i in indices_arr[rows]], dtype=str)
+            merged = (
+                np.concatenate([old_index[keep], indices_arr[rows]]),
+                np.concatenate([old_key[keep], new_keys]),
+                compact_dtype(np.concatenate([old_frames[keep].astype(np.int32),
+                                              frames[rows].astype(np.int32)])),
+            )
+            with atomic_writer(self.path(int(chunk)), "wb") as handle:
+                np.savez_compressed(handle, index=merged[0], key=merged[1], frames=merged[2])
+            self._chunks[int(chunk)] = merged
+
+    def _chunk(self, chunk: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if chunk not in self._chunks:
+            self._chunks[chunk] = self._read(chunk)
+        return self._chunks[chunk]
+
+    def _read(self, chunk: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        path = self.path(chunk)
         if not path.is_file():
-            self.misses += 1
-            return None
+            return (np.zeros(0, np.int64), np.zeros(0, dtype=str),
+                    np.zeros((0, *self.sample_shape), np.uint8))
         try:
             with np.load(path) as archive:
-                frames = archive["frames"]
+                index, key, frames = archive["index"], archive["key"], archive["frames"]
         except (OSError, ValueError, KeyError) as err:
-            raise DataError(
-                f"frame cache entry {path} is unreadable ({err}); delete {self.folder} "
-                "to rebuild it"
-            ) from err
-        self.hits += 1
-        return frames
-
-    def put(self, sample_key: str, frames: np.ndarray, label: int) -> None:
-        with atomic_writer(self.path(sample_key), "wb") as handle:
-            np.savez_compressed(handle, frames=compact_dtype(frames), label=np.int64(label))
+            raise DataError(f"frame cache file {path} is unreadable ({err}); delete "
+                            f"{self.folder} to rebuild it") from err
+        if frames.shape != (len(index), *self.sample_shape) or len(key) != len(index):
+            raise DataError(f"frame cache file {path} has frames {frames.shape}, expected "
+                            f"({len(index)}, {self.sample_shape}); delete {self.folder}")
+        return index, key, frames

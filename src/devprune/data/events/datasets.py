@@ -8,7 +8,8 @@ Each split is decoded into frames once (cached on disk under
 Factory options (``get_dataset(..., time_steps=20, frame_method="number", ...)``):
 ``time_steps``, ``frame_method`` ("number", "time" or "window"), ``window_us``,
 ``downsample`` (integer spatial factor), ``cache`` (False: neither read nor write the frame
-cache), ``cache_dir`` (instead of ``<root>/<name>/frames_cache``).
+cache), ``cache_dir`` (instead of ``<root>/<name>/frames_cache``; chunks go to
+``<cache_dir>/<train|test>/<frame key>/chunk_NNNN.npz``).
 """
 
 from __future__ import annotations
@@ -109,7 +110,8 @@ def _factory(name: str):
         frame_cache = None
         if cache:
             cache_root = Path(cache_dir) if cache_dir is not None else folder / "frames_cache"
-            frame_cache = FrameCache(cache_root, name, official, dataset.cache_key(spec))
+            frame_cache = FrameCache(cache_root / official / dataset.cache_key(spec),
+                                     dataset.frame_shape(spec))
         frames, labels = load_frames(dataset, groups, indices.tolist(), spec, frame_cache)
         info = replace(dataset_infos()[name], in_shape=dataset.frame_shape(spec))
         return InMemoryDataset(

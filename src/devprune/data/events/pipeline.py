@@ -86,31 +86,38 @@ def load_frames(
     spec: FrameSpec,
     cache: FrameCache | None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Frames ``[len(wanted), T, 2, H, W]`` and labels of the samples ``wanted``.
+    """Frames ``[len(wanted), T, 2, H, W]`` (compact integer dtype) and labels of ``wanted``.
 
     Indices refer to :func:`sample_table` order. Cached samples are read from disk; for the
     others each recording is decoded once and all its samples go into the cache.
     """
     table = sample_table(groups)
-    out = np.zeros((len(wanted), *dataset.frame_shape(spec)), dtype=np.int32)
+    keys = [ref.key for ref in table]
     labels = np.array([table[i].label for i in wanted], dtype=np.int64)
-    missing: dict[int, list[tuple[int, SampleRef]]] = {}
-    for row, index in enumerate(wanted):
-        ref = table[index]
-        frames = cache.get(ref.key) if cache is not None else None
-        if frames is None:
-            missing.setdefault(ref.group, []).append((row, ref))
-        else:
-            out[row] = _checked(frames, out.shape[1:], cache, ref.key)
+    if cache is None:
+        out = np.zeros((len(wanted), *dataset.frame_shape(spec)), dtype=np.int32)
+        found = np.zeros(len(wanted), dtype=bool)
+    else:
+        out, found = cache.load(wanted, keys)
+    first_sample = np.cumsum([0] + [len(g.keys) for g in groups])
+    missing: dict[int, list[int]] = {}
+    for row in np.nonzero(~found)[0]:
+        missing.setdefault(table[wanted[row]].group, []).append(int(row))
+    new_indices, new_frames = [], []
     for group_index, rows in missing.items():
-        group = groups[group_index]
-        frames = integrate_group(dataset, _decode(group), spec)
-        for member, (key, label) in enumerate(zip(group.keys, group.labels, strict=True)):
-            if cache is not None:
-                cache.put(key, frames[member], label)
-        for row, ref in rows:
-            out[row] = frames[ref.member]
+        frames = integrate_group(dataset, _decode(groups[group_index]), spec)
+        out[rows] = frames[[table[wanted[row]].member for row in rows]]
+        # Every sample of a decoded recording is cached, wanted or not: decoding was paid.
+        new_indices.append(np.arange(len(frames)) + first_sample[group_index])
+        new_frames.append(frames)
+    if cache is not None and new_frames:
+        # One write per chunk for the whole call, not one per recording.
+        cache.store(np.concatenate(new_indices), keys, _stack(new_frames))
     return compact_dtype(out), labels
+
+
+def _stack(frames: list[np.ndarray]) -> np.ndarray:
+    return np.concatenate([f.astype(np.int32) for f in frames]) if len(frames) > 1 else frames[0]
 
 
 def _decode(group: RecordingGroup) -> list[np.ndarray]:
@@ -119,12 +126,3 @@ def _decode(group: RecordingGroup) -> list[np.ndarray]:
         raise DataError(f"{group.keys[0]}: decoded {len(samples)} samples, expected "
                         f"{len(group.keys)}")
     return samples
-
-
-def _checked(frames: np.ndarray, shape: tuple[int, ...], cache: FrameCache | None,
-             key: str) -> np.ndarray:
-    if frames.shape != shape:
-        where = cache.path(key) if cache is not None else key
-        raise DataError(f"cached frames {where} have shape {frames.shape}, expected {shape}; "
-                        "delete the cache folder to rebuild it")
-    return frames
