@@ -88,8 +88,8 @@ def test_nmnist_zip_and_spikingjelly_layouts_read_the_same(nmnist_root, tmp_path
 
 def test_second_load_reads_the_frame_cache_not_the_files(nmnist_root):
     first = get_dataset("nmnist", "test", nmnist_root, time_steps=4)
-    cache = nmnist_root / "nmnist" / "frames_cache" / "nmnist" / "test" / "T4-number-ds1-32x32"
-    assert len(list(cache.glob("*.npz"))) == 10
+    cache = nmnist_root / "nmnist" / "frames_cache" / "test" / "T4-number-ds1-32x32"
+    assert [p.name for p in cache.iterdir()] == ["chunk_0000.npz"]  # 10 samples, one chunk
     for path in (nmnist_root / "nmnist" / "Test").rglob("*.bin"):
         path.write_bytes(b"garbage")  # undecodable: only the cache can answer now
     again = get_dataset("nmnist", "test", nmnist_root, time_steps=4)
@@ -191,8 +191,8 @@ def test_cifar10dvs_spikingjelly_npz_layout(tmp_path):
 
 def test_corrupt_cache_entry_is_reported_with_the_fix(nmnist_root):
     get_dataset("nmnist", "test", nmnist_root, time_steps=2)
-    cache = nmnist_root / "nmnist" / "frames_cache" / "nmnist" / "test" / "T2-number-ds1-32x32"
-    next(iter(sorted(cache.glob("*.npz")))).write_bytes(b"not a zip")
+    cache = nmnist_root / "nmnist" / "frames_cache" / "test" / "T2-number-ds1-32x32"
+    (cache / "chunk_0000.npz").write_bytes(b"not a zip")
     with pytest.raises(DataError, match="delete"):
         get_dataset("nmnist", "test", nmnist_root, time_steps=2)
     shutil.rmtree(cache)

@@ -1,0 +1,43 @@
+"""The chunked frame cache: hits, partial fills, stale keys."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from devprune.data.events.cache import FrameCache
+
+
+def frames_for(indices, shape=(2, 2, 3, 3)):
+    return np.stack([np.full(shape, i, dtype=np.int32) for i in indices])
+
+
+def test_partial_fills_merge_and_count_hits(tmp_path, monkeypatch):
+    monkeypatch.setattr("devprune.data.events.cache.MAX_CHUNK", 4)
+    keys = [f"k{i}" for i in range(10)]
+    cache = FrameCache(tmp_path, (2, 2, 3, 3))
+    assert cache.chunk_size == 4
+    cache.store([1, 6], keys, frames_for([1, 6]))
+    cache.store([2, 9], keys, frames_for([2, 9]))
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "chunk_0000.npz", "chunk_0001.npz", "chunk_0002.npz"]
+    fresh = FrameCache(tmp_path, (2, 2, 3, 3))  # a new process: reads the files
+    out, found = fresh.load([9, 0, 1, 2, 6], keys)
+    assert found.tolist() == [True, False, True, True, True]
+    assert out[:, 0, 0, 0, 0].tolist() == [9, 0, 1, 2, 6]
+    assert (fresh.hits, fresh.misses) == (4, 1)
+
+
+def test_entries_whose_key_changed_are_misses(tmp_path):
+    cache = FrameCache(tmp_path, (1, 2, 2, 2))
+    cache.store([0, 1], ["a", "b"], frames_for([5, 6], (1, 2, 2, 2)))
+    # a file was inserted before "b": index 1 now names another sample
+    _, found = FrameCache(tmp_path, (1, 2, 2, 2)).load([0, 1, 2], ["a", "new", "b"])
+    assert found.tolist() == [True, False, False]
+
+
+def test_large_counts_survive_the_compact_storage(tmp_path):
+    cache = FrameCache(tmp_path, (1, 1, 1, 2))
+    frames = np.array([[[[[300, 70000]]]]], dtype=np.int64)
+    cache.store([0], ["a"], frames)
+    out, _ = FrameCache(tmp_path, (1, 1, 1, 2)).load([0], ["a"])
+    assert out.tolist() == frames.tolist()
