@@ -13,8 +13,10 @@ Files are written atomically (temp file + rename).
 
 from __future__ import annotations
 
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 
@@ -24,6 +26,15 @@ from devprune.utils.io import atomic_writer
 
 CHUNK_BYTES = 64 * 2**20  # uncompressed uint8 frames per chunk file
 MAX_CHUNK = 1000
+
+
+def write_npz(handle: IO[bytes], **arrays: np.ndarray) -> None:
+    """A standard ``.npz`` (``np.load`` reads it) deflated at level 1: on sparse count frames
+    it is about as small as numpy's level-6 ``savez_compressed`` and several times faster."""
+    with zipfile.ZipFile(handle, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+        for name, array in arrays.items():
+            with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
 
 
 class FrameCache:
@@ -74,7 +85,7 @@ class FrameCache:
                                               frames[rows].astype(np.int32)])),
             )
             with atomic_writer(self.path(int(chunk)), "wb") as handle:
-                np.savez_compressed(handle, index=merged[0], key=merged[1], frames=merged[2])
+                write_npz(handle, index=merged[0], key=merged[1], frames=merged[2])
             self._chunks[int(chunk)] = merged
 
     def _chunk(self, chunk: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
