@@ -38,6 +38,7 @@ from devprune.snn.base import BaseNeuron
 from devprune.snn.surrogate import ATan, QGate, Rectangular, Surrogate, build_surrogate
 
 RESET_MODES = ("hard", "soft")
+ChargeFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (u, x_t) -> charged u
 
 
 class MembraneNeuron(BaseNeuron):
@@ -76,11 +77,15 @@ class MembraneNeuron(BaseNeuron):
         return torch.full_like(like, self.v_reset)
 
     def multi_step(self, x: torch.Tensor) -> torch.Tensor:
+        return self.run(x, self.charge)
+
+    def run(self, x: torch.Tensor, charge: ChargeFn) -> torch.Tensor:
+        """The charge-fire-reset loop over ``x.unbind(0)`` with the given charge function."""
         steps = x.unbind(0)
         u = self.initial_membrane(steps[0])
         spikes = []
         for x_t in steps:
-            u = self.charge(u, x_t)
+            u = charge(u, x_t)
             s = self.surrogate(u - self.threshold)
             u = self.reset(u, s)
             spikes.append(s)
@@ -169,14 +174,11 @@ class PLIF(MembraneNeuron):
         return float(1.0 / torch.sigmoid(self.w.detach()))
 
     def multi_step(self, x: torch.Tensor) -> torch.Tensor:
-        self._leak = torch.sigmoid(self.w).to(x.dtype)  # once per call, not per step
-        try:
-            return super().multi_step(x)
-        finally:
-            del self._leak
+        leak = torch.sigmoid(self.w).to(x.dtype)  # once per call, not per step
+        return self.run(x, lambda u, x_t: torch.lerp(u, x_t, leak))
 
     def charge(self, u: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        return torch.lerp(u, x, self._leak)  # u + (x - u) * sigmoid(w)
+        return torch.lerp(u, x, torch.sigmoid(self.w).to(x.dtype))  # u + (x - u) * sigmoid(w)
 
     def extra_repr(self) -> str:
         return f"tau={self.tau:.4g} (learnable), " + super().extra_repr()
