@@ -133,7 +133,8 @@ def _try(fn: Any) -> str:
     try:
         fn()
     except Exception as err:  # the status line records any failure
-        return f"fails: {type(err).__name__}: {str(err).splitlines()[0][:160]}"
+        first = next((ln.strip() for ln in str(err).splitlines() if ln.strip()), "")
+        return f"fails: {type(err).__name__}: {first[:160]}"
     return "ok"
 
 
