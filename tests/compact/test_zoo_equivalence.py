@@ -64,7 +64,8 @@ def test_compacted_equals_masked_cheap_models(name: str, density: float) -> None
     assert sum(p.numel() for p in small.parameters()) < sum(p.numel() for p in model.parameters())
 
 
-@pytest.mark.parametrize("name", sorted(set(ZOO_CASES) - set(CHEAP)))
+# ann-resnet56 is ann-resnet20's code with 9 blocks per stage: covered by resnet20's cases.
+@pytest.mark.parametrize("name", sorted(set(ZOO_CASES) - set(CHEAP) - {"ann-resnet56"}))
 def test_compacted_equals_masked_large_models(name: str) -> None:
     model, x = build_case(name)
     masks = random_masks(model, x, 0.5)
