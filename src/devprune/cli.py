@@ -18,6 +18,7 @@ COMMAND_MODULES = [
     "devprune.data.commands",
     "devprune.runner.commands",
     "devprune.compact.commands",
+    "devprune.measure.commands",
 ]
 
 EPILOG = """\

@@ -1,0 +1,65 @@
+"""``devprune measure RUN [--dense RUN]``: per-layer efficiency table of a finished run.
+
+Reads the ``static`` and ``workload`` measurements the runner stored (``summary.json``, or
+the last epoch of ``metrics.jsonl`` that has them) and prints the NeuroBench-named summary
+and the per-layer Markdown table, optionally beside a dense twin run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from devprune.errors import ConfigError
+from devprune.measure.report import layer_table, summary_lines
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``measure`` command to the top-level parser."""
+    cmd = subparsers.add_parser(
+        "measure", help="per-layer efficiency table of a run (NeuroBench names)",
+        description="Print the measured ParameterCount, Footprint, ConnectionSparsity, "
+        "ActivationSparsity, SynapticOperations and energy of a run, and a per-layer table "
+        "(units alive, connectivity, input kind, firing rate, MACs, ACs, energy per sample). "
+        "Definitions: docs/MEASUREMENT.md.")
+    cmd.add_argument("run", metavar="RUN", help="run directory written by `devprune train`")
+    cmd.add_argument("--dense", metavar="RUN", help="a dense twin run to show beside it")
+    cmd.set_defaults(func=_measure)
+
+
+def measurements(run_dir: str | Path) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """(static, workload) of a run: from summary.json, else the last measured epoch."""
+    run_dir = Path(run_dir)
+    candidates: list[dict[str, Any]] = []
+    summary = run_dir / "summary.json"
+    if summary.is_file():
+        candidates.append(json.loads(summary.read_text()))
+    metrics = run_dir / "metrics.jsonl"
+    if metrics.is_file():
+        lines = [ln for ln in metrics.read_text().splitlines() if ln.strip()]
+        candidates += [json.loads(ln) for ln in reversed(lines)]
+    for record in candidates:
+        if record.get("static"):
+            return record["static"], record.get("workload")
+    raise ConfigError(
+        f"{run_dir}: no summary.json or metrics.jsonl with 'static' measurements; pass a run "
+        "directory written by `devprune train`"
+    )
+
+
+def _measure(args: argparse.Namespace) -> int:
+    static, workload = measurements(args.run)
+    dense_static = dense_workload = None
+    if args.dense:
+        dense_static, dense_workload = measurements(args.dense)
+        print(f"## dense twin: {args.dense}\n")
+        print("\n".join(f"- {line}" for line in summary_lines(dense_static, dense_workload)))
+        print()
+    print(f"## {args.run}\n")
+    print("\n".join(f"- {line}" for line in summary_lines(static, workload)))
+    print()
+    print(layer_table(static, workload, dense_static=dense_static,
+                      dense_workload=dense_workload))
+    return 0
