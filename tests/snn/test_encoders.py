@@ -48,5 +48,7 @@ def test_event_frame_encoder_errors():
         EventFrameEncoder(time_steps=9)(torch.zeros(1, 4, 2, 8, 8))
     with pytest.raises(LayoutError, match="crop"):
         EventFrameEncoder(crop=9)(torch.zeros(1, 4, 2, 8, 8))
+    with pytest.raises(LayoutError, match="float"):
+        BernoulliEncoder(2)(torch.zeros(1, 4, dtype=torch.uint8))
     with pytest.raises(ConfigError, match="time_steps"):
         DirectEncoder(0)

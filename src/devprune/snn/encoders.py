@@ -50,6 +50,11 @@ class BernoulliEncoder(nn.Module):
         self.time_steps = _check_time_steps(time_steps, "BernoulliEncoder")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not x.is_floating_point():
+            raise LayoutError(
+                f"BernoulliEncoder expects float intensities in [0, 1]; got dtype {x.dtype}. "
+                "Convert the images first (e.g. uint8 / 255)."
+            )
         noise = torch.rand((self.time_steps, *x.shape), dtype=x.dtype, device=x.device)
         return (x.unsqueeze(0) > noise).to(x.dtype)
 
