@@ -118,6 +118,65 @@ def derived_rows(mnist_root: Path, samples: int, scratch: Path) -> list[dict]:
     return rows
 
 
+def truncation_study(mnist_root: Path, train_n: int, test_n: int, epochs: int,
+                     steps: int, seed: int = 0) -> dict:
+    """Evidence for the time-side pruning decision (docs/NEUROMORPHIC.md): train snn-small on
+    derived events with T = ``steps``, then evaluate simulating only the first t frames.
+
+    For each t: test accuracy, and the mean correct-class margin of the cumulative readout
+    (rate of the label minus the best other rate): the per-step signal the proposed temporal
+    reserve would use.
+    """
+    from devprune.data import TensorBatchLoader
+    from devprune.models import build_model, get_loss
+
+    torch.manual_seed(seed)
+    opts = {"time_steps": steps}
+    train = get_dataset("mnist-dvs-derived", "train", mnist_root, val_fraction=0.0,
+                        limit=train_n, seed=seed, **opts)
+    test = get_dataset("mnist-dvs-derived", "test", mnist_root, limit=test_n, **opts)
+    model = build_model("snn-small", in_shape=train.info.in_shape, num_classes=10)
+    optimiser = torch.optim.Adam(model.parameters(), lr=1e-3)
+    loss_fn = get_loss("rate_mse")
+    for _ in range(epochs):
+        model.train()
+        for x, y in TensorBatchLoader(train, 100, shuffle=True, seed=seed):
+            optimiser.zero_grad()
+            loss_fn(model(x), y).backward()
+            optimiser.step()
+    model.eval()
+    rows = []
+    with torch.no_grad():
+        x, y = test.batch(torch.arange(len(test)))
+        for t in range(1, steps + 1):
+            model.encoder.time_steps = t
+            rates = model(x)
+            label_rate = rates.gather(1, y[:, None]).squeeze(1)
+            others = rates.scatter(1, y[:, None], float("-inf")).max(1).values
+            rows.append({"simulated_steps": t,
+                         "accuracy": round((rates.argmax(1) == y).float().mean().item(), 4),
+                         "mean_margin": round((label_rate - others).mean().item(), 4)})
+    return {"dataset": "mnist-dvs-derived", "model": "snn-small", "train_samples": train_n,
+            "test_samples": test_n, "epochs": epochs, "frames": steps, "rows": rows}
+
+
+def truncation_markdown(study: dict, command: str) -> str:
+    lines = [
+        "# Simulating fewer steps than frames (derived events, snn-small)",
+        "",
+        f"Trained on {study['train_samples']} `mnist-dvs-derived` samples for "
+        f"{study['epochs']} epochs with T = {study['frames']} frames (Adam 1e-3, rate MSE), "
+        f"tested on {study['test_samples']} samples simulating only the first t frames.",
+        f"Command: `{command}`",
+        "",
+        "| simulated steps t | test accuracy | mean correct-class margin |",
+        "|---:|---:|---:|",
+    ]
+    for r in study["rows"]:
+        lines.append(f"| {r['simulated_steps']} | {r['accuracy']} | {r['mean_margin']} |")
+    return "\n".join(lines) + "\n"
+
+
 def markdown(result: dict) -> str:
     lines = [
         "# Event pipeline throughput",
@@ -147,8 +206,18 @@ def main() -> None:
                                                     Path.home() / ".cache/devprune/data")))
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=RESULTS / "events")
+    parser.add_argument("--truncation", action="store_true",
+                        help="instead: train snn-small on derived events and evaluate with "
+                             "fewer simulated steps (results/events.truncation.*)")
+    parser.add_argument("--train-samples", type=int, default=3000)
+    parser.add_argument("--test-samples", type=int, default=1000)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--frames", type=int, default=8)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.truncation:
+        run_truncation(args)
+        return
     scratch = Path(tempfile.mkdtemp(prefix="bench-events-"))
     try:
         write_nmnist_folder(scratch / "nmnist", args.nmnist, args.nmnist_events)
@@ -171,6 +240,18 @@ def main() -> None:
     atomic_write_json(args.out.with_suffix(".json"), result)
     atomic_write_text(args.out.with_suffix(".md"), markdown(result))
     print(json.dumps(rows, indent=1))
+
+
+def run_truncation(args: argparse.Namespace) -> None:
+    study = truncation_study(args.mnist_root, args.train_samples, args.test_samples,
+                             args.epochs, args.frames)
+    command = (f"python benchmarks/bench_events.py --truncation --train-samples "
+               f"{args.train_samples} --test-samples {args.test_samples} --epochs "
+               f"{args.epochs} --frames {args.frames} --threads {args.threads}")
+    stem = args.out.parent / f"{args.out.name}.truncation"
+    atomic_write_json(f"{stem}.json", {**study, "command": command})
+    atomic_write_text(f"{stem}.md", truncation_markdown(study, command))
+    print(json.dumps(study["rows"], indent=1))
 
 
 if __name__ == "__main__":
