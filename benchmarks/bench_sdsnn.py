@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import os
 import statistics
 import time
 from pathlib import Path
@@ -157,7 +158,9 @@ def bench_set_vs_vectorised(shape: tuple[int, int], epochs: int, c: int = 3) -> 
 def _markdown(result: dict) -> str:
     lines = ["# SD-SNN epoch-end update, BrainCog CIFAR shapes (CPU)", "",
              f"torch {result['torch']}, {result['threads']} threads; reference: "
-             f"{REFERENCE_SECONDS} s (docs DATA_AND_ENV.md, FC ranges only).", "",
+             f"{REFERENCE_SECONDS} s (docs DATA_AND_ENV.md, FC ranges only). Load average at "
+             f"start {result['load_average_at_start'][0]:.1f} on this shared machine "
+             "(absolute times scale with it; the same-process ratio below does not).", "",
              "| mode | regrowth signal | weights | layers with range updates | median s | "
              "vs reference 19.5 s |", "|---|---|---|---|---|---|"]
     for r in result["epoch_end"]:
@@ -180,6 +183,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     result = {"torch": torch.__version__, "threads": args.threads,
+              "load_average_at_start": os.getloadavg(),
               "epoch_end": [bench_epoch_end(m, args.repeats) for m in ("reference", "default")],
               "set_vs_vectorised": bench_set_vs_vectorised(tuple(args.set_shape), epochs=6)}
     RESULTS.mkdir(parents=True, exist_ok=True)
