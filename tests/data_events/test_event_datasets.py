@@ -206,3 +206,12 @@ def test_events_after_window_are_dropped_in_window_mode(nmnist_root):
     # the first of which is on the cropped border.
     assert ds.inputs[0].sum().item() == 2
     assert np.array_equal(ds.inputs[0].sum(dim=(1, 2, 3)).numpy(), [1, 1])
+
+
+def test_counts_above_255_are_kept_exactly(tmp_path):
+    folder = tmp_path / "nmnist" / "Test"
+    write_nmnist(folder / "0" / "00001.bin", [5] * 300, [6] * 300, [1] * 300, list(range(300)))
+    write_nmnist(folder / "1" / "00001.bin", [7], [7], [0], [0])
+    for cache in (False, True, True):  # no cache, cold cache, warm cache
+        ds = get_dataset("nmnist", "test", tmp_path, time_steps=1, cache=cache)
+        assert ds.inputs[0, 0, 1, 5, 4].item() == 300 and ds.inputs[1, 0, 0, 6, 6].item() == 1

@@ -20,7 +20,7 @@ from typing import IO
 
 import numpy as np
 
-from devprune.data.events.frames import compact_dtype
+from devprune.data.events.frames import compact_dtype, widen_to_hold
 from devprune.errors import DataError
 from devprune.utils.io import atomic_writer
 
@@ -53,13 +53,15 @@ class FrameCache:
         return self.folder / f"chunk_{chunk:04d}.npz"
 
     def load(self, wanted: Sequence[int], keys: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        """Cached frames ``int32 [len(wanted), ...]`` of samples ``wanted`` and a mask of the
-        ones found; ``keys[i]`` is sample ``i``'s key (entries with another key are stale)."""
+        """Cached frames ``[len(wanted), ...]`` (uint8 unless counts need more) of samples
+        ``wanted`` and a mask of the ones found; ``keys[i]`` is sample ``i``'s key (entries
+        with another key are stale)."""
         wanted_arr = np.asarray(wanted, dtype=np.int64)
-        out = np.zeros((len(wanted_arr), *self.sample_shape), dtype=np.int32)
+        out = np.zeros((len(wanted_arr), *self.sample_shape), dtype=np.uint8)
         found = np.zeros(len(wanted_arr), dtype=bool)
         for chunk in np.unique(wanted_arr // self.chunk_size):
             index, key, frames = self._chunk(int(chunk))
+            out = widen_to_hold(out, frames)
             row_of = {int(i): r for r, (i, k) in enumerate(zip(index, key, strict=True))
                       if i < len(keys) and k == keys[int(i)]}
             for row in np.nonzero(wanted_arr // self.chunk_size == chunk)[0]:
@@ -81,8 +83,7 @@ class FrameCache:
             merged = (
                 np.concatenate([old_index[keep], indices_arr[rows]]),
                 np.concatenate([old_key[keep], new_keys]),
-                compact_dtype(np.concatenate([old_frames[keep].astype(np.int32),
-                                              frames[rows].astype(np.int32)])),
+                compact_dtype(np.concatenate([old_frames[keep], frames[rows]])),
             )
             with atomic_writer(self.path(int(chunk)), "wb") as handle:
                 write_npz(handle, index=merged[0], key=merged[1], frames=merged[2])

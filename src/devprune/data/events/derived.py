@@ -26,7 +26,7 @@ from devprune.data.base import BatchTransform, DatasetInfo, InMemoryDataset
 from devprune.data.events.cache import FrameCache
 from devprune.data.events.datasets import frames_to_float
 from devprune.data.events.dvs_sim import SaccadeConfig, simulate_events
-from devprune.data.events.frames import FrameSpec, compact_dtype, integrate_batch
+from devprune.data.events.frames import FrameSpec, compact_dtype, integrate_batch, widen_to_hold
 from devprune.data.fetcher import is_present, require_files
 from devprune.data.registry import register_dataset
 from devprune.data.splits import select_indices
@@ -57,7 +57,7 @@ def cached_derive(images: Tensor, wanted: Sequence[int], cfg: SaccadeConfig, spe
     keys = [str(i) for i in range(images.shape[0])]
     size = -(-cfg.canvas // spec.downsample)
     if cache is None:
-        out = np.zeros((len(wanted), spec.time_steps, 2, size, size), dtype=np.int32)
+        out = np.zeros((len(wanted), spec.time_steps, 2, size, size), dtype=np.uint8)
         found = np.zeros(len(wanted), dtype=bool)
     else:
         out, found = cache.load(wanted, keys)
@@ -65,6 +65,7 @@ def cached_derive(images: Tensor, wanted: Sequence[int], cfg: SaccadeConfig, spe
     if todo.size:
         frames = derive_frames(images[torch.from_numpy(todo)], cfg, spec)
         rows = np.nonzero(~found)[0]
+        out = widen_to_hold(out, frames)
         out[rows] = frames[np.searchsorted(todo, np.asarray(wanted)[rows])]
         if cache is not None:
             cache.store(todo, keys, frames)

@@ -159,3 +159,14 @@ def compact_dtype(frames: np.ndarray) -> np.ndarray:
         if peak <= np.iinfo(dtype).max:
             return frames if frames.dtype == dtype else frames.astype(dtype)
     return frames.astype(np.int32)
+
+
+def widen_to_hold(out: np.ndarray, frames: np.ndarray) -> np.ndarray:
+    """``out``, converted to a wider integer dtype only if ``frames``' dtype needs one.
+
+    Lets a split's frames be collected in uint8 (a full DVS-Gesture split is 2.4 GB as
+    uint8, 9.8 GB as int32) and widened in the rare case a pixel counts past 255.
+    """
+    if np.can_cast(frames.dtype, out.dtype):
+        return out
+    return out.astype(np.result_type(out.dtype, frames.dtype))

@@ -14,7 +14,13 @@ from pathlib import Path
 import numpy as np
 
 from devprune.data.events.cache import FrameCache
-from devprune.data.events.frames import FrameSpec, center_crop, compact_dtype, integrate_batch
+from devprune.data.events.frames import (
+    FrameSpec,
+    center_crop,
+    compact_dtype,
+    integrate_batch,
+    widen_to_hold,
+)
 from devprune.data.events.types import EVENT_DTYPE, RecordingGroup, SensorSize
 from devprune.errors import DataError
 
@@ -95,7 +101,7 @@ def load_frames(
     keys = [ref.key for ref in table]
     labels = np.array([table[i].label for i in wanted], dtype=np.int64)
     if cache is None:
-        out = np.zeros((len(wanted), *dataset.frame_shape(spec)), dtype=np.int32)
+        out = np.zeros((len(wanted), *dataset.frame_shape(spec)), dtype=np.uint8)
         found = np.zeros(len(wanted), dtype=bool)
     else:
         out, found = cache.load(wanted, keys)
@@ -103,21 +109,45 @@ def load_frames(
     missing: dict[int, list[int]] = {}
     for row in np.nonzero(~found)[0]:
         missing.setdefault(table[wanted[row]].group, []).append(int(row))
-    new_indices, new_frames = [], []
+    pending = _PendingWrites(cache, keys)
     for group_index, rows in missing.items():
         frames = integrate_group(dataset, _decode(groups[group_index]), spec)
+        out = widen_to_hold(out, frames)
         out[rows] = frames[[table[wanted[row]].member for row in rows]]
         # Every sample of a decoded recording is cached, wanted or not: decoding was paid.
-        new_indices.append(np.arange(len(frames)) + first_sample[group_index])
-        new_frames.append(frames)
-    if cache is not None and new_frames:
-        # One write per chunk for the whole call, not one per recording.
-        cache.store(np.concatenate(new_indices), keys, _stack(new_frames))
+        pending.add(np.arange(len(frames)) + first_sample[group_index], frames)
+    pending.flush()
     return compact_dtype(out), labels
 
 
-def _stack(frames: list[np.ndarray]) -> np.ndarray:
-    return np.concatenate([f.astype(np.int32) for f in frames]) if len(frames) > 1 else frames[0]
+class _PendingWrites:
+    """Decoded frames waiting for the cache: written in batches of ~256 MB, so a chunk file
+    is rewritten a few times per split (not once per recording) and memory stays bounded."""
+
+    FLUSH_BYTES = 256 * 2**20
+
+    def __init__(self, cache: FrameCache | None, keys: Sequence[str]) -> None:
+        self.cache, self.keys = cache, keys
+        self.indices: list[np.ndarray] = []
+        self.frames: list[np.ndarray] = []
+        self.nbytes = 0
+
+    def add(self, indices: np.ndarray, frames: np.ndarray) -> None:
+        if self.cache is None:
+            return
+        self.indices.append(indices)
+        self.frames.append(frames)
+        self.nbytes += frames.nbytes
+        if self.nbytes >= self.FLUSH_BYTES:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.cache is None or not self.frames:
+            return
+        dtype = np.result_type(*(f.dtype for f in self.frames))
+        frames = np.concatenate([f.astype(dtype, copy=False) for f in self.frames])
+        self.cache.store(np.concatenate(self.indices), self.keys, frames)
+        self.indices, self.frames, self.nbytes = [], [], 0
 
 
 def _decode(group: RecordingGroup) -> list[np.ndarray]:
