@@ -4,7 +4,7 @@ After dead units are removed, the kept units' pruned synapses are zeros in dense
 Dense kernels ignore zeros, so that sparsity gives no speed. A CSR matrix product
 (``torch.sparse.mm``) skips them but pays for irregular memory access: on these CPUs it beats
 the dense ``F.linear`` only above a break-even sparsity (measured by
-``benchmarks/bench_compact.py``, recorded in docs/COMPACT.md: about 80-90 % zeros, higher for
+``benchmarks/bench_compact.py``, recorded in docs/COMPACT.md: about 85-95 % zeros, higher for
 larger batches — and an SNN folds T into the batch). :func:`sparsify_linears` therefore swaps
 only layers at or above ``min_sparsity`` (default :data:`CSR_MIN_SPARSITY`), and only when
 asked: results agree with the dense layer to float rounding, not bit for bit.
@@ -15,8 +15,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-# Measured break-even is ~0.8-0.85 at 128 rows; 0.9 leaves a margin for larger batches.
-CSR_MIN_SPARSITY = 0.9
+# Measured (benchmarks/results/compact.md, 1 thread): CSR wins from ~85-90 % zeros at 32 rows
+# but only reliably from ~95 % at 128-640 rows (an SNN folds T into the rows).
+CSR_MIN_SPARSITY = 0.95
 
 
 class CSRLinear(nn.Module):
