@@ -215,3 +215,11 @@ def test_counts_above_255_are_kept_exactly(tmp_path):
     for cache in (False, True, True):  # no cache, cold cache, warm cache
         ds = get_dataset("nmnist", "test", tmp_path, time_steps=1, cache=cache)
         assert ds.inputs[0, 0, 1, 5, 4].item() == 300 and ds.inputs[1, 0, 0, 6, 6].item() == 1
+
+
+def test_normalize_false_is_accepted_and_true_refused(nmnist_root):
+    from devprune.errors import ConfigError
+
+    assert len(get_dataset("nmnist", "test", nmnist_root, time_steps=2, normalize=False)) == 10
+    with pytest.raises(ConfigError, match="event counts"):
+        get_dataset("nmnist", "test", nmnist_root, time_steps=2, normalize=True)

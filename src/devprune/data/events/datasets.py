@@ -7,7 +7,8 @@ Each split is decoded into frames once (cached on disk under
 
 Factory options (``get_dataset(..., time_steps=20, frame_method="number", ...)``):
 ``time_steps``, ``frame_method`` ("number", "time" or "window"), ``window_us``,
-``downsample`` (integer spatial factor), ``cache`` (False: neither read nor write the frame
+``downsample`` (integer spatial factor), ``normalize`` (only False: frames stay counts),
+``cache`` (False: neither read nor write the frame
 cache), ``cache_dir`` (instead of ``<root>/<name>/frames_cache``; chunks go to
 ``<cache_dir>/<train|test>/<frame key>/chunk_NNNN.npz``).
 """
@@ -28,7 +29,7 @@ from devprune.data.events.frames import FrameSpec
 from devprune.data.events.pipeline import EventDatasetSpec, load_frames
 from devprune.data.registry import register_dataset
 from devprune.data.splits import select_indices
-from devprune.errors import DataError
+from devprune.errors import ConfigError, DataError
 
 EVENT_DATASETS: dict[str, EventDatasetSpec] = {
     spec.name: spec
@@ -55,6 +56,14 @@ DESCRIPTIONS = {
 def frames_to_float(batch: Tensor) -> Tensor:
     """Stored integer counts -> float32 counts (the value each frame pixel feeds the SNN)."""
     return batch.float()
+
+
+def reject_normalize(name: str, normalize: bool) -> None:
+    """Event frames are raw counts, as the reference feeds them; ``normalize: false`` is
+    accepted so configs shared with image datasets (which default to it) work unchanged."""
+    if normalize:
+        raise ConfigError(f"dataset {name!r}: event frames are event counts and are not "
+                          "normalised; drop data.options.normalize")
 
 
 def frame_spec(
@@ -95,8 +104,10 @@ def _factory(name: str):
         window_us: int | None = None,
         downsample: int = 1,
         cache: bool = True,
+        normalize: bool = False,
         cache_dir: str | Path | None = None,
     ) -> InMemoryDataset:
+        reject_normalize(name, normalize)
         spec = frame_spec(dataset, time_steps, frame_method, window_us, downsample)
         folder = root / name
         official = "test" if split == "test" else "train"

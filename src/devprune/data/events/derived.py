@@ -24,7 +24,7 @@ from torch import Tensor
 
 from devprune.data.base import BatchTransform, DatasetInfo, InMemoryDataset
 from devprune.data.events.cache import FrameCache
-from devprune.data.events.datasets import frames_to_float
+from devprune.data.events.datasets import frames_to_float, reject_normalize
 from devprune.data.events.dvs_sim import SaccadeConfig, simulate_events
 from devprune.data.events.frames import FrameSpec, compact_dtype, integrate_batch, widen_to_hold
 from devprune.data.fetcher import is_present, require_files
@@ -87,7 +87,9 @@ def _factory(name: str):
         frame_method: str | None = None,
         window_us: int | None = None,
         cache: bool = True,
+        normalize: bool = False,
     ) -> InMemoryDataset:
+        reject_normalize(name, normalize)
         spec = FrameSpec(DEFAULT_FRAMES.time_steps if time_steps is None else int(time_steps),
                          frame_method or DEFAULT_FRAMES.method, window_us)
         cfg = SaccadeConfig()
