@@ -97,7 +97,7 @@ def build_payload(
         "config": config,
         "config_hash": config_hash,
         "devprune_version": __version__,
-        "torch_version": torch.__version__,
+        "torch_version": str(torch.__version__),
     }
 
 
@@ -108,13 +108,16 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"checkpoint {path} does not exist; start the run without --resume")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile,
-            pickle.UnpicklingError) as err:
+    except pickle.UnpicklingError as err:
+        if "Weights only load failed" not in str(err):
+            raise _corrupt(path, err) from err
         raise CheckpointError(
-            f"checkpoint {path} is corrupt or truncated ({type(err).__name__}: "
-            f"{str(err).splitlines()[0][:160]}); delete it and resume from another checkpoint "
-            "of the run (e.g. best.pt or an epoch-NNN.pt) or start the run again"
+            f"{path} holds pickled Python objects that devprune refuses to load (only tensors "
+            "and plain values are read, so a checkpoint cannot run code); it was not written "
+            "by `devprune train`: pass that run's last.pt or best.pt"
         ) from err
+    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as err:
+        raise _corrupt(path, err) from err
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(
             f"{path} is not a devprune run checkpoint (no '{FORMAT}' marker); pass the "
@@ -127,6 +130,15 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
             f"version that wrote it ({payload.get('devprune_version')})"
         )
     return payload
+
+
+def _corrupt(path: Path, err: BaseException) -> CheckpointError:
+    first_line = (str(err).splitlines() or [""])[0][:160]
+    return CheckpointError(
+        f"checkpoint {path} is corrupt or truncated ({type(err).__name__}: {first_line}); "
+        "delete it and resume from another checkpoint of the run (best.pt, or an "
+        "epoch-NNN.pt when run.keep > 0) or start the run again"
+    )
 
 
 def load_model_state(model: torch.nn.Module, state: dict[str, Any], path: str | Path) -> None:

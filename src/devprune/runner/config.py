@@ -27,6 +27,7 @@ import dataclasses
 import difflib
 import hashlib
 import json
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -515,6 +516,23 @@ def _diff(old: Any, new: Any, path: str, out: list[str]) -> None:
 # ------------------------------------------------------------------------------------------
 
 
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader reading YAML 1.2 floats: ``1e-4`` is a number, not a string."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*\.[0-9_]*(?:[eE][-+]?[0-9]+)?|\.[0-9_]+(?:[eE][-+]?[0-9]+)?"
+               r"|[0-9][0-9_]*[eE][-+]?[0-9]+|\.inf|\.Inf|\.INF|\.nan|\.NaN|\.NAN)$"),
+    list("-+0123456789."),
+)
+
+
+def yaml_load(text: str) -> Any:
+    """Parse YAML text (config files and ``--set`` values) with YAML 1.2 number rules."""
+    return yaml.load(text, Loader=_Loader)  # a SafeLoader subclass: no arbitrary objects
+
+
 def parse_override(text: str) -> tuple[list[str], Any]:
     """``"train.lr=1e-4"`` -> (["train", "lr"], 0.0001); the value is read as a YAML scalar."""
     key, sep, value = text.partition("=")
@@ -525,7 +543,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
             "model.kwargs.hidden=[800]"
         )
     try:
-        parsed = yaml.safe_load(value) if value.strip() else None
+        parsed = yaml_load(value) if value.strip() else None
     except yaml.YAMLError as err:
         raise ConfigError(f"--set {key}: value {value!r} is not valid YAML ({err})") from err
     return key.split("."), parsed

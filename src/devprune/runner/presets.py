@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 
 from devprune.errors import ConfigError
-from devprune.runner.config import _did_you_mean, deep_merge
+from devprune.runner.config import _did_you_mean, deep_merge, yaml_load
 
 PRESET_DIR = Path(__file__).resolve().parent.parent / "presets"
 
@@ -39,7 +39,7 @@ def read_yaml(path: Path) -> Any:
     except OSError as err:
         raise ConfigError(f"cannot read config file {path}: {err.strerror}") from err
     try:
-        return yaml.safe_load(text) or {}
+        return yaml_load(text) or {}
     except yaml.YAMLError as err:
         raise ConfigError(f"{path} is not valid YAML: {err}") from err
 

@@ -288,7 +288,7 @@ def train(
         if stop_after is not None and s.epochs_done >= stop_after:
             return {}
         _one_epoch(s, quiet=quiet, log=log)
-    return finish(s, log=log, quiet=quiet)
+    return finish(s, log=log)
 
 
 def _one_epoch(s: Session, *, quiet: bool, log: Log) -> None:
@@ -319,15 +319,14 @@ def _banner(s: Session) -> str:
             f"({cfg.prune.mode}) | {cfg.train.epochs} epochs | {s.device} | out {s.out}")
 
 
-def finish(s: Session, *, log: Log = print, quiet: bool = False) -> dict[str, Any]:
+def finish(s: Session, *, log: Log = print) -> dict[str, Any]:
     """Write ``summary.json``, the report and plots; returns the summary."""
     from devprune.runner.report import write_run_report
 
     summary = build_summary(s)
     atomic_write_json(s.out / SUMMARY_FILE, summary)
     write_run_report(s.out)
-    if not quiet:
-        log(final_line(summary))
+    log(final_line(summary))
     return summary
 
 
