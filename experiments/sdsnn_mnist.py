@@ -4,8 +4,9 @@ Runs ``devprune train`` for each (dataset, method) pair with the same epochs and
 collects per-epoch test accuracy, connectivity, neurons pruned, synapses regenerated and the
 FC rate from each run's metrics.jsonl into experiments/results/sdsnn_mnist.json (+ .md).
 
-Usage (background; ~5-10 min per run on 2 CPU threads):
+Usage (background; ~5-10 min per full-data run on 2 quiet CPU threads):
     .venv/bin/python experiments/sdsnn_mnist.py [--epochs 10] [--datasets mnist fashion]
+        [--set data.limit_train=12000 prune.sdsnn.count_threshold=1 ...]
 """
 
 from __future__ import annotations
@@ -27,11 +28,11 @@ PRESETS = {
 }
 
 
-def _train(preset: str, epochs: int, out: Path) -> float:
+def _train(preset: str, epochs: int, out: Path, overrides: list[str]) -> float:
     cli = Path(sys.executable).with_name("devprune")
     start = time.perf_counter()
     subprocess.run([str(cli), "train", preset, "--quiet", "--out", str(out),
-                    "--set", f"train.epochs={epochs}"], check=True)
+                    "--set", f"train.epochs={epochs}", *overrides], check=True)
     return time.perf_counter() - start
 
 
@@ -86,15 +87,18 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--datasets", nargs="+", default=["mnist", "fashion"])
     parser.add_argument("--runs", type=Path, default=Path("runs/sdsnn_mnist"))
+    parser.add_argument("--set", nargs="*", default=[], dest="overrides",
+                        help="extra config overrides for every run, e.g. data.limit_train=12000")
     args = parser.parse_args()
     results = []
     for dataset in args.datasets:
         for method in ("sdsnn", "dense"):
             out = args.runs / f"{dataset}-{method}"
-            wall = _train(PRESETS[dataset, method], args.epochs, out)
+            wall = _train(PRESETS[dataset, method], args.epochs, out, args.overrides)
             summary = json.loads((out / "summary.json").read_text())
             results.append({"dataset": dataset, "method": method,
                             "preset": PRESETS[dataset, method], "wall_s": wall,
+                            "overrides": [f"train.epochs={args.epochs}", *args.overrides],
                             "units_alive": summary.get("units_alive"),
                             "summary": summary, "epochs": _epoch_rows(out)})
             RESULTS.mkdir(parents=True, exist_ok=True)

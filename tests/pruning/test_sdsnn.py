@@ -315,3 +315,20 @@ def test_snntorch_model():
     p = _run_epochs(model, x, y, build_pruner("sdsnn", model, x, {"count_threshold": 1}), 4)
     assert p.masks.names() == ["fc1"]
     assert int(p.masks.unit_alive("fc1").sum()) < 24
+
+
+@pytest.mark.parametrize("preset", ["mnist-snn-sdsnn", "mnist-mlp-sdsnn-quick"])
+def test_presets_select_the_reference_layers(preset):
+    config = pytest.importorskip("devprune.runner.config")
+    models = pytest.importorskip("devprune.models")
+    cfg = config.load_config(preset)
+    model = models.build_model(cfg.model.name, in_shape=(1, 28, 28), num_classes=10,
+                               time_steps=1, **cfg.model.kwargs)
+    p = build_pruner("sdsnn", model, torch.rand(2, 1, 28, 28), cfg.prune.settings["sdsnn"])
+    if preset == "mnist-snn-sdsnn":
+        assert p.masks.names() == ["features.conv2.conv", "classifier.fc1.fc"]
+        assert [la.name for la in p.static_clip] == ["classifier.out.fc"]
+        assert p.cfg.mode == "reference" and p.cfg.signal == "weight"
+    else:
+        assert p.masks.names() == ["features.layer1.fc"]
+        assert p.cfg.prune_after == 4 and p.cfg.signal == "gradient"
