@@ -174,7 +174,8 @@ def main() -> None:
     parser.add_argument("--max-batches", type=int, default=50)
     parser.add_argument("--only", nargs="*", default=None, help="model names to run")
     parser.add_argument("--skip-snntorch", action="store_true")
-    parser.add_argument("--out", type=Path, default=RESULTS / "models")
+    parser.add_argument("--out", type=Path, default=RESULTS / "models",
+                        help="output path without extension; .json and .md are appended")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     result = {
@@ -185,8 +186,9 @@ def main() -> None:
         "zoo": zoo_rows(args),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps(result, indent=1))
-    args.out.with_suffix(".md").write_text(markdown(result))
+    # appended, not with_suffix: "models.snn-mlp" must become "models.snn-mlp.json"
+    Path(f"{args.out}.json").write_text(json.dumps(result, indent=1))
+    Path(f"{args.out}.md").write_text(markdown(result))
 
 
 if __name__ == "__main__":
