@@ -321,6 +321,7 @@ class DPAPPruner(MaskedPruner):
         self.batches = 0
         self.steps_done = 0  # pruning steps that actually pruned (e >= start)
         self.pending_events: list[dict[str, Any]] = []
+        self.any_pruned = False
 
     # -- helpers ----------------------------------------------------------------------------
     def _synapse_shape(self, name: str) -> tuple[int, int]:
@@ -343,6 +344,14 @@ class DPAPPruner(MaskedPruner):
     def on_batch_start(self) -> None:
         if self.model.training:
             self.recorder.start()
+
+    def on_after_backward(self) -> None:
+        if self.any_pruned:  # nothing to enforce before the first unit or synapse dies
+            super().on_after_backward()
+
+    def on_after_step(self) -> None:
+        if self.any_pruned:
+            super().on_after_step()
 
     def on_batch_end(self) -> None:
         recorded = self.recorder.finish()
@@ -380,6 +389,7 @@ class DPAPPruner(MaskedPruner):
                 removed[member]["units"] += units
                 removed[member]["weights"] += weights
         self.commit_masks()
+        self.any_pruned = self.any_pruned or self.masks.connectivity() < 1.0
         for stats in self.stats.values():
             stats.restart_window()
         self.steps_done += 1
@@ -484,6 +494,7 @@ class DPAPPruner(MaskedPruner):
                 store[name] = value.to(store[name].device).clone()
         self.batches = int(state["batches"])
         self.steps_done = int(state["steps_done"])
+        self.any_pruned = self.masks.connectivity() < 1.0
 
 
 _STAT_ATTRS = {"bcm": "bcm", "activity": "activity", "theta_sum": "theta_sum",
