@@ -359,13 +359,19 @@ class SDSNNPruner(MaskedPruner):
         start = self.cfg.prune_after + 1
         newly: dict[str, int] = {}
         counted: dict[str, int] = {}
+        # Kept entries per unit, counted once per layer and epoch (the FC layer's 16.8M-entry
+        # count is needed by the last conv's rule and by its own): pruning a unit zeroes it.
+        kept: dict[str, torch.Tensor] = {}
         for i, layer in enumerate(self.layers):
-            newly[layer.name] = self._prune_layer(layer)
-            counted[layer.name] = self._count_pruned(layer)
+            chosen = self._select_units(layer)
+            newly[layer.name] = self.masks.prune_units(layer.name, chosen)
+            if layer.name in kept:
+                kept[layer.name].masked_fill_(chosen, 0)
+            counted[layer.name] = self._count_pruned(layer, kept)
             if layer.kind == "conv":
                 nxt = self._next_layer(i)
                 alive = layer.num_units - counted[layer.name]
-                alive_next = nxt.num_units - self._count_pruned(nxt) if nxt else alive
+                alive_next = nxt.num_units - self._count_pruned(nxt, kept) if nxt else alive
                 self.rates[layer.name] = conv_rate_step(
                     self.rates[layer.name], epoch, start, alive, alive_next, self.cfg)
             else:
@@ -380,7 +386,9 @@ class SDSNNPruner(MaskedPruner):
         return self.masks.effective_mask(layer.name) if self.masks.hard \
             else self.masks[layer.name]
 
-    def _prune_layer(self, layer: PrunableLayer) -> int:
+    def _select_units(self, layer: PrunableLayer) -> torch.Tensor:
+        """Bool vector of the units to prune now: the bottom-k by range-width importance,
+        minus the history set (which they join)."""
         width = self.ranges[layer.name].width_importance()
         importance = range_width_importance_per_unit(width, self._importance_mask(layer))
         chosen = bottom_units(importance, self.rates[layer.name])
@@ -388,16 +396,21 @@ class SDSNNPruner(MaskedPruner):
         if layer.kind != "conv" or self.cfg.conv_history:
             chosen &= ~history  # a neuron in the history set is never newly pruned again
         history |= chosen
-        return self.masks.prune_units(layer.name, chosen)
+        return chosen
 
-    def _count_pruned(self, layer: PrunableLayer) -> int:
+    def _prune_layer(self, layer: PrunableLayer) -> int:
+        return self.masks.prune_units(layer.name, self._select_units(layer))
+
+    def _count_pruned(self, layer: PrunableLayer, kept: dict[str, torch.Tensor]) -> int:
         """Units with fewer than ``fraction * fan-in`` kept incoming entries."""
         if layer.name not in self.masks:
             return 0  # an unpruned consumer (e.g. the output layer) has lost nothing
-        # A uint8 view summed in int32 is about 2x faster than a bool count per row.
-        kept = self.masks[layer.name].flatten(1).view(torch.uint8).sum(1, dtype=torch.int32)
-        threshold = self._pruned_fraction(layer) * self.masks[layer.name][0].numel()
-        return int((kept < threshold).sum())
+        mask = self.masks[layer.name]
+        if layer.name not in kept:
+            # A uint8 view summed in int32 is about 2x faster than a bool count per row.
+            kept[layer.name] = mask.flatten(1).view(torch.uint8).sum(1, dtype=torch.int32)
+        threshold = self._pruned_fraction(layer) * mask[0].numel()
+        return int((kept[layer.name] < threshold).sum())
 
     def _next_layer(self, index: int) -> PrunableLayer | None:
         """The layer whose surviving units feed layer ``index``'s rate: the next pruned
