@@ -67,11 +67,12 @@ class MembraneNeuron(BaseNeuron):
     def reset(self, u: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
         if self.detach_reset:
             s = s.detach()
+        # single fused kernels where possible: this runs once per time step and layer
         if self.reset_mode == "soft":
-            return u - s * self.threshold
+            return torch.sub(u, s, alpha=self.threshold)  # u - threshold * s
         if self.v_reset == 0.0:
-            return u * (1.0 - s)
-        return u * (1.0 - s) + s * self.v_reset
+            return torch.addcmul(u, u, s, value=-1.0)  # u * (1 - s)
+        return torch.addcmul(u, s, self.v_reset - u)  # u * (1 - s) + s * v_reset
 
     def initial_membrane(self, like: torch.Tensor) -> torch.Tensor:
         return torch.full_like(like, self.v_reset)
