@@ -26,6 +26,7 @@ from devprune.pruning.importance import (
     bcm_hebb,
     developmental_factor,
     reserve_increment,
+    reserve_update_,
     robust_normalise,
     running_mean_per_slot,
     spine_importance,
@@ -321,6 +322,7 @@ class DPAPPruner(MaskedPruner):
         self.batches = 0
         self.steps_done = 0  # pruning steps that actually pruned (e >= start)
         self.pending_events: list[dict[str, Any]] = []
+        self.synapses_removed = dict.fromkeys(self.masks.names(), 0)  # mask entries, so far
         self.any_pruned = False
 
     # -- helpers ----------------------------------------------------------------------------
@@ -388,8 +390,9 @@ class DPAPPruner(MaskedPruner):
             for member, (units, weights) in self._prune_units(group, factors).items():
                 removed[member]["units"] += units
                 removed[member]["weights"] += weights
-        self.commit_masks()
-        self.any_pruned = self.any_pruned or self.masks.connectivity() < 1.0
+        self.any_pruned = any(self.synapses_removed.values())
+        if self.any_pruned:
+            self.commit_masks()
         for stats in self.stats.values():
             stats.restart_window()
         self.steps_done += 1
@@ -399,13 +402,17 @@ class DPAPPruner(MaskedPruner):
         const = self._synapse_constants(name)
         kind = "conv" if self.structure[name].kind == "conv" else "fc_synapse"
         alive = self._synapse_alive(name)
+        # selecting the alive entries costs a pass over the layer: skip it while none died
+        population = alive if self.cfg.alive_only and self.synapses_removed[name] else None
         bcm, _ = self.stats[name].window()
-        u = robust_normalise(bcm, self.cfg.low_percentile, self.cfg.high_percentile,
-                             alive if self.cfg.alive_only else None)
-        reserve = self.synapse_reserve[name]
-        reserve.mul_(self.cfg.gamma).add_(reserve_increment(u, const.offset, const.bonus),
-                                          alpha=factors[kind])
-        return self.masks.prune_synapses(name, (reserve < 0) & alive)
+        u = robust_normalise(bcm, self.cfg.low_percentile, self.cfg.high_percentile, population)
+        reserve = reserve_update_(self.synapse_reserve[name], u, offset=const.offset,
+                                  bonus=const.bonus, factor=factors[kind], gamma=self.cfg.gamma)
+        dying = reserve < 0
+        dying &= alive
+        removed = self.masks.prune_synapses(name, dying)
+        self.synapses_removed[name] += removed
+        return removed
 
     def _prune_units(self, group: UnitGroup,
                      factors: dict[str, float]) -> dict[str, tuple[int, int]]:
@@ -424,10 +431,14 @@ class DPAPPruner(MaskedPruner):
         reserve.copy_(torch.where(alive, updated, reserve))
         dying = alive & (reserve < 0)
         result = {}
+        if not bool(dying.any()):
+            return result
         for member in group.members:
-            kept_before = int(self.masks[member].sum())
+            kept_before = int(torch.count_nonzero(self.masks[member]))
             units = self.masks.prune_units(member, dying)
-            result[member] = (units, kept_before - int(self.masks[member].sum()))
+            removed = kept_before - int(torch.count_nonzero(self.masks[member]))
+            self.synapses_removed[member] += removed
+            result[member] = (units, removed)
         return result
 
     def _summarise(self, events: list[dict[str, Any]]) -> dict[str, Any]:
@@ -438,7 +449,7 @@ class DPAPPruner(MaskedPruner):
             layers[name] = {
                 "units_alive": int(self.masks.unit_alive(name).sum()),
                 "units": layer.num_units,
-                "connectivity": float(self.masks[name].float().mean()),
+                "connectivity": 1.0 - self.synapses_removed[name] / self.masks[name].numel(),
                 "units_pruned": sum(e["removed"][name]["units"] for e in events if e["pruned"]),
                 "weights_pruned": sum(e["removed"][name]["weights"]
                                       for e in events if e["pruned"]),
@@ -448,7 +459,8 @@ class DPAPPruner(MaskedPruner):
             "steps": [e["step"] for e in events],
             "pruning_steps": sum(1 for e in events if e["pruned"]),
             "factor": last["factor"] if last else None,
-            "connectivity": self.masks.connectivity(),
+            "connectivity": 1.0 - sum(self.synapses_removed.values()) / sum(
+                self.masks[n].numel() for n in self.masks.names()),
             "layers": layers,
         }
 
@@ -494,7 +506,9 @@ class DPAPPruner(MaskedPruner):
                 store[name] = value.to(store[name].device).clone()
         self.batches = int(state["batches"])
         self.steps_done = int(state["steps_done"])
-        self.any_pruned = self.masks.connectivity() < 1.0
+        self.synapses_removed = {n: int(torch.count_nonzero(~self.masks[n]))
+                                 for n in self.masks.names()}
+        self.any_pruned = any(self.synapses_removed.values())
 
 
 _STAT_ATTRS = {"bcm": "bcm", "activity": "activity", "theta_sum": "theta_sum",

@@ -189,7 +189,7 @@ def robust_normalise(
     hi = percentile(scale_from, high_pct)
     if hi <= lo:
         return (torch.sign(v - lo) + 1) / 2
-    return ((v - lo) / (hi - lo)).clamp_(0.0, 1.0)
+    return v.sub(lo).div_(hi - lo).clamp_(0.0, 1.0)  # one temporary: v may be 16.8 M long
 
 
 # --------------------------------------------------------------------------------------------
@@ -218,3 +218,19 @@ def reserve_update(
 ) -> torch.Tensor:
     """``P = gamma * P + d(u) * g``; a unit whose reserve turns negative is pruned."""
     return gamma * reserve + reserve_increment(u, offset, bonus) * factor
+
+
+def reserve_update_(
+    reserve: torch.Tensor,
+    u: torch.Tensor,
+    *,
+    offset: float,
+    bonus: float,
+    factor: float,
+    gamma: float = 0.999,
+) -> torch.Tensor:
+    """In-place :func:`reserve_update` for synapse-sized tensors: overwrites ``reserve`` and
+    uses ``u`` as scratch (no temporaries the size of the layer besides one bool mask)."""
+    d = u.mul_(2.0).sub_(offset)
+    reserve.mul_(gamma).add_(d, alpha=factor)
+    return reserve.add_(d > 0, alpha=bonus * factor)
