@@ -187,3 +187,13 @@ def test_bottom_conv_filter_dies_around_epoch_26_with_bc_constants():
             death = epoch
             break
     assert death is not None and 24 <= death <= 28
+
+
+def test_in_place_reserve_update_matches_the_formula():
+    from devprune.pruning.importance import reserve_update_
+
+    reserve, u = torch.rand(1000) * 10, torch.rand(1000)
+    expected = reserve_update(reserve, u, offset=1.5, bonus=2.0, factor=0.37, gamma=0.999)
+    got = reserve_update_(reserve.clone(), u.clone(), offset=1.5, bonus=2.0, factor=0.37,
+                          gamma=0.999)
+    assert torch.allclose(got, expected, atol=1e-5)
