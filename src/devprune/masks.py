@@ -133,7 +133,7 @@ class MaskSet:
 
     def dead_input_columns(self, layer: PrunableLayer) -> torch.Tensor | None:
         """Bool [fan_in]: columns that can only ever receive zeros (None when none can)."""
-        if layer.input_is_model_input or not layer.producers:
+        if layer.input_is_model_input or layer.input_concat or not layer.producers:
             return None
         live = torch.zeros(layer.fan_in, dtype=torch.bool)
         for producer in layer.producers:

@@ -67,6 +67,7 @@ class PrunableLayer:
     norm_name: str | None = None
     producers: list[Producer] = field(default_factory=list)
     input_is_model_input: bool = False  # some input columns come straight from the data
+    input_concat: bool = False  # input assembled by cat/stack: column->unit map unknown
     residual_group: int | None = None
     is_output: bool = False
 
@@ -114,7 +115,7 @@ class ModelStructure:
 # --------------------------------------------------------------------------------------------
 # fx tracing
 # --------------------------------------------------------------------------------------------
-class _LeafTracer(fx.Tracer):
+class LeafTracer(fx.Tracer):
     """Treat child-less modules, neurons and multi-step wrappers as opaque calls."""
 
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
@@ -136,7 +137,7 @@ def _units(module: nn.Module) -> tuple[int, int]:
     return module.out_channels, module.in_channels
 
 
-class _Graph:
+class ModelGraph:
     """Queries over an fx graph in terms of module names."""
 
     def __init__(self, graph: fx.Graph, modules: dict[str, nn.Module]) -> None:
@@ -211,13 +212,14 @@ class _Graph:
         return order, reaches_output
 
 
-def _trace(model: nn.Module) -> fx.Graph:
-    return _LeafTracer().trace(model)
+def trace(model: nn.Module) -> fx.Graph:
+    """The model's fx graph with neurons, multi-step layers and child-less modules as leaves."""
+    return LeafTracer().trace(model)
 
 
 def _structure_from_graph(model: nn.Module, graph: fx.Graph) -> ModelStructure:
     modules = dict(model.named_modules())
-    g = _Graph(graph, modules)
+    g = ModelGraph(graph, modules)
     layer_nodes: dict[str, list[fx.Node]] = {}
     for node in graph.nodes:
         if g.is_weight(node):
@@ -230,20 +232,25 @@ def _structure_from_graph(model: nn.Module, graph: fx.Graph) -> ModelStructure:
     return ModelStructure(layers, modules, groups, fixed, exact=True)
 
 
-def _layer_from_nodes(g: _Graph, name: str, nodes: list[fx.Node]) -> PrunableLayer:
+def _layer_from_nodes(g: ModelGraph, name: str, nodes: list[fx.Node]) -> PrunableLayer:
     module = g.modules[name]
     units, fan_in = _units(module)
     layer = PrunableLayer(name, module, _kind(module), units, fan_in, is_multi_step(module))
     producer_names: set[str] = set()
     for node in nodes:  # one node per call (several when a time loop calls the layer per step)
-        found, reaches_input, _ = g.producers(node.args[0])
+        found, reaches_input, concat = g.producers(node.args[0])
         producer_names |= found
         layer.input_is_model_input |= reaches_input
+        layer.input_concat |= concat
         downstream, reaches_output = g.downstream(node)
         layer.is_output |= reaches_output
         _find_post_and_norm(g, layer, downstream)
     for pname in sorted(producer_names):
         punits = _units(g.modules[pname])[0]
+        if layer.input_concat:
+            # Columns come from several producers side by side: no per-unit block exists.
+            layer.producers.append(Producer(pname, 0))
+            continue
         if fan_in % punits:
             raise ModelStructureError(
                 f"layer {name!r} has {fan_in} input columns, not a multiple of the {punits} "
@@ -254,7 +261,7 @@ def _layer_from_nodes(g: _Graph, name: str, nodes: list[fx.Node]) -> PrunableLay
     return layer
 
 
-def _find_post_and_norm(g: _Graph, layer: PrunableLayer, downstream: list[fx.Node]) -> None:
+def _find_post_and_norm(g: ModelGraph, layer: PrunableLayer, downstream: list[fx.Node]) -> None:
     for node in downstream:
         module = g.module_of(node)
         is_norm = isinstance(module, NORM_LAYERS)
@@ -267,7 +274,7 @@ def _find_post_and_norm(g: _Graph, layer: PrunableLayer, downstream: list[fx.Nod
 
 
 def _residual_groups(
-    g: _Graph, graph: fx.Graph, layer_names: set[str]
+    g: ModelGraph, graph: fx.Graph, layer_names: set[str]
 ) -> tuple[dict[int, list[str]], set[int]]:
     """Union the producers of every add's operands; record groups tied to the input."""
     parent: dict[str, str] = {}
@@ -373,7 +380,7 @@ def discover(model: nn.Module, example_input: Any = None) -> ModelStructure:
     be traced by ``torch.fx``.
     """
     try:
-        graph = _trace(model)
+        graph = trace(model)
     except Exception as trace_error:  # any tracing failure means: fall back
         if example_input is None:
             raise ModelStructureError(

@@ -13,7 +13,7 @@ class StepNeuron(BaseNeuron):
     """Heaviside neuron without state: enough to give the graph a spiking node."""
 
     def multi_step(self, x: torch.Tensor) -> torch.Tensor:
-        return (x > 0).to(x.dtype) + x - x.detach()  # straight-through gradient
+        return (x > 0).to(x.dtype) + (x - x.detach())  # exact 0/1, straight-through grad
 
 
 class ChainSNN(nn.Module):

@@ -79,3 +79,22 @@ def test_unknown_layer_name_lists_the_layers():
     st = discover(ChainSNN())
     with pytest.raises(ModelStructureError, match="c1"):
         st["conv9"]
+
+
+def test_concatenated_inputs_are_flagged_and_never_inferred_dead():
+    from devprune.masks import MaskSet
+
+    class Concat(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.Linear(4, 3), nn.Linear(4, 3)
+            self.head = nn.Linear(6, 2)
+
+        def forward(self, x):
+            return self.head(torch.cat([torch.relu(self.a(x)), torch.relu(self.b(x))], dim=1))
+
+    st = discover(Concat())
+    assert st["head"].input_concat
+    masks = MaskSet(st)
+    masks.prune_units("a", torch.tensor([0, 1, 2]))
+    assert masks.dead_input_columns(st["head"]) is None  # column map unknown: keep all

@@ -24,7 +24,7 @@ from torch import fx, nn
 
 from devprune.snn.base import is_spiking_neuron
 from devprune.snn.layers import is_multi_step
-from devprune.structure import ACTIVATION_MODULES, ModelStructure, _Graph, _LeafTracer
+from devprune.structure import ACTIVATION_MODULES, ModelGraph, ModelStructure, trace
 
 NORM_LAYERS = (nn.modules.batchnorm._BatchNorm,)
 # Normalisations over the channel axis: zero channels change every other channel's output.
@@ -45,8 +45,8 @@ def coupled_modules(
     """``({module name: class}, {class: reason it must keep every unit})``."""
     if not structure.exact:
         return _coupled_from_chain(structure, class_of), {}
-    graph = _LeafTracer().trace(model)
-    walker = _Graph(graph, dict(model.named_modules()))
+    graph = trace(model)
+    walker = ModelGraph(graph, dict(model.named_modules()))
     coupled: dict[str, str] = {}
     pins: dict[str, str] = {}
     for node in graph.nodes:
@@ -61,7 +61,7 @@ def coupled_modules(
 
 
 def _classify_node(
-    walker: _Graph, node: fx.Node, classes: set[str], coupled: dict[str, str],
+    walker: ModelGraph, node: fx.Node, classes: set[str], coupled: dict[str, str],
     pins: dict[str, str],
 ) -> None:
     module = walker.module_of(node)

@@ -57,7 +57,10 @@ def _pin_reasons(structure: ModelStructure, class_of: dict[str, str]) -> dict[st
             for producer in layer.producers:
                 pinned[class_of[producer.name]] = f"feeds grouped convolution {layer.name}"
         producer_classes = {class_of[p.name] for p in layer.producers}
-        if len(producer_classes) > 1 or (producer_classes and layer.input_is_model_input):
+        if layer.input_concat:
+            for cls in producer_classes:
+                pinned[cls] = f"concatenated into the input of {layer.name}"
+        elif len(producer_classes) > 1 or (producer_classes and layer.input_is_model_input):
             for cls in producer_classes:
                 pinned[cls] = f"one of several untied inputs of {layer.name} (concatenation?)"
     return pinned
@@ -110,7 +113,7 @@ def build_plan(
     keep_out = {la.name: kept_by_class[class_of[la.name]] for la in structure.layers}
     keep_in: dict[str, torch.Tensor | None] = {}
     for layer in structure.layers:
-        if not layer.producers:
+        if not layer.producers or layer.input_concat:
             keep_in[layer.name] = None
             continue
         producer = layer.producers[0]  # all producers share one class (else pinned above)

@@ -87,8 +87,9 @@ def _used_channels(module: nn.Module, entries: torch.Tensor) -> torch.Tensor:
 
 
 def _input_channels(layer: PrunableLayer, units: UnitVectors) -> torch.Tensor | None:
-    """Input channels fed by a set unit of some producer; None when all count (data input)."""
-    if layer.input_is_model_input or not layer.producers:
+    """Input channels fed by a set unit of some producer; None when all count (data input,
+    or a concatenation whose column-to-unit map is unknown)."""
+    if layer.input_is_model_input or layer.input_concat or not layer.producers:
         return None
     device = layer.module.weight.device
     live = torch.zeros(layer.fan_in, dtype=torch.bool, device=device)
@@ -119,6 +120,9 @@ def _has_output(structure: ModelStructure, kept: dict[str, torch.Tensor],
             continue
         used = torch.zeros(layer.num_units, dtype=torch.bool, device=device)
         for consumer, producer in consumers:
+            if consumer.input_concat:  # column map unknown: count every unit as used
+                used[:] = True
+                break
             entries = _restrict(kept[consumer.name], alive[consumer.name])
             channels = _used_channels(consumer.module, entries)
             used |= channels.view(layer.num_units, producer.block).any(dim=1).to(device)
