@@ -88,12 +88,12 @@ def test_overrides_apply_nested_and_keep_the_input(tiny_raw: dict[str, Any]) -> 
     new = apply_overrides(tiny_raw, ["model.kwargs.hidden=[8]", "train.schedule=cosine"])
     assert new["model"]["kwargs"] == {"hidden": [8]} and new["train"]["schedule"] == "cosine"
     assert tiny_raw["model"]["kwargs"] == {"hidden": [24]}
-    with pytest.raises(ConfigError, match="train.lr is a value, not a section"):
+    with pytest.raises(ConfigError, match=r"train\.lr is a value, not a section"):
         apply_overrides(tiny_raw, ["train.lr.x=1"])
 
 
 def test_override_errors_are_validated_with_the_key_path(tiny_yaml: Path) -> None:
-    with pytest.raises(ConfigError, match="train.optimizer"):
+    with pytest.raises(ConfigError, match=r"train\.optimizer"):
         load_config(str(tiny_yaml), ["train.optimizer=lamb"])
 
 

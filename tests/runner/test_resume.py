@@ -124,7 +124,7 @@ def test_run_directory_is_not_overwritten(tmp_path: Path, tiny_yaml: Path) -> No
     _quiet_train(cfg, tmp_path / "run")
     with pytest.raises(ConfigError, match="already holds a run"):
         _quiet_train(cfg, tmp_path / "run")
-    with pytest.raises(CheckpointError, match="holds no last.pt"):
+    with pytest.raises(CheckpointError, match=r"holds no last\.pt"):
         _quiet_train(cfg, tmp_path / "empty", resume=True)
 
 

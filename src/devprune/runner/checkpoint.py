@@ -106,11 +106,11 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist; start the run without --resume")
+    if not zipfile.is_zipfile(path):  # torch.save writes a zip archive; a cut one has no index
+        raise _corrupt(path, ValueError("not a complete torch zip archive"))
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        if "Weights only load failed" not in str(err):
-            raise _corrupt(path, err) from err
         raise CheckpointError(
             f"{path} holds pickled Python objects that devprune refuses to load (only tensors "
             "and plain values are read, so a checkpoint cannot run code); it was not written "

@@ -9,8 +9,7 @@ from devprune.errors import ConfigError
 from devprune.runner import checkpoint as ckpt
 from devprune.runner.config import config_from_dict
 from devprune.runner.loop import evaluate
-from devprune.runner.measurements import measure_workload
-from devprune.runner.metrics import structure_metrics
+from devprune.runner.measurements import measure_static, measure_workload
 from devprune.runner.presets import read_yaml
 from devprune.runner.train import BEST, CONFIG_FILE, LAST, build_session
 from devprune.utils.io import atomic_write_json
@@ -37,7 +36,7 @@ def evaluate_run(run_dir: str | Path, which: str = "best") -> dict[str, Any]:
     session = build_session(cfg, run_dir)
     ckpt.load_model_state(session.model, payload["model"], path)
     test = evaluate(session.model, session.data.test, session.loss_fn, device=session.device)
-    structure = structure_metrics(session.model)
+    structure = measure_static(session.model, session.pruner)
     result = {
         "run": cfg.run.name, "checkpoint": path.name,
         "epochs_done": int(payload["epochs_done"]),

@@ -1,54 +1,51 @@
-"""What a run measures each epoch: structure (always) and workload (when devprune.measure can).
+"""What a run measures each epoch, through ``devprune.measure`` (the one definition of every
+metric, PRODUCT.md "Measurement conventions"): the runner only selects and records.
 
-``devprune.measure`` is the one definition of every metric (PRODUCT.md, "Measurement
-conventions"). The runner only records its results; the weight-count fallback below keeps
-connectivity and units alive in the log when that package is absent from an installation.
+- static (every epoch): connectivity of the prunable layers and of all weight layers,
+  parameter counts, units alive per layer, footprint, NeuroBench ``ConnectionSparsity``.
+- workload (every ``measure.every`` epochs and after the last): firing rates, activation
+  sparsity, SOPs (MACs / ACs), energy per sample, on ``measure.subset`` test samples with a
+  fixed encoding seed, so the training RNG stream (and thus resume) is untouched.
 """
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
 import torch
 from torch import nn
 
+from devprune.measure import static_metrics, workload_metrics
 from devprune.pruning.base import Pruner
 from devprune.runner.config import MeasureConfig
-from devprune.runner.metrics import structure_metrics, to_jsonable
+from devprune.runner.metrics import to_jsonable
+
+# Per-layer fields copied to the top of each epoch record (the full table stays in "static").
+LAYER_KEYS = ("prunable", "units_alive", "units_total", "weights_nonzero", "weights_total",
+              "connectivity")
 
 
-def _measure_function(name: str) -> Any:
-    try:
-        module = importlib.import_module("devprune.measure")
-    except ModuleNotFoundError as err:
-        if err.name not in ("devprune.measure", "devprune"):
-            raise
-        return None
-    return getattr(module, name, None)
-
-
-def measure_static(model: nn.Module, pruner: Pruner) -> dict[str, Any]:
-    """Connectivity, parameter counts and units alive per layer (plus NeuroBench names)."""
-    record = structure_metrics(model)
-    static_metrics = _measure_function("static_metrics")
-    if static_metrics is not None:
-        record["static"] = to_jsonable(static_metrics(model, getattr(pruner, "masks", None)))
-    return record
+def measure_static(model: nn.Module, pruner: Pruner | None = None) -> dict[str, Any]:
+    """Connectivity, parameter counts and units alive per layer, plus the full static table."""
+    masks = getattr(pruner, "masks", None)
+    example = getattr(pruner, "example_input", None)
+    static = to_jsonable(static_metrics(model, masks, example_input=example))
+    layers = {name: {k: record[k] for k in LAYER_KEYS if k in record}
+              for name, record in static["layers"].items()}
+    return {
+        "connectivity": static["Connectivity"],
+        "connectivity_all": static["Connectivity_all"],
+        "params_total": static["ParameterCount"],
+        "params_nonzero": static["ParameterCount_nonzero"],
+        "layers": layers,
+        "static": static,
+    }
 
 
 @torch.no_grad()
 def measure_workload(model: nn.Module, loader: Any, cfg: MeasureConfig,
-                     device: torch.device) -> dict[str, Any] | None:
+                     device: torch.device) -> dict[str, Any]:
     """Firing rates, SOPs, MACs and energy per sample on the measurement subset."""
-    workload_metrics = _measure_function("workload_metrics")
-    if workload_metrics is None:
-        return None
-    was_training = model.training
-    model.eval()
-    try:
-        result = workload_metrics(model, loader, mac_energy_pj=cfg.energy_mac_pj,
-                                  ac_energy_pj=cfg.energy_ac_pj, device=device)
-    finally:
-        model.train(was_training)
+    result = workload_metrics(model, loader, mac_energy_pj=cfg.energy_mac_pj,
+                              ac_energy_pj=cfg.energy_ac_pj, device=device)
     return to_jsonable(result)

@@ -11,51 +11,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
 from devprune import __version__
 from devprune.utils.io import atomic_write_text
-
-# ------------------------------------------------------------------------------------------
-# Static structure: connectivity and units alive
-# ------------------------------------------------------------------------------------------
-
-
-def _weight_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    return [(name, m) for name, m in model.named_modules()
-            if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Linear))]
-
-
-def structure_metrics(model: nn.Module) -> dict[str, Any]:
-    """Connectivity and units alive, counted on the weights the network really has.
-
-    A unit (filter / neuron) is alive while any of its incoming weights is non-zero; counting
-    the weights themselves (not the masks) holds in both pruning modes, since ``reference``
-    mode zeroes weights at each pruning step and ``default`` mode keeps them at zero.
-    """
-    layers: dict[str, dict[str, Any]] = {}
-    total = nonzero = 0
-    for name, module in _weight_layers(model):
-        weight = module.weight.detach()
-        rows = weight.reshape(weight.shape[0], -1)
-        layer_nonzero = int(torch.count_nonzero(rows))
-        layers[name] = {
-            "units_total": int(rows.shape[0]),
-            "units_alive": int((rows != 0).any(dim=1).sum()),
-            "weights_total": int(rows.numel()),
-            "weights_nonzero": layer_nonzero,
-            "connectivity": layer_nonzero / max(int(rows.numel()), 1),
-        }
-        total += rows.numel()
-        nonzero += layer_nonzero
-    params_total = sum(p.numel() for p in model.parameters())
-    params_nonzero = sum(int(torch.count_nonzero(p.detach())) for p in model.parameters())
-    return {
-        "connectivity": nonzero / max(total, 1),
-        "params_total": int(params_total),
-        "params_nonzero": int(params_nonzero),
-        "layers": layers,
-    }
 
 
 def units_line(layers: dict[str, dict[str, Any]]) -> str:

@@ -15,6 +15,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+from matplotlib.ticker import MaxNLocator
 
 from devprune.utils.io import atomic_write_bytes
 
@@ -30,6 +31,9 @@ def _percent(values: list[float | None]) -> list[float]:
 
 
 def _save(fig: plt.Figure, path: Path) -> Path:
+    for ax in fig.axes:
+        if ax.get_xlabel() == "epochs trained":
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=120, bbox_inches="tight")
     plt.close(fig)
