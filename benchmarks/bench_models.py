@@ -44,15 +44,22 @@ MODELS: list[tuple[str, tuple[int, ...], int | None, int]] = [
 ]
 
 
-def repeat_for(step: Callable[[], None], batch: int, min_seconds: float, max_batches: int):
-    """Samples/s of ``step`` (one batch) after one warm-up call."""
+def repeat_for(
+    step: Callable[[], None], batch: int, min_seconds: float, max_batches: int
+) -> tuple[float, float, int]:
+    """(samples per wall second, samples per CPU second, samples timed) after one warm-up.
+
+    CPU seconds (``time.process_time``, summed over this process's threads) are much less
+    sensitive than wall time to other processes sharing the cores: with one thread,
+    samples per CPU second approximates the throughput on an idle core.
+    """
     step()
-    batches, started = 0, time.perf_counter()
+    batches, started, cpu_started = 0, time.perf_counter(), time.process_time()
     while batches < max_batches and (batches == 0 or time.perf_counter() - started < min_seconds):
         step()
         batches += 1
-    elapsed = time.perf_counter() - started
-    return batch * batches / elapsed, batches * batch
+    wall, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+    return batch * batches / wall, batch * batches / cpu, batches * batch
 
 
 def measure(model: nn.Module, x: torch.Tensor, y: torch.Tensor, args) -> dict:
@@ -71,13 +78,18 @@ def measure(model: nn.Module, x: torch.Tensor, y: torch.Tensor, args) -> dict:
 
     model.train()
     load_before = os.getloadavg()[0]
-    train_sps, train_n = repeat_for(train_step, len(x), args.min_seconds, args.max_batches)
+    train_sps, train_cpu, train_n = repeat_for(train_step, len(x), args.min_seconds,
+                                               args.max_batches)
     model.eval()
-    infer_sps, infer_n = repeat_for(infer_step, len(x), args.min_seconds, args.max_batches)
+    infer_sps, infer_cpu, infer_n = repeat_for(infer_step, len(x), args.min_seconds,
+                                               args.max_batches)
     return {
         "train_samples_per_s": round(train_sps, 2), "train_samples_timed": train_n,
         "infer_samples_per_s": round(infer_sps, 2), "infer_samples_timed": infer_n,
+        "train_samples_per_cpu_s": round(train_cpu, 2),
+        "infer_samples_per_cpu_s": round(infer_cpu, 2),
         "epoch60k_train_s": round(60000 / train_sps, 1),
+        "epoch60k_train_cpu_s": round(60000 / train_cpu, 1),
         "load_avg_1m": round((load_before + os.getloadavg()[0]) / 2, 2),
     }
 
@@ -147,29 +159,34 @@ def markdown(result: dict) -> str:
         f"# Zoo throughput (CPU, {result['threads']} threads, torch {result['torch']})", "",
         "Shared machine: compare rows of one run; `load` is the 1-minute load average "
         f"during the row (cores: {result['cpus']}).", "",
-        "| model | T | batch | params | train samples/s | infer samples/s | "
-        "60k-sample train epoch (s) | load |",
-        "|---|---|---|---|---|---|---|---|",
+        "Wall-clock rates suffer from the other processes; the per-CPU-second columns "
+        "(process CPU time, all threads summed) approximate an idle machine per core.", "",
+        "| model | T | batch | params | train samples/s (wall) | infer samples/s (wall) | "
+        "train samples/CPU-s | infer samples/CPU-s | 60k train epoch, CPU-s | load |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in result["zoo"]:
         lines.append(
             f"| {r['model']} | {r['time_steps'] or '-'} | {r['batch']} | {r['params']:,} | "
             f"{r['train_samples_per_s']:.1f} | {r['infer_samples_per_s']:.1f} | "
-            f"{r['epoch60k_train_s']} | {r['load_avg_1m']} |"
+            f"{r['train_samples_per_cpu_s']:.1f} | {r['infer_samples_per_cpu_s']:.1f} | "
+            f"{r['epoch60k_train_cpu_s']} | {r['load_avg_1m']} |"
         )
     if result["snntorch"]:
         lines += ["", "## Same MLP SNN, devprune multi-step vs snnTorch (same process)", "",
-                  "| implementation | T | train samples/s | infer samples/s | load |",
-                  "|---|---|---|---|---|"]
+                  "| implementation | T | train samples/s (wall) | train samples/CPU-s | "
+                  "infer samples/CPU-s | load |",
+                  "|---|---|---|---|---|---|"]
         for r in result["snntorch"]:
             lines.append(f"| {r['impl']} | {r['time_steps']} | {r['train_samples_per_s']:.0f} |"
-                         f" {r['infer_samples_per_s']:.0f} | {r['load_avg_1m']} |")
+                         f" {r['train_samples_per_cpu_s']:.0f} | "
+                         f"{r['infer_samples_per_cpu_s']:.0f} | {r['load_avg_1m']} |")
     return "\n".join(lines) + "\n"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--min-seconds", type=float, default=3.0)
     parser.add_argument("--max-batches", type=int, default=50)
     parser.add_argument("--only", nargs="*", default=None, help="model names to run")
