@@ -123,9 +123,9 @@ def truncation_study(mnist_root: Path, train_n: int, test_n: int, epochs: int,
     """Evidence for the time-side pruning decision (docs/NEUROMORPHIC.md): train snn-small on
     derived events with T = ``steps``, then evaluate simulating only the first t frames.
 
-    For each t: test accuracy, and the mean correct-class margin of the cumulative readout
-    (rate of the label minus the best other rate): the per-step signal the proposed temporal
-    reserve would use.
+    For each t: test accuracy, the training loss (rate MSE) of the cumulative readout, and
+    its mean correct-class margin (rate of the label minus the best other rate): candidate
+    per-step signals for the proposed temporal reserve.
     """
     from devprune.data import TensorBatchLoader
     from devprune.models import build_model, get_loss
@@ -155,6 +155,7 @@ def truncation_study(mnist_root: Path, train_n: int, test_n: int, epochs: int,
             others = rates.scatter(1, y[:, None], float("-inf")).max(1).values
             rows.append({"simulated_steps": t,
                          "accuracy": round((rates.argmax(1) == y).float().mean().item(), 4),
+                         "rate_mse": round(loss_fn(rates, y).item(), 5),
                          "mean_margin": round((label_rate - others).mean().item(), 4)})
     return {"dataset": "mnist-dvs-derived", "model": "snn-small", "train_samples": train_n,
             "test_samples": test_n, "epochs": epochs, "frames": steps, "rows": rows}
@@ -169,11 +170,13 @@ def truncation_markdown(study: dict, command: str) -> str:
         f"tested on {study['test_samples']} samples simulating only the first t frames.",
         f"Command: `{command}`",
         "",
-        "| simulated steps t | test accuracy | mean correct-class margin |",
-        "|---:|---:|---:|",
+        "| simulated steps t | test accuracy | rate MSE (training loss) | mean correct-class "
+        "margin |",
+        "|---:|---:|---:|---:|",
     ]
     for r in study["rows"]:
-        lines.append(f"| {r['simulated_steps']} | {r['accuracy']} | {r['mean_margin']} |")
+        lines.append(f"| {r['simulated_steps']} | {r['accuracy']} | {r['rate_mse']} | "
+                     f"{r['mean_margin']} |")
     return "\n".join(lines) + "\n"
 
 
