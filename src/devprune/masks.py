@@ -71,7 +71,7 @@ class MaskSet:
         return mask.flatten(2).any(dim=2) if mask.dim() > 2 else mask
 
     def connectivity(self) -> float:
-        kept = sum(int(m.sum()) for m in self.masks.values())
+        kept = sum(int(torch.count_nonzero(m)) for m in self.masks.values())
         total = sum(m.numel() for m in self.masks.values())
         return kept / max(total, 1)
 
@@ -80,14 +80,14 @@ class MaskSet:
         """Remove whole output units (bool vector or index tensor); returns how many died."""
         alive_before = self.unit_alive(name)
         self.masks[name][self._as_index(units, alive_before.numel())] = False
-        return int((alive_before & ~self.unit_alive(name)).sum())
+        return int(torch.count_nonzero(alive_before & ~self.unit_alive(name)))
 
     def prune_synapses(self, name: str, remove: torch.Tensor) -> int:
         """Remove the entries where ``remove`` is True. For conv layers ``remove`` may be
         ``[out, in]`` (whole kernels) or the full weight shape. Returns entries removed."""
         mask = self.masks[name]
         remove = self._expand(name, remove)
-        newly = int((mask & remove).sum())
+        newly = int(torch.count_nonzero(mask & remove))
         mask &= ~remove
         return newly
 
@@ -95,7 +95,7 @@ class MaskSet:
         """Set entries back to kept (weights keep whatever value they have)."""
         mask = self.masks[name]
         restore = self._expand(name, restore)
-        newly = int((~mask & restore).sum())
+        newly = int(torch.count_nonzero(~mask & restore))
         mask |= restore
         return newly
 
