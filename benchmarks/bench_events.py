@@ -36,6 +36,8 @@ from devprune.data import get_dataset
 from devprune.utils.io import atomic_write_json, atomic_write_text
 
 RESULTS = Path(__file__).parent / "results"
+THROUGHPUT_ARGS = ("nmnist", "nmnist_events", "gesture_recordings", "gesture_events", "derived",
+                   "mnist_root", "threads")
 AEDAT31_HEADER = b"#!AER-DAT3.1\r\n#Format: RAW\r\n#!END-HEADER\r\n"
 
 
@@ -237,7 +239,8 @@ def main() -> None:
         "threads": args.threads,
         "load_average": round(os.getloadavg()[0], 2),
         "command": "python benchmarks/bench_events.py " + " ".join(
-            f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if k != "out"),
+            f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()
+            if k in THROUGHPUT_ARGS),
         "rows": rows,
     }
     atomic_write_json(args.out.with_suffix(".json"), result)
