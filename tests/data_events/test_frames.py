@@ -131,3 +131,35 @@ def test_random_crop_and_rotation_apply_one_draw_to_all_frames_of_a_sample():
         assert torch.equal(out, out[:, :1, :1].expand_as(out))
     again = FramesRandomCrop(16, padding=4)(x, torch.Generator().manual_seed(0))
     assert torch.equal(again, cropped)
+
+
+def segment_oracle(t: np.ndarray, steps: int, method: str) -> list[tuple[int, int]]:
+    """SpikingJelly's rule as slices [j_l, j_r) per frame, one frame at a time; the last
+    frame runs from its own start to the end of the stream."""
+    n = len(t)
+    if method == "number":
+        per = n // steps
+        starts = [i * per for i in range(steps)]
+        ends = [(i + 1) * per for i in range(steps - 1)] + [n]
+        return list(zip(starts, ends, strict=True))
+    width = (t[-1] - t[0]) // steps
+    bounds = []
+    for i in range(steps):
+        lo = int(np.searchsorted(t, t[0] + i * width, side="left"))
+        hi = int(np.searchsorted(t, t[0] + (i + 1) * width, side="left"))
+        bounds.append((lo, n if i == steps - 1 else hi))
+    return bounds
+
+
+@pytest.mark.parametrize("method", ["number", "time"])
+def test_vectorised_split_matches_the_segment_rule_on_random_streams(method):
+    rng = np.random.default_rng(7)
+    for n in (25, 97, 400):
+        t = np.sort(rng.integers(0, 5000, n))
+        events = make_events(t, rng.integers(0, 4, n), rng.integers(0, 3, n), rng.integers(0, 2, n))
+        frames = integrate(events, 3, 4, FrameSpec(5, method))
+        for i, (lo, hi) in enumerate(segment_oracle(events["t"], 5, method)):
+            part = events[lo:hi]
+            expected = np.zeros((2, 3, 4), dtype=np.int64)
+            np.add.at(expected, (part["p"].astype(int), part["y"], part["x"]), 1)
+            assert np.array_equal(frames[i], expected), (n, i)
