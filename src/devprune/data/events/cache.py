@@ -45,7 +45,6 @@ class FrameCache:
         self.sample_shape = tuple(sample_shape)
         per_sample = int(np.prod(self.sample_shape))
         self.chunk_size = max(1, min(MAX_CHUNK, CHUNK_BYTES // max(per_sample, 1)))
-        self._chunks: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self.hits = 0
         self.misses = 0
 
@@ -60,7 +59,7 @@ class FrameCache:
         out = np.zeros((len(wanted_arr), *self.sample_shape), dtype=np.uint8)
         found = np.zeros(len(wanted_arr), dtype=bool)
         for chunk in np.unique(wanted_arr // self.chunk_size):
-            index, key, frames = self._chunk(int(chunk))
+            index, key, frames = self._read(int(chunk))  # one chunk in memory at a time
             out = widen_to_hold(out, frames)
             row_of = {int(i): r for r, (i, k) in enumerate(zip(index, key, strict=True))
                       if i < len(keys) and k == keys[int(i)]}
@@ -77,7 +76,7 @@ class FrameCache:
         indices_arr = np.asarray(indices, dtype=np.int64)
         for chunk in np.unique(indices_arr // self.chunk_size):
             rows = np.nonzero(indices_arr // self.chunk_size == chunk)[0]
-            old_index, old_key, old_frames = self._chunk(int(chunk))
+            old_index, old_key, old_frames = self._read(int(chunk))
             keep = ~np.isin(old_index, indices_arr[rows])
             new_keys = np.asarray([keys[int(i)] for i in indices_arr[rows]], dtype=str)
             merged = (
@@ -87,12 +86,6 @@ class FrameCache:
             )
             with atomic_writer(self.path(int(chunk)), "wb") as handle:
                 write_npz(handle, index=merged[0], key=merged[1], frames=merged[2])
-            self._chunks[int(chunk)] = merged
-
-    def _chunk(self, chunk: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        if chunk not in self._chunks:
-            self._chunks[chunk] = self._read(chunk)
-        return self._chunks[chunk]
 
     def _read(self, chunk: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         path = self.path(chunk)
