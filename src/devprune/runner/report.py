@@ -45,8 +45,10 @@ def _headline_rows(summary: dict[str, Any] | None, records: list[dict[str, Any]]
         rows.append(("best test accuracy (reference convention, selected on test)",
                      f"{_pct(ref['test_accuracy'])} (epoch {ref['epoch'] + 1})"))
     rows += [
-        ("connectivity (non-zero / all conv+linear weights)", _pct(last["connectivity"])),
+        ("connectivity (non-zero / all weights of the prunable layers)",
+         _pct(last["connectivity"])),
         ("compression (1 - connectivity)", _pct(1 - last["connectivity"])),
+        ("connectivity of all conv + linear layers", _pct(last.get("connectivity_all"))),
         ("parameters non-zero / total", f"{last['params_nonzero']:,} / {last['params_total']:,}"),
         ("units alive", ", ".join(f"{n} {v['units_alive']}/{v['units_total']}"
                                   for n, v in last["layers"].items())),
@@ -56,11 +58,29 @@ def _headline_rows(summary: dict[str, Any] | None, records: list[dict[str, Any]]
     return ["| quantity | value |", "|---|---|", *[f"| {k} | {v} |" for k, v in rows]]
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def _scalars(section: Any) -> dict[str, Any]:
+    """Numbers of a measurement dict, one level of nesting flattened (``SOPs.Effective_ACs``)."""
     if not isinstance(section, dict):
         return {}
-    return {k: v for k, v in section.items() if isinstance(v, (int, float)) and
-            not isinstance(v, bool)}
+    flat: dict[str, Any] = {}
+    for key, value in section.items():
+        if _is_number(value):
+            flat[key] = value
+        elif isinstance(value, dict):
+            flat.update({f"{key}.{k}": v for k, v in value.items() if _is_number(v)})
+    return flat
+
+
+def _events_text(events: Any) -> str:
+    """The scalar pruning events of an epoch (``pruning_steps 2``); nested tables are left out."""
+    if not isinstance(events, dict):
+        return "-"
+    parts = [f"{k} {_fmt(v)}" for k, v in events.items() if _is_number(v)]
+    return ", ".join(parts) or "-"
 
 
 def _fmt(value: Any) -> str:
@@ -72,7 +92,7 @@ def _epoch_table(records: list[dict[str, Any]]) -> list[str]:
              " pruning events |", "|---|---|---|---|---|---|---|---|"]
     for r in records:
         units = ", ".join(f"{v['units_alive']}" for v in r["layers"].values())
-        events = ", ".join(sorted(r.get("pruning") or {})) or "-"
+        events = _events_text(r.get("pruning"))
         lines.append(f"| {r['epoch'] + 1} | {r['lr']:.3g} | {r['train_loss']:.4f} | "
                      f"{_pct(r['val_accuracy'])} | {_pct(r['test_accuracy'])} | "
                      f"{_pct(r['connectivity'], 1)} | {units} | {events} |")
