@@ -69,4 +69,5 @@ def broadcast_masks(pruner: Pruner, src: int = 0) -> None:
         as_bytes = mask.to(torch.uint8)
         dist.broadcast(as_bytes, src=src)
         mask.copy_(as_bytes.bool())
+    pruner.masks.invalidate()
     pruner.masks.apply()

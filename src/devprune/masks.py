@@ -46,6 +46,19 @@ class MaskSet:
         self.masks: dict[str, torch.Tensor] = {
             name: torch.ones_like(structure[name].weight, dtype=torch.bool) for name in names
         }
+        # Derived masks are needed at every training step in hard mode but change only at
+        # pruning steps: cache them, and drop the cache on every edit.
+        self._cache: dict[tuple[str, str], torch.Tensor] = {}
+
+    def invalidate(self) -> None:
+        """Forget derived masks; call after editing a mask tensor in place yourself."""
+        self._cache.clear()
+
+    def _cached(self, kind: str, name: str, compute) -> torch.Tensor:
+        key = (kind, name)
+        if key not in self._cache:
+            self._cache[key] = compute()
+        return self._cache[key]
 
     # -- queries ----------------------------------------------------------------------------
     @property
@@ -63,7 +76,7 @@ class MaskSet:
 
     def unit_alive(self, name: str) -> torch.Tensor:
         """Bool vector over output units: True while any incoming synapse is kept."""
-        return self.masks[name].flatten(1).any(dim=1)
+        return self._cached("alive", name, lambda: self.masks[name].flatten(1).any(dim=1))
 
     def kernel_mask(self, name: str) -> torch.Tensor:
         """Conv layers: bool [out, in], True while any entry of the kernel slice is kept."""
@@ -80,6 +93,7 @@ class MaskSet:
         """Remove whole output units (bool vector or index tensor); returns how many died."""
         alive_before = self.unit_alive(name)
         self.masks[name][self._as_index(units, alive_before.numel())] = False
+        self.invalidate()
         return int(torch.count_nonzero(alive_before & ~self.unit_alive(name)))
 
     def prune_synapses(self, name: str, remove: torch.Tensor) -> int:
@@ -89,6 +103,7 @@ class MaskSet:
         remove = self._expand(name, remove)
         newly = int(torch.count_nonzero(mask & remove))
         mask &= ~remove
+        self.invalidate()
         return newly
 
     def regrow(self, name: str, restore: torch.Tensor) -> int:
@@ -97,6 +112,7 @@ class MaskSet:
         restore = self._expand(name, restore)
         newly = int(torch.count_nonzero(~mask & restore))
         mask |= restore
+        self.invalidate()
         return newly
 
     def _expand(self, name: str, sel: torch.Tensor) -> torch.Tensor:
@@ -123,6 +139,9 @@ class MaskSet:
     # -- effective masks (dead-input columns) -----------------------------------------------
     def effective_mask(self, name: str) -> torch.Tensor:
         """The weight mask with input columns fed only by dead units also removed."""
+        return self._cached("effective", name, lambda: self._effective_mask(name))
+
+    def _effective_mask(self, name: str) -> torch.Tensor:
         layer = self.structure[name]
         mask = self.masks[name]
         dead_cols = self.dead_input_columns(layer)
@@ -209,7 +228,9 @@ class MaskSet:
                 )
             self.masks[name] = mask.to(self.masks[name].device, torch.bool)
         self.mode = state.get("mode", self.mode)
+        self.invalidate()
 
     def to(self, device: torch.device | str) -> MaskSet:
         self.masks = {k: v.to(device) for k, v in self.masks.items()}
+        self.invalidate()
         return self

@@ -108,3 +108,15 @@ def test_state_round_trip_and_mismatch_refused():
 def test_unknown_mode_is_a_config_error():
     with pytest.raises(ConfigError, match=r"prune\.mode"):
         MaskSet(discover(ChainSNN()), mode="soft")
+
+
+def test_derived_masks_follow_every_edit():
+    _, ms = _masks()
+    assert ms.effective_mask("f1").all()  # cached now
+    ms.prune_units("c2", torch.tensor([0]))
+    assert not ms.effective_mask("f1")[:, :4].any()  # edit dropped the cache
+    ms.regrow("c2", torch.ones(6, 4, dtype=torch.bool))
+    assert ms.effective_mask("f1").all()
+    ms["c2"][3] = False  # an in-place edit by hand needs an explicit invalidate()
+    ms.invalidate()
+    assert not ms.unit_alive("c2")[3]
