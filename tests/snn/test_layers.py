@@ -59,3 +59,18 @@ def test_single_step_input_is_rejected():
         ms.Conv2d(1, 1, 3)(torch.zeros(2, 1, 5, 5))
     with pytest.raises(LayoutError, match="Flatten"):
         ms.Flatten()(torch.zeros(2, 3))
+    with pytest.raises(LayoutError, match="SeqToANN"):
+        ms.SeqToANN(nn.ReLU())(torch.zeros(3))
+
+
+def test_seq_to_ann_traces_through_with_fx():
+    import torch.fx as fx
+
+    class ChildlessLeaves(fx.Tracer):
+        def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
+            return not any(True for _ in m.children())
+
+    model = nn.Sequential(ms.SeqToANN(nn.Conv2d(2, 3, 1)), ms.Flatten())
+    traced = fx.GraphModule(model, ChildlessLeaves().trace(model))
+    x = torch.randn(3, 2, 2, 4, 4)
+    torch.testing.assert_close(traced(x), model(x))

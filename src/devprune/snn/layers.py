@@ -10,6 +10,7 @@ them like any other layer. :class:`SeqToANN` does the same for any other statele
 from __future__ import annotations
 
 import torch
+import torch.fx
 from torch import nn
 
 from devprune.errors import LayoutError
@@ -27,7 +28,20 @@ def fold_time(x: torch.Tensor, per_step_dims: int, layer: str) -> torch.Tensor:
 
 
 def unfold_time(y: torch.Tensor, steps: int) -> torch.Tensor:
-    return y.reshape(steps, y.shape[0] // steps, *y.shape[1:])
+    """``[T*B, *s] -> [T, B, *s]``; ``unflatten`` keeps this torch.fx-traceable (no unpacking)."""
+    return y.unflatten(0, (steps, -1))
+
+
+def require_time_major(x: torch.Tensor, layer: str) -> torch.Tensor:
+    """Raise :class:`LayoutError` unless ``x`` has at least the two dims ``[T, B]``."""
+    if x.dim() < 2:
+        raise LayoutError(f"{layer} expects [T, B, ...]; got shape {tuple(x.shape)}")
+    return x
+
+
+# torch.fx records calls to this check instead of tracing into its shape test, so modules
+# with children (SeqToANN) stay traceable
+torch.fx.wrap("require_time_major")
 
 
 class _MultiStep:
@@ -107,8 +121,7 @@ class SeqToANN(nn.Module):
         self.module = module
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() < 2:
-            raise LayoutError(f"SeqToANN expects [T, B, ...]; got shape {tuple(x.shape)}")
+        require_time_major(x, "SeqToANN")
         return unfold_time(self.module(x.flatten(0, 1)), x.shape[0])
 
 
