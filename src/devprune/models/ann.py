@@ -54,7 +54,7 @@ def mlp_head(widths: Sequence[int]) -> nn.Sequential:
     return named(*parts)
 
 
-@register_model("ann-mlp", spiking=False)
+@register_model("ann-mlp")
 def ann_mlp(
     *, in_shape: tuple[int, ...], num_classes: int, hidden: Sequence[int] = (800,)
 ) -> ImageClassifier:
@@ -65,7 +65,7 @@ def ann_mlp(
     return ImageClassifier(nn.Identity(), mlp_head(widths))
 
 
-@register_model("ann-lenet-mnist", spiking=False)
+@register_model("ann-lenet-mnist")
 def ann_lenet_mnist(*, in_shape: tuple[int, ...], num_classes: int) -> ImageClassifier:
     """DPAP MnistNet: conv5x5(->20)-ReLU-MP-conv5x5(20->50)-ReLU-MP-FC(->500)-ReLU-FC(500->k)."""
     c, h, w = image_shape(in_shape, "ann-lenet-mnist")
@@ -80,7 +80,7 @@ def ann_lenet_mnist(*, in_shape: tuple[int, ...], num_classes: int) -> ImageClas
     return ImageClassifier(features, mlp_head([50 * h4 * w4, 500, num_classes]))
 
 
-@register_model("ann-vgg16-dpap", spiking=False)
+@register_model("ann-vgg16-dpap")
 def ann_vgg16_dpap(
     *, in_shape: tuple[int, ...], num_classes: int, cfg: Sequence[int | str] = DPAP_VGG16_CFG,
     hidden: int = 4096,

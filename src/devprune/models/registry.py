@@ -1,8 +1,9 @@
 """Model registry: build any zoo model by name from the dataset's input shape and classes.
 
 A builder is registered with :func:`register_model` and called as
-``builder(in_shape=..., num_classes=..., time_steps=..., **kwargs)``. Spiking builders
-replace ``time_steps=None`` by their paper default; non-spiking builders reject a value.
+``builder(in_shape=..., num_classes=..., **kwargs)``; builders of spiking models also take
+``time_steps`` (``None``: their paper default). A builder without a ``time_steps``
+parameter (an ANN) gets none, and asking for one is a :class:`ConfigError`.
 """
 
 from __future__ import annotations
@@ -24,14 +25,13 @@ class ModelEntry:
     name: str
     builder: ModelBuilder
     description: str
-    spiking: bool
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
 
 
 def register_model(
-    name: str, *, spiking: bool, description: str | None = None
+    name: str, description: str | None = None
 ) -> Callable[[ModelBuilder], ModelBuilder]:
     """Register ``builder`` as ``name``; the description defaults to its docstring's first line."""
 
@@ -39,7 +39,7 @@ def register_model(
         if name in _REGISTRY:
             raise ConfigError(f"model {name!r} is already registered; pick another name.")
         doc = description or (inspect.getdoc(builder) or name).splitlines()[0]
-        _REGISTRY[name] = ModelEntry(name, builder, doc, spiking)
+        _REGISTRY[name] = ModelEntry(name, builder, doc)
         return builder
 
     return decorate
@@ -79,13 +79,13 @@ def build_model(
     if not isinstance(num_classes, int) or num_classes < 1:
         raise ConfigError(f"num_classes must be a positive int, got {num_classes!r}.")
     shape = _check_shape(in_shape)
-    if not entry.spiking:
-        if time_steps is not None:
-            raise ConfigError(
-                f"model {name!r} is not spiking: time_steps must be None, got {time_steps!r}."
-            )
-        return _call(entry, in_shape=shape, num_classes=num_classes, **kwargs)
-    return _call(entry, in_shape=shape, num_classes=num_classes, time_steps=time_steps, **kwargs)
+    if "time_steps" in inspect.signature(entry.builder).parameters:
+        kwargs["time_steps"] = time_steps
+    elif time_steps is not None:
+        raise ConfigError(
+            f"model {name!r} is not spiking: time_steps must be None, got {time_steps!r}."
+        )
+    return _call(entry, in_shape=shape, num_classes=num_classes, **kwargs)
 
 
 def _call(entry: ModelEntry, **kwargs: Any) -> nn.Module:

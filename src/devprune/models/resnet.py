@@ -54,13 +54,13 @@ def cifar_resnet(
     return ImageClassifier(named(*layers), mlp_head([cin, num_classes]))
 
 
-@register_model("ann-resnet20", spiking=False)
+@register_model("ann-resnet20")
 def ann_resnet20(*, in_shape: tuple[int, ...], num_classes: int) -> ImageClassifier:
     """CIFAR ResNet-20 (3x3 basic blocks, 16-32-64, 1x1-conv shortcuts on shape change)."""
     return cifar_resnet(20, in_shape, num_classes)
 
 
-@register_model("ann-resnet56", spiking=False)
+@register_model("ann-resnet56")
 def ann_resnet56(*, in_shape: tuple[int, ...], num_classes: int) -> ImageClassifier:
     """CIFAR ResNet-56 (3x3 basic blocks, 16-32-64, 1x1-conv shortcuts on shape change)."""
     return cifar_resnet(56, in_shape, num_classes)

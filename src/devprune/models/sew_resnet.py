@@ -47,7 +47,7 @@ class SEWBlock(nn.Module):
         return self.conv2(self.conv1(x)) + identity
 
 
-@register_model("snn-sew-resnet", spiking=True)
+@register_model("snn-sew-resnet")
 def snn_sew_resnet(
     *,
     in_shape: tuple[int, ...],

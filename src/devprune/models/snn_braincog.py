@@ -28,7 +28,7 @@ from devprune.snn import layers as ms
 BRAINCOG_CFG: tuple[int | str, ...] = (128, 128, "M", 256, 256, "M", 512, 512)
 
 
-@register_model("snn-braincog-cifar", spiking=True)
+@register_model("snn-braincog-cifar")
 def snn_braincog_cifar(
     *,
     in_shape: tuple[int, ...],

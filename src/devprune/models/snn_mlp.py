@@ -19,7 +19,7 @@ from devprune.models.registry import register_model
 from devprune.snn import layers as ms
 
 
-@register_model("snn-mlp", spiking=True)
+@register_model("snn-mlp")
 def snn_mlp(
     *,
     in_shape: tuple[int, ...],

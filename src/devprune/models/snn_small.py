@@ -24,7 +24,7 @@ from devprune.models.registry import register_model
 from devprune.snn import layers as ms
 
 
-@register_model("snn-small", spiking=True)
+@register_model("snn-small")
 def snn_small(
     *,
     in_shape: tuple[int, ...],
