@@ -176,3 +176,19 @@ def test_bad_build_arguments_name_the_field(name, kwargs, field):
     args = {"in_shape": (1, 28, 28), "num_classes": 10, **kwargs}
     with pytest.raises(ConfigError, match=field):
         build_model(name, **args)
+
+
+def test_user_models_register_and_build(monkeypatch):
+    from devprune.models import registry
+
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+
+    @registry.register_model("my-net")
+    def my_net(*, in_shape, num_classes):
+        """A user's one-layer net."""
+        return nn.Sequential(nn.Flatten(), nn.Linear(in_shape[0], num_classes))
+
+    assert list_models()["my-net"] == "A user's one-layer net."
+    assert build_model("my-net", in_shape=(5,), num_classes=2)(torch.zeros(1, 5)).shape == (1, 2)
+    with pytest.raises(ConfigError, match="already registered"):
+        registry.register_model("my-net")(my_net)
