@@ -7,7 +7,6 @@ import torch
 from devprune.pruning.regrowth import (
     RegrowthTracker,
     candidate_signal,
-    layer_percentile,
     regrowth_percentile,
 )
 
@@ -23,10 +22,6 @@ def test_percentile_schedule_rises_from_p0_plus_one_to_the_cap():
     assert regrowth_percentile(10**6, 37, 60, 1.1, 99) == 99  # no overflow
 
 
-def test_layer_percentile_is_numpys_linear_percentile():
-    v = torch.randn(1001)
-    for q in (0, 37.5, 61.1, 99, 100):
-        assert layer_percentile(v, q) == pytest.approx(float(np.percentile(v.numpy(), q)))
 
 
 def test_conv_signal_is_the_signed_kernel_sum_or_its_magnitude():

@@ -9,31 +9,12 @@ previous epoch gets its count incremented; any other epoch resets it. A count st
 
 from __future__ import annotations
 
-import math
-
-import numpy as np
 import torch
 
+from devprune.pruning.importance import percentile
 from devprune.pruning.spine_ranges import count_run_, counter_dtype
 
 SIGNALS = ("weight", "magnitude", "gradient")
-QUANTILE_LIMIT = 1 << 24  # torch.quantile refuses larger inputs
-
-
-def layer_percentile(values: torch.Tensor, q: float) -> float:
-    """The q-th percentile of all entries with numpy's default linear interpolation (the
-    reference's ``np.percentile``). CPU tensors go through numpy's introselect (faster than
-    ``torch.kthvalue`` on 16.8M floats); others use ``torch.quantile`` or two k-th values."""
-    flat = values.detach().reshape(-1).float()
-    if flat.device.type == "cpu":
-        return float(np.percentile(flat.numpy(), q))
-    if flat.numel() <= QUANTILE_LIMIT:
-        return float(torch.quantile(flat, q / 100.0))
-    position = q / 100.0 * (flat.numel() - 1)
-    below = math.floor(position)
-    low = torch.kthvalue(flat, below + 1).values
-    high = torch.kthvalue(flat, min(below + 2, flat.numel())).values
-    return float(low + (high - low) * (position - below))
 
 
 def regrowth_percentile(epoch: int, start: int, p0: float, growth: float, cap: float) -> float:
@@ -72,7 +53,7 @@ class RegrowthTracker:
         """One epoch: returns (bool tensor of candidates to restore, the percentile value).
 
         The percentile is taken over ALL entries of ``signal`` (kept ones included)."""
-        threshold = layer_percentile(signal, q)
+        threshold = float(percentile(signal.detach().float(), q))
         count_run_(candidates & (signal > threshold), self.was_above, self.count)
         restore = self.count > max_count
         if bool(restore.any()):
