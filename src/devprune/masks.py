@@ -166,7 +166,8 @@ class MaskSet:
     @torch.no_grad()
     def apply(self) -> None:
         """Zero pruned weights (both modes); in ``default`` mode also dead units' bias/BN
-        affine and dead input columns."""
+        affine and dead input columns, including those of unmasked layers (the output
+        layer) that read dead units."""
         for name in self.masks:
             layer = self.structure[name]
             mask = self.effective_mask(name) if self.hard else self.masks[name]
@@ -174,6 +175,27 @@ class MaskSet:
             if self.hard:
                 for param in self._unit_params(layer):
                     param.mul_(self.unit_alive(name).to(param.device))
+        if self.hard:
+            for layer, live in self._unmasked_consumer_columns():
+                layer.module.weight.mul_(live)
+
+    def _unmasked_consumer_columns(self) -> list[tuple[PrunableLayer, torch.Tensor]]:
+        """(layer, broadcastable live-column mask) for unmasked layers reading dead units."""
+        def live_columns(layer: PrunableLayer) -> torch.Tensor | None:
+            dead = self.dead_input_columns(layer)
+            if dead is None:
+                return None
+            shape = [1, -1] + [1] * (layer.module.weight.dim() - 2)
+            return (~dead).reshape(shape).to(layer.module.weight.device)
+
+        pairs = []
+        for layer in self.structure.layers:
+            if layer.name in self.masks:
+                continue
+            live = self._cached("consumer", layer.name, lambda la=layer: live_columns(la))
+            if live is not None:
+                pairs.append((layer, live))
+        return pairs
 
     @torch.no_grad()
     def mask_gradients(self) -> None:
@@ -187,6 +209,9 @@ class MaskSet:
             for param in self._unit_params(layer):
                 if param.grad is not None:
                     param.grad.mul_(alive.to(param.device))
+        for layer, live in self._unmasked_consumer_columns():
+            if layer.module.weight.grad is not None:
+                layer.module.weight.grad.mul_(live)
 
     @torch.no_grad()
     def zero_optimizer_state(self, optimizer: torch.optim.Optimizer) -> None:

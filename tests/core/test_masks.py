@@ -120,3 +120,18 @@ def test_derived_masks_follow_every_edit():
     ms["c2"][3] = False  # an in-place edit by hand needs an explicit invalidate()
     ms.invalidate()
     assert not ms.unit_alive("c2")[3]
+
+
+def test_hard_mode_zeroes_output_layer_columns_read_from_dead_units():
+    model, ms = _masks("default")
+    assert "f2" not in ms  # the output layer has no mask of its own
+    ms.prune_units("f1", torch.tensor([1, 3]))
+    ms.apply()
+    assert (model.f2.weight[:, [1, 3]] == 0).all() and (model.f2.weight[:, [0, 2, 4]] != 0).all()
+    model(torch.rand(4, 1, 8, 8)).sum().backward()
+    ms.mask_gradients()
+    assert (model.f2.weight.grad[:, [1, 3]] == 0).all()
+    _, soft = _masks("reference", model=ChainSNN())
+    soft.prune_units("f1", torch.tensor([1]))
+    soft.apply()
+    assert (soft.structure["f2"].module.weight[:, 1] != 0).any()  # reference mode: untouched
