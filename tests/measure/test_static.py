@@ -51,8 +51,8 @@ def test_pruned_unit_removes_its_row_column_and_footprint() -> None:
     hidden, out = result["layers"]["0"], result["layers"]["2"]
     assert (hidden["units_alive"], hidden["units_dead_no_input"]) == (2, 1)
     assert hidden["weights_nonzero"] == 8
-    # The output layer has no mask: its column 1 keeps its values but can never carry signal.
-    assert (out["weights_nonzero"], out["weights_effective"]) == (6, 4)
+    # The output layer has no mask, but hard mode zeroes its column 1 too: it reads a dead unit.
+    assert (out["weights_nonzero"], out["weights_effective"]) == (4, 4)
     assert result["Connectivity"] == 8 / 12
     # Deployable: fc1 2x4 + 2 bias, fc2 2x2 + 2 bias = 16 floats.
     assert result["Footprint_deployable"] == 16 * 4
