@@ -18,7 +18,8 @@ Two enforcement modes (PRODUCT.md, "Product decisions"):
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import torch
 from torch import nn
@@ -48,13 +49,13 @@ class MaskSet:
         }
         # Derived masks are needed at every training step in hard mode but change only at
         # pruning steps: cache them, and drop the cache on every edit.
-        self._cache: dict[tuple[str, str], torch.Tensor] = {}
+        self._cache: dict[tuple[str, str], Any] = {}
 
     def invalidate(self) -> None:
         """Forget derived masks; call after editing a mask tensor in place yourself."""
         self._cache.clear()
 
-    def _cached(self, kind: str, name: str, compute) -> torch.Tensor:
+    def _cached(self, kind: str, name: str, compute: Callable[[], Any]) -> Any:
         key = (kind, name)
         if key not in self._cache:
             self._cache[key] = compute()
@@ -82,6 +83,12 @@ class MaskSet:
         """Conv layers: bool [out, in], True while any entry of the kernel slice is kept."""
         mask = self.masks[name]
         return mask.flatten(2).any(dim=2) if mask.dim() > 2 else mask
+
+    def any_pruned(self) -> bool:
+        """True once any entry is masked (enforcement before that would be wasted work)."""
+        return self._cached(
+            "any_pruned", "", lambda: not all(bool(m.all()) for m in self.masks.values())
+        )
 
     def connectivity(self) -> float:
         kept = sum(int(torch.count_nonzero(m)) for m in self.masks.values())

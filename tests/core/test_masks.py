@@ -135,3 +135,16 @@ def test_hard_mode_zeroes_output_layer_columns_read_from_dead_units():
     soft.prune_units("f1", torch.tensor([1]))
     soft.apply()
     assert (soft.structure["f2"].module.weight[:, 1] != 0).any()  # reference mode: untouched
+
+
+def test_any_pruned_follows_edits_and_state():
+    _, ms = _masks()
+    assert not ms.any_pruned()
+    ms.prune_synapses("f1", torch.eye(5, 24, dtype=torch.bool))
+    assert ms.any_pruned()
+    ms.regrow("f1", torch.ones(5, 24, dtype=torch.bool))
+    assert not ms.any_pruned()
+    _, pruned = _masks()
+    pruned.prune_units("c1", torch.tensor([0]))
+    ms.load_state_dict(pruned.state_dict())
+    assert ms.any_pruned()

@@ -323,7 +323,6 @@ class DPAPPruner(MaskedPruner):
         self.steps_done = 0  # pruning steps that actually pruned (e >= start)
         self.pending_events: list[dict[str, Any]] = []
         self.synapses_removed = dict.fromkeys(self.masks.names(), 0)  # mask entries, so far
-        self.any_pruned = False
 
     # -- helpers ----------------------------------------------------------------------------
     def _synapse_shape(self, name: str) -> tuple[int, int]:
@@ -346,14 +345,6 @@ class DPAPPruner(MaskedPruner):
     def on_batch_start(self) -> None:
         if self.model.training:
             self.recorder.start()
-
-    def on_after_backward(self) -> None:
-        if self.any_pruned:  # nothing to enforce before the first unit or synapse dies
-            super().on_after_backward()
-
-    def on_after_step(self) -> None:
-        if self.any_pruned:
-            super().on_after_step()
 
     def on_batch_end(self) -> None:
         recorded = self.recorder.finish()
@@ -390,8 +381,7 @@ class DPAPPruner(MaskedPruner):
             for member, (units, weights) in self._prune_units(group, factors).items():
                 removed[member]["units"] += units
                 removed[member]["weights"] += weights
-        self.any_pruned = any(self.synapses_removed.values())
-        if self.any_pruned:
+        if self.masks.any_pruned():
             self.commit_masks()
         for stats in self.stats.values():
             stats.restart_window()
@@ -508,7 +498,6 @@ class DPAPPruner(MaskedPruner):
         self.steps_done = int(state["steps_done"])
         self.synapses_removed = {n: int(torch.count_nonzero(~self.masks[n]))
                                  for n in self.masks.names()}
-        self.any_pruned = any(self.synapses_removed.values())
 
 
 _STAT_ATTRS = {"bcm": "bcm", "activity": "activity", "theta_sum": "theta_sum",

@@ -63,11 +63,11 @@ class MaskedPruner(Pruner):
         self.masks = MaskSet(self.structure, [la.name for la in chosen], mode=mode)
 
     def on_after_backward(self) -> None:
-        if self.masks.hard:
+        if self.masks.hard and self.masks.any_pruned():
             self.masks.mask_gradients()
 
     def on_after_step(self) -> None:
-        if self.masks.hard:
+        if self.masks.hard and self.masks.any_pruned():
             self.masks.apply()
 
     def commit_masks(self) -> None:
