@@ -99,6 +99,8 @@ def load_run(run: Path, which: str | None = None) -> tuple[nn.Module, MaskSet, t
     path = _checkpoint_path(run, which)
     payload = load_checkpoint(path)
     build = _build_info(config_from_dict(payload["config"]))
+    if payload.get("time_steps") is not None:  # a length learnt in training (DPAP time side)
+        build["time_steps"] = int(payload["time_steps"])
     model = _rebuild_model(build)
     load_model_state(model, payload["model"], path)
     generator = torch.Generator().manual_seed(0)

@@ -7,7 +7,9 @@ A training loop drives a pruner with a handful of calls (this is the whole contr
     for epoch in range(epochs):
         for x, y in loader:
             pruner.on_batch_start()
-            loss = loss_fn(model(x), y)
+            out = model(x)
+            pruner.on_forward(out, y)
+            loss = loss_fn(out, y)
             optimizer.zero_grad(); loss.backward()
             pruner.on_after_backward()
             optimizer.step()
@@ -54,6 +56,9 @@ class Pruner:
     # -- per batch --------------------------------------------------------------------------
     def on_batch_start(self) -> None:
         """Called before the forward pass of a training batch."""
+
+    def on_forward(self, outputs: torch.Tensor, targets: torch.Tensor) -> None:
+        """Called after the forward pass of a training batch with its outputs and labels."""
 
     def on_after_backward(self) -> None:
         """Called after ``loss.backward()`` and before ``optimizer.step()``."""

@@ -32,6 +32,7 @@ from devprune.pruning.importance import (
     spine_importance,
 )
 from devprune.pruning.masked import MaskedPruner, select_layers
+from devprune.pruning.temporal import TimeStepReserve
 from devprune.structure import ModelStructure, PrunableLayer, discover
 
 
@@ -74,6 +75,13 @@ class DPAPConfig:
         conv_offset / conv_bonus / conv_reserve / conv_kappa: ``c``, ``beta``, ``P0``,
             ``kappa`` of conv filters or kernels.
         fc_neuron_*: the same for linear neurons; fc_synapse_*: for linear synapses.
+        temporal: also learn to simulate fewer time steps (devprune's extension, off in the
+            reference; devprune.pruning.temporal): a reserve over the last step's share of
+            the loss reduction shortens the model's ``time_steps`` one step at a time.
+        min_time_steps: the time side never goes below this many steps.
+        time_offset / time_bonus / time_reserve / time_kappa: ``c``, ``beta``, ``P0``,
+            ``kappa`` of the time-step reserve (its ``u`` is the last step's loss gain over
+            the mean gain per step: 1 = an average step, 0 = useless).
     """
 
     mode: Literal["default", "reference"] = "default"
@@ -107,6 +115,12 @@ class DPAPConfig:
     fc_synapse_bonus: float = 2.0
     fc_synapse_reserve: float = 10.0
     fc_synapse_kappa: float = 13.0
+    temporal: bool = False
+    min_time_steps: int = 1
+    time_offset: float = 0.2
+    time_bonus: float = 2.0
+    time_reserve: float = 1.0
+    time_kappa: float = 13.0
 
     def __post_init__(self) -> None:
         choices = {
@@ -123,12 +137,13 @@ class DPAPConfig:
         _require(0 < self.gamma <= 1, "gamma", "must be in (0, 1], e.g. 0.999")
         _require(0 <= self.low_percentile < self.high_percentile <= 100, "low_percentile",
                  "need 0 <= low_percentile < high_percentile <= 100 (e.g. 0 and 75)")
-        for kind in ("conv", "fc_neuron", "fc_synapse"):
+        _require(self.min_time_steps >= 1, "min_time_steps", "must be >= 1")
+        for kind in ("conv", "fc_neuron", "fc_synapse", "time"):
             _require(getattr(self, f"{kind}_kappa") > 0, f"{kind}_kappa", "must be positive")
             _require(getattr(self, f"{kind}_reserve") >= 0, f"{kind}_reserve", "must be >= 0")
 
     def constants(self, kind: str) -> ReserveConstants:
-        """The reserve constants of ``conv``, ``fc_neuron`` or ``fc_synapse`` units."""
+        """The reserve constants of ``conv``, ``fc_neuron``, ``fc_synapse`` units or ``time``."""
         return ReserveConstants(*(float(getattr(self, f"{kind}_{k}")) for k in
                                   ("offset", "bonus", "reserve", "kappa")))
 
@@ -319,12 +334,18 @@ class DPAPPruner(MaskedPruner):
         }
         self.recorder = ActivityRecorder(model, structure, layers, delta=cfg.trace_decay,
                                          readout=cfg.readout, ann_activity=cfg.ann_activity)
+        self.temporal = self._time_reserve(model, structure) if cfg.temporal else None
         self.batches = 0
         self.steps_done = 0  # pruning steps that actually pruned (e >= start)
         self.pending_events: list[dict[str, Any]] = []
         self.synapses_removed = dict.fromkeys(self.masks.names(), 0)  # mask entries, so far
 
     # -- helpers ----------------------------------------------------------------------------
+    def _time_reserve(self, model: nn.Module, structure: ModelStructure) -> TimeStepReserve:
+        const = self.cfg.constants("time")
+        return TimeStepReserve(model, structure, offset=const.offset, bonus=const.bonus,
+                               reserve=const.reserve, min_time_steps=self.cfg.min_time_steps)
+
     def _synapse_shape(self, name: str) -> tuple[int, int]:
         return tuple(self.stats[name].bcm.shape)
 
@@ -345,6 +366,12 @@ class DPAPPruner(MaskedPruner):
     def on_batch_start(self) -> None:
         if self.model.training:
             self.recorder.start()
+            if self.temporal is not None:
+                self.temporal.start()
+
+    def on_forward(self, outputs: torch.Tensor, targets: torch.Tensor) -> None:
+        if self.temporal is not None:
+            self.temporal.observe(targets)
 
     def on_batch_end(self) -> None:
         recorded = self.recorder.finish()
@@ -365,6 +392,8 @@ class DPAPPruner(MaskedPruner):
 
     def detach(self) -> None:
         self.recorder.remove()
+        if self.temporal is not None:
+            self.temporal.remove()
 
     # -- the structural step ----------------------------------------------------------------
     @torch.no_grad()
@@ -386,7 +415,11 @@ class DPAPPruner(MaskedPruner):
         for stats in self.stats.values():
             stats.restart_window()
         self.steps_done += 1
-        return {"step": step, "pruned": True, "factor": factors, "removed": removed}
+        event = {"step": step, "pruned": True, "factor": factors, "removed": removed}
+        if self.temporal is not None:
+            factor = developmental_factor(step, self.cfg.e0, self.cfg.time_kappa)
+            event["time"] = self.temporal.step(factor, self.cfg.gamma)
+        return event
 
     def _prune_synapses(self, name: str, factors: dict[str, float]) -> int:
         const = self._synapse_constants(name)
@@ -445,7 +478,7 @@ class DPAPPruner(MaskedPruner):
                                       for e in events if e["pruned"]),
             }
         last = next((e for e in reversed(events) if e["pruned"]), None)
-        return {
+        summary = {
             "steps": [e["step"] for e in events],
             "pruning_steps": sum(1 for e in events if e["pruned"]),
             "factor": last["factor"] if last else None,
@@ -453,6 +486,17 @@ class DPAPPruner(MaskedPruner):
                 self.masks[n].numel() for n in self.masks.names()),
             "layers": layers,
         }
+        if self.temporal is not None:
+            summary["time"] = self._time_summary(events)
+        return summary
+
+    def _time_summary(self, events: list[dict[str, Any]]) -> dict[str, Any]:
+        steps = [e["time"] for e in events if "time" in e]
+        return {"time_steps": self.temporal.time_steps,
+                "full_time_steps": self.temporal.full_time_steps,
+                "dropped": sum(1 for s in steps if s["dropped"]),
+                "contribution": self.temporal.last_contribution,
+                "reserve": self.temporal.reserve}
 
     # -- state ------------------------------------------------------------------------------
     def statistics(self) -> dict[str, torch.Tensor]:
@@ -464,6 +508,8 @@ class DPAPPruner(MaskedPruner):
             if self.cfg.theta == "per_unit":
                 stats[f"{name}.theta_sum"] = layer_stats.theta_sum
                 stats[f"{name}.theta_count"] = layer_stats.theta_count
+        if self.temporal is not None:
+            stats.update(self.temporal.statistics())
         return stats
 
     def state_dict(self) -> dict[str, Any]:
@@ -476,6 +522,7 @@ class DPAPPruner(MaskedPruner):
                    for n, s in self.stats.items()},
             unit_reserve={k: v.cpu().clone() for k, v in self.unit_reserve.items()},
             synapse_reserve={k: v.cpu().clone() for k, v in self.synapse_reserve.items()},
+            temporal=self.temporal.state_dict() if self.temporal is not None else None,
         )
         return state
 
@@ -494,10 +541,21 @@ class DPAPPruner(MaskedPruner):
                            (self.synapse_reserve, "synapse_reserve")):
             for name, value in state[key].items():
                 store[name] = value.to(store[name].device).clone()
+        self._load_temporal(state.get("temporal"))
         self.batches = int(state["batches"])
         self.steps_done = int(state["steps_done"])
         self.synapses_removed = {n: int(torch.count_nonzero(~self.masks[n]))
                                  for n in self.masks.names()}
+
+
+    def _load_temporal(self, state: dict[str, Any] | None) -> None:
+        if (state is None) != (self.temporal is None):
+            raise CheckpointError(
+                "checkpoint and this run differ in prune.dpap.temporal (time-side pruning); "
+                "resume with the run's own setting"
+            )
+        if self.temporal is not None:
+            self.temporal.load_state_dict(state)
 
 
 _STAT_ATTRS = {"bcm": "bcm", "activity": "activity", "theta_sum": "theta_sum",

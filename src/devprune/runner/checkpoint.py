@@ -88,6 +88,8 @@ def build_payload(
     return {
         "epochs_done": epochs_done,
         "model": model.state_dict(),
+        # a simulated length learnt in training (DPAP's time side) is not in the state dict
+        "time_steps": getattr(model, "time_steps", None),
         "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict(),
         "pruner": pruner.state_dict(),
@@ -141,8 +143,15 @@ def _corrupt(path: Path, err: BaseException) -> CheckpointError:
     )
 
 
-def load_model_state(model: torch.nn.Module, state: dict[str, Any], path: str | Path) -> None:
-    """Load weights strictly, turning a shape or key mismatch into a CheckpointError."""
+def load_model_state(model: torch.nn.Module, state: dict[str, Any], path: str | Path, *,
+                     time_steps: int | None = None) -> None:
+    """Load weights strictly, turning a shape or key mismatch into a CheckpointError.
+
+    ``time_steps`` (the checkpoint's ``time_steps``) restores a simulated length that
+    training shortened; None leaves the model's own.
+    """
+    if time_steps is not None and isinstance(getattr(model, "time_steps", None), int):
+        model.time_steps = int(time_steps)
     try:
         model.load_state_dict(state)
     except RuntimeError as err:

@@ -34,7 +34,8 @@ def evaluate_run(run_dir: str | Path, which: str = "best") -> dict[str, Any]:
     path = _checkpoint_path(run_dir, which)
     payload = ckpt.load_checkpoint(path)
     session = build_session(cfg, run_dir)
-    ckpt.load_model_state(session.model, payload["model"], path)
+    ckpt.load_model_state(session.model, payload["model"], path,
+                          time_steps=payload.get("time_steps"))
     test = evaluate(session.model, session.data.test, session.loss_fn, device=session.device)
     structure = measure_static(session.model, session.pruner)
     result = {

@@ -128,6 +128,7 @@ def train_epoch(
         inputs, labels = inputs.to(device), labels.to(device)
         pruner.on_batch_start()
         outputs = forward(inputs)
+        pruner.on_forward(outputs.detach(), labels)
         loss = loss_fn(outputs, labels)
         loss_value = float(loss.detach())
         if not math.isfinite(loss_value):

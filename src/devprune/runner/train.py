@@ -162,7 +162,7 @@ def restore_session(s: Session, path: Path) -> None:
             f"devprune train {path.parent / CONFIG_FILE} --resume --out {path.parent}) or "
             "start a new run in another --out directory"
         )
-    ckpt.load_model_state(s.model, payload["model"], path)
+    ckpt.load_model_state(s.model, payload["model"], path, time_steps=payload.get("time_steps"))
     s.optimizer.load_state_dict(payload["optimizer"])
     s.scheduler.load_state_dict(payload["scheduler"])
     s.pruner.load_state_dict(payload["pruner"])
@@ -234,9 +234,11 @@ def epoch_line(record: dict[str, Any], epochs: int) -> str:
     val_text = f"val {100 * val:.2f}%" if val is not None else "val -"
     line = (f"epoch {record['epoch'] + 1:>3}/{epochs}  loss {record['train_loss']:.4f}  "
             f"{val_text}  test {100 * record['test_accuracy']:.2f}%  "
-            f"conn {100 * record['connectivity']:.1f}%  units [{units_line(record['layers'])}]"
-            f"  {record['wall_time_s']:.0f}s")
-    return line
+            f"conn {100 * record['connectivity']:.1f}%  units [{units_line(record['layers'])}]")
+    time_side = (record.get("pruning") or {}).get("time")
+    if time_side:
+        line += f"  T {time_side['time_steps']}/{time_side['full_time_steps']}"
+    return line + f"  {record['wall_time_s']:.0f}s"
 
 
 # ------------------------------------------------------------------------------------------
@@ -351,6 +353,7 @@ def build_summary(s: Session) -> dict[str, Any]:
                   for name, v in last["layers"].items()},
         "static": last.get("static"),
         "workload": last.get("workload"),
+        "time_steps": getattr(s.model, "time_steps", None),
         "wall_time_s": s.wall_time_s,
         "device": str(s.device),
         "config_hash": s.hash,
