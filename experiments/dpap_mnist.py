@@ -14,22 +14,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-DEVPRUNE = [sys.executable, "-m", "devprune"]
+from _common import ROOT, read_metrics, read_summary, run_train
+
 VARIANTS = {  # name -> preset pattern ({ds} = mnist | fashion)
     "dense": "{ds}-mlp-dense-quick",
     "dpap-default": "{ds}-mlp-dpap-quick",
     "dpap-reference": "{ds}-mlp-dpap-quick-reference",
 }
-
-
-def read_metrics(run: Path) -> list[dict]:
-    lines = (run / "metrics.jsonl").read_text().splitlines()
-    return [json.loads(line) for line in lines if line.strip()]
 
 
 def stable_epoch(records: list[dict]) -> int | None:
@@ -44,7 +37,7 @@ def stable_epoch(records: list[dict]) -> int | None:
 
 
 def summarise(run: Path) -> dict:
-    summary = json.loads((run / "summary.json").read_text())
+    summary = read_summary(run)
     records = read_metrics(run)
     pruning = records[-1].get("pruning") or {}
     return {
@@ -92,9 +85,7 @@ def main() -> None:
             preset = VARIANTS[name].format(ds=ds)
             run = Path(args.runs) / f"{ds}-{name}"
             # same recipe for all three: the DPAP presets inherit the dense preset's settings
-            cmd = [*DEVPRUNE, "train", preset, "--quiet", "--out", str(run)]
-            print("$", " ".join(cmd[1:]), flush=True)
-            subprocess.run(cmd, check=True, cwd=ROOT)
+            run_train(preset, run, cwd=ROOT, echo=True)
             results.setdefault(ds, {})[name] = {"preset": preset, **summarise(run)}
             result_file.write_text(json.dumps(results, indent=2))
             (out / "dpap_mnist.md").write_text(markdown(results))

@@ -13,13 +13,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent
-RESULTS = ROOT / "results"
+from _common import RESULTS, read_metrics, run_train
+
 # The dense baseline is the SD-SNN preset itself with pruning off, so data, model and
 # training recipe are identical by construction.
 PRESETS = {
@@ -32,17 +29,12 @@ METHOD_OVERRIDES = {"dense": ["prune.method=none"], "sdsnn": []}
 
 
 def _train(preset: str, epochs: int, out: Path, overrides: list[str]) -> float:
-    cli = Path(sys.executable).with_name("devprune")
-    start = time.perf_counter()
-    subprocess.run([str(cli), "train", preset, "--quiet", "--out", str(out),
-                    "--set", f"train.epochs={epochs}", *overrides], check=True)
-    return time.perf_counter() - start
+    return run_train(preset, out, [f"train.epochs={epochs}", *overrides])
 
 
 def _epoch_rows(run: Path) -> list[dict]:
     rows = []
-    for line in (run / "metrics.jsonl").read_text().splitlines():
-        rec = json.loads(line)
+    for rec in read_metrics(run):
         pruning = rec.get("pruning") or {}
         regrowth = pruning.get("regrowth", {})
         rows.append({
