@@ -102,11 +102,16 @@ def test_reserve_update_and_drop_follow_dpap_arithmetic():
 
 def test_a_useful_last_step_earns_the_bonus():
     model = _snn(time_steps=2)
-    temporal = build_pruner("dpap", model, None, TIME_ONLY).temporal
+    temporal = build_pruner("dpap", model, None, {**TIME_ONLY, "time_bonus": 2.0}).temporal
     temporal.loss_sum.copy_(torch.tensor([0.3, 0.2, 0.1], dtype=torch.float64))
     temporal.samples.fill_(1)
     temporal.step(factor=1.0, gamma=1.0)  # u = 1: d = 2 - 0.2 + bonus 2
     assert temporal.reserve == pytest.approx(1.0 + 1.8 + 2.0)
+    default = build_pruner("dpap", _snn(time_steps=2), None, TIME_ONLY).temporal
+    default.loss_sum.copy_(torch.tensor([0.3, 0.2, 0.1], dtype=torch.float64))
+    default.samples.fill_(1)
+    default.step(factor=1.0, gamma=1.0)  # no bonus by default
+    assert default.reserve == pytest.approx(1.0 + 1.8)
 
 
 def test_training_shortens_t_down_to_the_floor_when_steps_never_pay():

@@ -21,7 +21,7 @@ from torch import nn
 
 from devprune.errors import CheckpointError, ConfigError
 from devprune.pruning.activity import ActivityRecorder
-from devprune.pruning.base import register_pruner
+from devprune.pruning.base import register_pruner, structural_step
 from devprune.pruning.importance import (
     bcm_hebb,
     developmental_factor,
@@ -118,7 +118,7 @@ class DPAPConfig:
     temporal: bool = False
     min_time_steps: int = 1
     time_offset: float = 0.2
-    time_bonus: float = 2.0
+    time_bonus: float = 0.0
     time_reserve: float = 1.0
     time_kappa: float = 13.0
 
@@ -379,6 +379,8 @@ class DPAPPruner(MaskedPruner):
             return
         for name, (pre, post) in recorded.items():
             self.stats[name].update(pre, post)
+        if self.cfg.theta == "per_unit":  # the next batch reads theta: sum it over DDP ranks
+            self.synchronise([f"{n}.theta_{k}" for n in self.stats for k in ("sum", "count")])
         self.batches += 1
         every = self.cfg.every_batches
         if every and self.batches % every == 0:
@@ -396,6 +398,7 @@ class DPAPPruner(MaskedPruner):
             self.temporal.remove()
 
     # -- the structural step ----------------------------------------------------------------
+    @structural_step  # data-parallel: statistics summed over ranks first (docs/DISTRIBUTED.md)
     @torch.no_grad()
     def prune_step(self, step: int) -> dict[str, Any]:
         """One DPAP step at index ``step`` (epoch or N-batch period); returns its events."""
