@@ -30,7 +30,9 @@ class TensorBatchLoader:
     - ``rank`` / ``world_size`` shard the epoch like ``DistributedSampler``: the index list
       is padded by wrapping around to a multiple of ``world_size`` (so every rank runs the
       same number of steps and collectives cannot hang) and rank r takes every
-      ``world_size``-th index starting at r.
+      ``world_size``-th index starting at r. With ``pad=False`` nothing is repeated (every
+      sample is seen exactly once over all ranks, which may then differ by one sample):
+      for evaluation passes, which run no collective per batch.
     - ``augment``: ``None`` uses the dataset's own (set by ``get_dataset(augment=True)``),
       ``False`` disables it, a batch transform replaces it. Augmentation is seeded by
       ``(seed, epoch, rank)``.
@@ -47,6 +49,7 @@ class TensorBatchLoader:
         drop_last: bool = False,
         rank: int = 0,
         world_size: int = 1,
+        pad: bool = True,
         augment: BatchTransform | bool | None = None,
         device: torch.device | str | None = None,
     ) -> None:
@@ -57,6 +60,7 @@ class TensorBatchLoader:
         self.seed = int(seed)
         self.drop_last = bool(drop_last)
         self.rank, self.world_size = int(rank), int(world_size)
+        self.pad = bool(pad)
         self.augment = augment
         self.device = device
         self.epoch = 0
@@ -68,6 +72,8 @@ class TensorBatchLoader:
     @property
     def num_samples(self) -> int:
         """Samples this rank sees per epoch (including wrap-around padding)."""
+        if not self.pad:
+            return len(range(self.rank, len(self.dataset), self.world_size))
         return math.ceil(len(self.dataset) / self.world_size)
 
     def __len__(self) -> int:
@@ -83,8 +89,8 @@ class TensorBatchLoader:
             order = torch.randperm(n, generator=generator)
         else:
             order = torch.arange(n)
-        padded_len = self.num_samples * self.world_size
-        if padded_len > n:
+        padded_len = math.ceil(n / self.world_size) * self.world_size
+        if self.pad and padded_len > n:
             order = torch.cat([order, order[: padded_len - n]])
         return order[self.rank :: self.world_size]
 

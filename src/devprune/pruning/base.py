@@ -20,12 +20,21 @@ A training loop drives a pruner with a handful of calls (this is the whole contr
 
 Activity is recorded only between ``on_batch_start`` and ``on_batch_end`` while the model is in
 training mode, so evaluation passes never disturb the statistics.
+
+Data parallelism (docs/DISTRIBUTED.md) reaches a method through one seam: a
+:class:`Synchroniser` the runner installs as ``pruner.synchroniser`` under ``torchrun``
+(default None: one process, every call below is a no-op). A method marks its structural step
+with :func:`structural_step` (statistics summed over ranks before it, masks made identical
+after it) and calls :meth:`Pruner.synchronise` itself for any statistic a per-batch update
+reads. The methods never import ``torch.distributed``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+import functools
+from collections.abc import Callable, Collection
+from typing import Any, Protocol, TypeVar
 
 import torch
 from torch import nn
@@ -33,10 +42,47 @@ from torch import nn
 from devprune.errors import CheckpointError, ConfigError
 
 
+class Synchroniser(Protocol):
+    """Keeps the pruners of data-parallel ranks in agreement (devprune.distributed)."""
+
+    def sum_statistics(self, names: Collection[str] | None = None) -> None:
+        """Sum the pruner's :meth:`Pruner.statistics` (or the entries ``names``) over ranks,
+        in place, counting every sample once."""
+
+    def agree_on_masks(self) -> None:
+        """Make every rank hold rank 0's masks (a guard: they should already agree)."""
+
+
+_Step = TypeVar("_Step", bound=Callable[..., Any])
+
+
+def structural_step(method: _Step) -> _Step:
+    """Decorator for a pruner's structural step (the method that decides what to prune).
+
+    With a synchroniser installed, statistics are summed over ranks before the step, so
+    every rank decides from the same global evidence, and masks are made identical after it.
+    Without one (a single process) it calls the step unchanged.
+    """
+
+    @functools.wraps(method)
+    def step(self: Pruner, *args: Any, **kwargs: Any) -> Any:
+        sync = self.synchroniser
+        if sync is None:
+            return method(self, *args, **kwargs)
+        sync.sum_statistics()
+        result = method(self, *args, **kwargs)
+        sync.agree_on_masks()
+        return result
+
+    return step  # type: ignore[return-value]
+
+
 class Pruner:
     """Base class: dense training (no pruning). Methods override the hooks they need."""
 
     name = "none"
+    #: set by the runner in a data-parallel run (see :class:`Synchroniser`); None = one process
+    synchroniser: Synchroniser | None = None
 
     def __init__(self, model: nn.Module, example_input: Any = None, config: Any = None) -> None:
         self.model = model
@@ -74,9 +120,24 @@ class Pruner:
         """The structural step of the method; returns events for the run's metrics log."""
         return {}
 
+    # -- data parallelism -------------------------------------------------------------------
+    def synchronise(self, names: Collection[str] | None = None) -> None:
+        """Sum :meth:`statistics` (or only the entries ``names``) over data-parallel ranks.
+
+        :func:`structural_step` does this before each structural step; a method calls it
+        itself only for statistics that its per-batch update reads. No-op in one process.
+        """
+        if self.synchroniser is not None:
+            self.synchroniser.sum_statistics(names)
+
     # -- state ------------------------------------------------------------------------------
     def statistics(self) -> dict[str, torch.Tensor]:
-        """Accumulated statistics that are sums over samples (all-reduced under DDP)."""
+        """The accumulators a structural step decides from, by name, that are *sums over
+        training samples*: under DDP each rank adds its own shard's samples and the
+        synchroniser sums them over ranks. They must be cumulative; to restart one, assign
+        a new tensor (the synchroniser then starts its count again) instead of zeroing it
+        in place. State that is already identical on every rank (anything computed from
+        the weights or from DDP-averaged gradients) does not belong here."""
         return {}
 
     def state_dict(self) -> dict[str, Any]:

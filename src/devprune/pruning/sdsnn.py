@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from devprune.errors import CheckpointError, ConfigError
-from devprune.pruning.base import register_pruner
+from devprune.pruning.base import register_pruner, structural_step
 from devprune.pruning.masked import MaskedPruner, select_layers
 from devprune.pruning.regrowth import (
     RegrowthTracker,
@@ -284,9 +284,12 @@ class SDSNNPruner(MaskedPruner):
         super().on_after_backward()
 
     def statistics(self) -> dict[str, torch.Tensor]:
-        return {f"grad_sum/{name}": t for name, t in self.grad_sums.items()}
+        # Nothing to sum over DDP ranks: ranges, importance and clipping come from the weights
+        # and the regrowth signal from gradients DDP has already averaged, all rank-identical.
+        return {}
 
     # -- the epoch step ---------------------------------------------------------------------
+    @structural_step  # data-parallel: masks checked identical on every rank afterwards
     @torch.no_grad()
     def on_epoch_end(self, epoch: int) -> dict[str, Any]:
         self.next_epoch = epoch + 1

@@ -1,4 +1,12 @@
-"""The loaders of one run: train / validation / test / measurement subset, from ``data``."""
+"""The loaders of one run: train / validation / test / measurement subset, from ``data``.
+
+In a data-parallel run (docs/DISTRIBUTED.md) ``data.batch_size`` stays the *global* batch:
+each of the ``world_size`` ranks draws ``batch_size / world_size`` samples of every global
+batch from the same seeded epoch permutation, so the ranks' batches together are exactly the
+single-process batch. Validation and test sets are split over the ranks without repetition
+(``data.eval_batch_size`` is per process; it changes no result); the measurement subset is
+not split (rank 0 alone measures).
+"""
 
 from __future__ import annotations
 
@@ -44,11 +52,28 @@ def _dataset(cfg: DataConfig, split: str, limit: int | None) -> Any:
         raise ConfigError(f"data.options: {err}; remove or rename the key") from err
 
 
-def build_run_data(cfg: DataConfig, device: torch.device, measure_subset: int = 1000
-                   ) -> RunData:
-    """Load the splits and wrap them in seeded :class:`devprune.data.TensorBatchLoader`\\ s."""
+def per_rank_batch_size(batch_size: int, world_size: int) -> int:
+    """The share of the global ``data.batch_size`` each of ``world_size`` ranks trains on."""
+    if batch_size % world_size:
+        above = batch_size + world_size - batch_size % world_size
+        raise ConfigError(
+            f"data.batch_size={batch_size} is the global batch, shared by {world_size} "
+            f"processes, so it must be divisible by {world_size}; use a multiple of "
+            f"{world_size} (e.g. --set data.batch_size={above}) or launch a number of "
+            f"processes that divides {batch_size}"
+        )
+    return batch_size // world_size
+
+
+def build_run_data(cfg: DataConfig, device: torch.device, measure_subset: int = 1000, *,
+                   rank: int = 0, world_size: int = 1) -> RunData:
+    """Load the splits and wrap them in seeded :class:`devprune.data.TensorBatchLoader`\\ s.
+
+    ``rank`` / ``world_size``: this process's shard of a data-parallel run (see above).
+    """
     from devprune.data import TensorBatchLoader, dataset_info
 
+    train_batch = per_rank_batch_size(cfg.batch_size, world_size)
     info = dataset_info(cfg.name)
     train_set = _dataset(cfg, "train", cfg.limit_train)
     test_set = _dataset(cfg, "test", cfg.limit_eval)
@@ -56,18 +81,19 @@ def build_run_data(cfg: DataConfig, device: torch.device, measure_subset: int = 
     loader_device = device if device.type != "cpu" else None
 
     def eval_loader(dataset: Any) -> Any:
-        return TensorBatchLoader(dataset, cfg.eval_batch_size, shuffle=False,
-                                 device=loader_device)
+        return TensorBatchLoader(dataset, cfg.eval_batch_size, shuffle=False, rank=rank,
+                                 world_size=world_size, pad=False, device=loader_device)
 
     subset = test_set.subset(torch.arange(min(measure_subset, len(test_set))))
     example, _ = train_set.batch(torch.arange(min(2, len(train_set))), augment=False)
     return RunData(
         info=info, train_set=train_set, test_set=test_set,
-        train=TensorBatchLoader(train_set, cfg.batch_size, shuffle=True, seed=cfg.seed,
-                                device=loader_device),
+        train=TensorBatchLoader(train_set, train_batch, shuffle=True, seed=cfg.seed,
+                                rank=rank, world_size=world_size, device=loader_device),
         val=eval_loader(val_set) if val_set is not None else None,
         test=eval_loader(test_set),
-        measure=eval_loader(subset),
+        measure=TensorBatchLoader(subset, cfg.eval_batch_size, shuffle=False,
+                                  device=loader_device),
         example_input=example,
         val_size=len(val_set) if val_set is not None else 0,
     )

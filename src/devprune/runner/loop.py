@@ -1,7 +1,9 @@
 """One training epoch and one evaluation pass, driving the Pruner hooks of pruning/base.py.
 
 The pieces are plain functions over a model, an iterable of ``(inputs, labels)`` batches and
-a :class:`~devprune.pruning.base.Pruner`, so a user's own script can reuse them.
+a :class:`~devprune.pruning.base.Pruner`, so a user's own script can reuse them. In a
+data-parallel run each rank passes its own shard and ``all_reduce=True`` sums the pass's loss,
+correct and sample counts over the ranks, so every rank returns the global result.
 """
 
 from __future__ import annotations
@@ -113,10 +115,12 @@ def train_epoch(
     device: torch.device,
     forward: Callable[[torch.Tensor], torch.Tensor] | None = None,
     progress: bool = False,
+    all_reduce: bool = False,
 ) -> PassResult:
     """Train ``model`` for one epoch, calling every per-batch Pruner hook in contract order.
 
-    ``forward`` replaces ``model`` for the forward pass (a ``torch.compile``d wrapper).
+    ``forward`` replaces ``model`` for the forward pass (a ``torch.compile``d wrapper, or the
+    DistributedDataParallel wrapper of a data-parallel run).
     Raises TrainingDivergedError at the first batch whose loss is not finite.
     """
     forward = forward or model
@@ -144,7 +148,17 @@ def train_epoch(
         seen += labels.shape[0]
         if bar is not loader:
             bar.set_postfix(loss=f"{loss_value:.4f}", refresh=False)
-    return PassResult(float(total_loss) / max(seen, 1), correct / max(seen, 1), seen)
+    return _result(total_loss, correct, seen, all_reduce)
+
+
+def _result(total_loss: torch.Tensor, correct: int, seen: int, all_reduce: bool) -> PassResult:
+    loss_sum = float(total_loss)
+    if all_reduce:
+        from devprune.distributed import all_reduce_sums
+
+        loss_sum, correct_sum, seen_sum = all_reduce_sums([loss_sum, correct, seen])
+        correct, seen = int(correct_sum), int(seen_sum)
+    return PassResult(loss_sum / max(seen, 1), correct / max(seen, 1), seen)
 
 
 def _diverged(epoch: int, batch: int, value: float, opt: torch.optim.Optimizer) -> Exception:
@@ -164,6 +178,7 @@ def evaluate(
     *,
     device: torch.device,
     forward: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    all_reduce: bool = False,
 ) -> PassResult:
     """Mean loss and accuracy on ``loader`` in eval mode (no pruner hooks: no recording)."""
     forward = forward or model
@@ -178,4 +193,4 @@ def evaluate(
         correct += int((outputs.argmax(dim=1) == labels).sum())
         seen += labels.shape[0]
     model.train(was_training)
-    return PassResult(float(total_loss) / max(seen, 1), correct / max(seen, 1), seen)
+    return _result(total_loss, correct, seen, all_reduce)

@@ -4,6 +4,12 @@ Order of one epoch (the reference codes' order): train with the per-batch Pruner
 ``pruner.on_epoch_end`` (the structural step), then evaluate the just-pruned network on the
 validation and test splits, log, checkpoint. Everything is seeded; on CPU a resumed run
 reproduces the uninterrupted one bit for bit.
+
+Under ``torchrun`` the same function runs data-parallel (docs/DISTRIBUTED.md): every rank
+trains the DistributedDataParallel-wrapped model on its shard of each global batch, the
+pruner's statistics are summed over ranks before each structural step (a
+``StatisticsSync`` installed as ``pruner.synchroniser``), evaluation is split over the ranks
+and summed, and rank 0 alone writes files and logs.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from devprune import distributed
 from devprune.errors import CheckpointError, ConfigError
 from devprune.pruning.base import Pruner, build_pruner
 from devprune.runner import checkpoint as ckpt
@@ -78,6 +85,13 @@ def configure_torch(cfg: Config) -> torch.device:
     return select_device(cfg.train.device)
 
 
+def _seed_other_rank(cfg: Config, epoch: int, rank: int) -> None:
+    """Ranks > 0 of a data-parallel run draw their own random numbers (dropout, stochastic
+    encoders), from a stream fixed by (seed, epoch, rank) so that a resumed run repeats them;
+    rank 0 keeps the single-process stream, which its checkpoints carry."""
+    seed_everything((cfg.train.seed * 1_000_003 + epoch * 10_007 + 7919 * rank) % (2**63 - 1))
+
+
 def build_network(cfg: Config, data: RunData, device: torch.device) -> nn.Module:
     from devprune.models import build_model
 
@@ -113,18 +127,29 @@ class Session:
     wall_time_s: float = 0.0
     best: dict[str, Any] = field(default_factory=dict)
     records: list[dict[str, Any]] = field(default_factory=list)
+    # data-parallel runs: the DDP-wrapped forward for training (None: ``forward``), this
+    # process's rank and the number of processes
+    train_forward: Callable[[torch.Tensor], torch.Tensor] | None = None
+    rank: int = 0
+    world_size: int = 1
 
     @property
     def hash(self) -> str:
         return config_hash(self.cfg)
+
+    @property
+    def main(self) -> bool:
+        """True on the process that writes the run directory and logs (rank 0)."""
+        return self.rank == 0
 
 
 def build_session(cfg: Config, out: Path) -> Session:
     """Data, model, pruner, optimizer and schedule, all seeded from ``cfg``."""
     from devprune.models import get_loss
 
-    device = configure_torch(cfg)
-    data = build_run_data(cfg.data, device, cfg.measure.subset)
+    device = distributed.process_device(configure_torch(cfg))
+    rank, world = distributed.rank(), distributed.world_size()
+    data = build_run_data(cfg.data, device, cfg.measure.subset, rank=rank, world_size=world)
     model = build_network(cfg, data, device)
     pruner = build_pruner(cfg.prune.method, model, data.example_input.to(device),
                           cfg.method_config())
@@ -132,9 +157,20 @@ def build_session(cfg: Config, out: Path) -> Session:
     pruner.bind_optimizer(optimizer)
     scheduler = build_scheduler(optimizer, cfg.train)
     forward = torch.compile(model) if cfg.train.compile else model
+    train_forward = None
+    if world > 1:
+        # Pruner hooks and masks stay on the inner modules and parameters; DDP only
+        # averages the gradients of the forward/backward it wraps.
+        from torch.nn.parallel import DistributedDataParallel
+
+        wrapped = DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None)
+        train_forward = torch.compile(wrapped) if cfg.train.compile else wrapped
+        pruner.synchroniser = distributed.StatisticsSync(pruner)
     return Session(cfg=cfg, out=out, device=device, data=data, model=model, forward=forward,
                    pruner=pruner, optimizer=optimizer, scheduler=scheduler,
-                   loss_fn=get_loss(cfg.train.loss))
+                   loss_fn=get_loss(cfg.train.loss), train_forward=train_forward,
+                   rank=rank, world_size=world)
 
 
 # ------------------------------------------------------------------------------------------
@@ -166,6 +202,8 @@ def restore_session(s: Session, path: Path) -> None:
     s.optimizer.load_state_dict(payload["optimizer"])
     s.scheduler.load_state_dict(payload["scheduler"])
     s.pruner.load_state_dict(payload["pruner"])
+    if isinstance(s.pruner.synchroniser, distributed.StatisticsSync):
+        s.pruner.synchroniser.rebase()  # saved statistics were summed over ranks already
     ckpt.restore_rng(payload["rng"], s.data.generators)
     s.epochs_done = int(payload["epochs_done"])
     s.wall_time_s = float(payload.get("wall_time_s", 0.0))
@@ -193,13 +231,20 @@ def run_epoch(s: Session, epoch: int, *, progress: bool) -> dict[str, Any]:
     start = time.perf_counter()
     lr = s.optimizer.param_groups[0]["lr"]
     s.data.start_epoch(epoch)
+    parallel = s.world_size > 1
+    if parallel and not s.main:
+        _seed_other_rank(s.cfg, epoch, s.rank)
     fit = train_epoch(s.model, s.data.train, s.loss_fn, s.optimizer, s.pruner, epoch=epoch,
-                      device=s.device, forward=s.forward, progress=progress)
+                      device=s.device, forward=s.train_forward or s.forward,
+                      progress=progress and s.main, all_reduce=parallel)
     events = s.pruner.on_epoch_end(epoch) or {}
+    # Statistics summed over ranks before the checkpoint saves them (no-op in one process).
+    s.pruner.synchronise()
     s.scheduler.step()
-    val = evaluate(s.model, s.data.val, s.loss_fn, device=s.device,
-                   forward=s.forward) if s.data.val is not None else None
-    test = evaluate(s.model, s.data.test, s.loss_fn, device=s.device, forward=s.forward)
+    val = evaluate(s.model, s.data.val, s.loss_fn, device=s.device, forward=s.forward,
+                   all_reduce=parallel) if s.data.val is not None else None
+    test = evaluate(s.model, s.data.test, s.loss_fn, device=s.device, forward=s.forward,
+                    all_reduce=parallel)
     record: dict[str, Any] = {
         "epoch": epoch, "lr": lr,
         "train_loss": fit.loss, "train_accuracy": fit.accuracy,
@@ -207,7 +252,7 @@ def run_epoch(s: Session, epoch: int, *, progress: bool) -> dict[str, Any]:
         "test_loss": test.loss, "test_accuracy": test.accuracy,
     }
     record.update(measure_static(s.model, s.pruner))
-    if _measure_now(s.cfg, epoch):
+    if _measure_now(s.cfg, epoch) and s.main:  # rank 0 alone measures the workload
         record["workload"] = measure_workload(s.model, s.data.measure, s.cfg.measure, s.device)
     record["pruning"] = events
     record["epoch_time_s"] = time.perf_counter() - start
@@ -246,8 +291,8 @@ def epoch_line(record: dict[str, Any], epochs: int) -> str:
 # ------------------------------------------------------------------------------------------
 
 
-def _prepare_out_dir(out: Path, resume: bool) -> bool:
-    """Returns True when there is a checkpoint to resume from."""
+def _prepare_out_dir(out: Path, resume: bool, create: bool = True) -> bool:
+    """Returns True when there is a checkpoint to resume from (``create``: make ``out``)."""
     has_run = (out / METRICS_FILE).exists() or (out / LAST).exists()
     if resume:
         if not (out / LAST).exists():
@@ -257,7 +302,8 @@ def _prepare_out_dir(out: Path, resume: bool) -> bool:
     if has_run:
         raise ConfigError(f"run directory {out} already holds a run; pass --resume to continue "
                           "it, or choose another --out")
-    out.mkdir(parents=True, exist_ok=True)
+    if create:
+        out.mkdir(parents=True, exist_ok=True)
     return False
 
 
@@ -275,15 +321,31 @@ def train(
     ``resume`` continues from ``out_dir/last.pt``. ``stop_after`` ends this process after
     that many completed epochs as an interruption would (for time-sliced jobs and tests);
     the run is then resumable and has no summary yet. Returns the summary (or ``{}``).
+
+    Launched by ``torchrun`` (``WORLD_SIZE`` > 1 in the environment), every process calls
+    this; they form a process group for the run and rank 0 alone writes and logs.
     """
     out = Path(out_dir) if out_dir is not None else default_out_dir(cfg)
-    has_checkpoint = _prepare_out_dir(out, resume)
+    with distributed.process_group(lambda: select_device(cfg.train.device)):
+        result = _train(cfg, out, resume=resume, quiet=quiet, log=log, stop_after=stop_after)
+        distributed.barrier()  # rank 0 has written everything before any rank returns
+        return result
+
+
+def _train(cfg: Config, out: Path, *, resume: bool, quiet: bool, log: Log,
+           stop_after: int | None) -> dict[str, Any]:
+    main = distributed.is_main()
+    if not main:
+        log, quiet = _silent, True
+    has_checkpoint = _prepare_out_dir(out, resume, create=main)
+    distributed.barrier()  # every rank has checked the directory before rank 0 writes to it
     s = build_session(cfg, out)
     if has_checkpoint:
         restore_session(s, out / LAST)
         if not quiet:
             log(f"resuming {out} after epoch {s.epochs_done}")
-    atomic_write_text(out / CONFIG_FILE, dump_config(cfg))
+    if main:
+        atomic_write_text(out / CONFIG_FILE, dump_config(cfg))
     if not quiet:
         log(_banner(s))
     while s.epochs_done < cfg.train.epochs:
@@ -301,8 +363,11 @@ def _one_epoch(s: Session, *, quiet: bool, log: Log) -> None:
     record["wall_time_s"] = s.wall_time_s
     s.epochs_done = epoch + 1
     s.records.append(record)
+    improved = _update_best(s, record)  # every rank keeps the same state; rank 0 writes
+    if not s.main:
+        return
     write_metrics(s.out / METRICS_FILE, s.records)
-    if _update_best(s, record):
+    if improved:
         save_session(s, s.out / BEST)
     run = s.cfg.run
     if s.epochs_done % run.checkpoint_every == 0 or s.epochs_done == s.cfg.train.epochs:
@@ -312,13 +377,25 @@ def _one_epoch(s: Session, *, quiet: bool, log: Log) -> None:
     log(epoch_line(record, s.cfg.train.epochs))
 
 
+def _silent(_: str) -> None:
+    """The log of ranks > 0."""
+
+
 def _banner(s: Session) -> str:
     cfg = s.cfg
     params = sum(p.numel() for p in s.model.parameters())
     return (f"devprune train: {cfg.run.name} | {cfg.model.name} on {cfg.data.name} "
             f"({len(s.data.train_set)} train / {s.data.val_size} val / "
             f"{len(s.data.test_set)} test) | {params:,} params | method {cfg.prune.method} "
-            f"({cfg.prune.mode}) | {cfg.train.epochs} epochs | {s.device} | out {s.out}")
+            f"({cfg.prune.mode}) | {cfg.train.epochs} epochs | {s.device}{_processes(s)} | "
+            f"out {s.out}")
+
+
+def _processes(s: Session) -> str:
+    if s.world_size == 1:
+        return ""
+    return (f" x {s.world_size} processes (batch {s.cfg.data.batch_size} = "
+            f"{s.world_size} x {s.cfg.data.batch_size // s.world_size})")
 
 
 def finish(s: Session, *, log: Log = print) -> dict[str, Any]:
@@ -326,9 +403,10 @@ def finish(s: Session, *, log: Log = print) -> dict[str, Any]:
     from devprune.runner.report import write_run_report
 
     summary = build_summary(s)
-    atomic_write_json(s.out / SUMMARY_FILE, summary)
-    write_run_report(s.out)
-    log(final_line(summary))
+    if s.main:
+        atomic_write_json(s.out / SUMMARY_FILE, summary)
+        write_run_report(s.out)
+        log(final_line(summary))
     return summary
 
 
@@ -356,6 +434,7 @@ def build_summary(s: Session) -> dict[str, Any]:
         "time_steps": getattr(s.model, "time_steps", None),
         "wall_time_s": s.wall_time_s,
         "device": str(s.device),
+        **({"processes": s.world_size} if s.world_size > 1 else {}),
         "config_hash": s.hash,
         "versions": versions(),
         "git": git_commit(),
