@@ -36,7 +36,7 @@ from devprune.runner.config import (
     config_to_dict,
     dump_config,
 )
-from devprune.runner.data import RunData, build_run_data
+from devprune.runner.data import RunData, build_run_data, per_rank_batch_size
 from devprune.runner.loop import build_optimizer, build_scheduler, evaluate, train_epoch
 from devprune.runner.measurements import measure_static, measure_workload
 from devprune.runner.metrics import git_commit, read_metrics, units_line, versions, write_metrics
@@ -326,6 +326,9 @@ def train(
     this; they form a process group for the run and rank 0 alone writes and logs.
     """
     out = Path(out_dir) if out_dir is not None else default_out_dir(cfg)
+    launch = distributed.launch_env()
+    if launch is not None:  # fail before any process group is formed
+        per_rank_batch_size(cfg.data.batch_size, launch.world_size)
     with distributed.process_group(lambda: select_device(cfg.train.device)):
         result = _train(cfg, out, resume=resume, quiet=quiet, log=log, stop_after=stop_after)
         distributed.barrier()  # rank 0 has written everything before any rank returns
