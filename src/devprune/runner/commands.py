@@ -15,9 +15,11 @@ examples:
   devprune train my.yaml --set train.epochs=50 --set prune.method=dpap --out runs/x
   devprune train mnist-mlp-dense-quick --set train.lr=5e-4 model.kwargs.hidden=[400]
   devprune train --resume --out runs/x                  # continue runs/x from last.pt
+  torchrun --standalone --nproc_per_node=4 -m devprune train mnist-mlp-dpap-quick  # DDP
 
 --set values are YAML scalars: 1e-3, true, null, [40, 80], {hidden: [800]}.
 A file may start from a preset with `base: <preset>`; docs/CONFIG.md lists every key.
+Under torchrun data.batch_size is the global batch of all processes (docs/DISTRIBUTED.md).
 """
 
 EVAL_EPILOG = """\
