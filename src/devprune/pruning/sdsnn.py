@@ -188,8 +188,12 @@ def conv_rate_step(rate: float, epoch: int, start: int, alive: int, alive_next: 
     return min(100.0, rate + math.exp(-(epoch - start) / cfg.conv_gain_decay) * ratio)
 
 
-def range_width_importance_per_unit(width: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """``I_i = sum_j mask_ij * R_ij`` over each unit's incoming entries."""
+def range_width_importance_per_unit(width: torch.Tensor, mask: torch.Tensor,
+                                    *, inplace: bool = False) -> torch.Tensor:
+    """``I_i = sum_j mask_ij * R_ij`` over each unit's incoming entries (``inplace``: zero
+    the pruned entries of ``width`` itself, a scratch buffer)."""
+    if inplace:
+        return width.mul_(mask).flatten(1).sum(1)  # R >= 0 is finite: x * 1 == x, x * 0 == 0
     return width.masked_fill(~mask, 0.0).flatten(1).sum(1)
 
 
@@ -231,6 +235,9 @@ class SDSNNPruner(MaskedPruner):
                          for la in self.layers} if config.regrowth else {}
         self.grad_sums: dict[str, torch.Tensor] = {}
         self.next_epoch = 0
+        # Reused layer-sized float buffers of the epoch step (not state): a fresh 67 MB
+        # temporary costs ~4x a pass over it on the CPU, in page faults.
+        self._scratch: dict[tuple[torch.Size, torch.device], torch.Tensor] = {}
 
     # -- construction helpers ---------------------------------------------------------------
     def _static_clip_layers(self, chosen: list[PrunableLayer]) -> list[PrunableLayer]:
@@ -313,11 +320,20 @@ class SDSNNPruner(MaskedPruner):
             self.ranges[layer.name] = SpineRanges(
                 layer.weight, self.cfg.count_threshold, self.cfg.shrink_factor)
 
+    def _buffer(self, like: torch.Tensor) -> torch.Tensor:
+        """A float scratch buffer shaped like ``like``, valid until the next request."""
+        key = (like.shape, like.device)
+        if key not in self._scratch:
+            self._scratch[key] = torch.empty(like.shape, dtype=torch.float32, device=like.device)
+        return self._scratch[key]
+
     def _masked_weight(self, layer: PrunableLayer) -> torch.Tensor:
         weight = layer.weight.detach()
         if self.masks.hard or layer.name not in self.masks:
             return weight  # hard masks already hold pruned entries at exactly zero
-        return weight * self.masks[layer.name]
+        if weight.dtype != torch.float32:
+            return weight * self.masks[layer.name]
+        return torch.mul(weight, self.masks[layer.name], out=self._buffer(weight))
 
     def _update_ranges(self) -> dict[str, dict[str, int]]:
         out = {}
@@ -392,8 +408,9 @@ class SDSNNPruner(MaskedPruner):
     def _select_units(self, layer: PrunableLayer) -> torch.Tensor:
         """Bool vector of the units to prune now: the bottom-k by range-width importance,
         minus the history set (which they join)."""
-        width = self.ranges[layer.name].width_importance()
-        importance = range_width_importance_per_unit(width, self._importance_mask(layer))
+        width = self.ranges[layer.name].width_importance(out=self._buffer(layer.weight))
+        importance = range_width_importance_per_unit(width, self._importance_mask(layer),
+                                                     inplace=True)
         chosen = bottom_units(importance, self.rates[layer.name])
         history = self.history[layer.name]
         if layer.kind != "conv" or self.cfg.conv_history:
