@@ -121,6 +121,10 @@ class ActivityRecorder:
         self.delta = delta
         self.readout = readout
         self.recording = False
+        # Multi-step readouts of this batch by input tensor: a layer's output spikes are the
+        # next layer's input, so the same [T, B, ...] tensor reaches a post and a pre hook;
+        # it is read out once. The tensor is held (no id reuse) and its version checked.
+        self._readouts: dict[int, tuple[torch.Tensor, int, torch.Tensor]] = {}
         self.taps = [
             LayerTaps(la.name, la.name, post_module_name(structure, la, ann_activity))
             for la in layers
@@ -152,11 +156,15 @@ class ActivityRecorder:
     def _add(self, trace: _Trace | None, module: nn.Module, x: torch.Tensor) -> _Trace:
         trace = trace or _Trace(self.delta, self.readout)
         with torch.no_grad():
-            x = x.detach()
             if is_multi_step(module):
-                trace.add_multi_step(x)
+                hit = self._readouts.get(id(x))
+                if hit is not None and hit[0] is x and hit[1] == x._version:
+                    trace.value = hit[2]
+                else:
+                    trace.add_multi_step(x.detach())
+                    self._readouts[id(x)] = (x, x._version, trace.value)
             else:
-                trace.add_single_step(x)
+                trace.add_single_step(x.detach())
         return trace
 
     # -- batch protocol ---------------------------------------------------------------------
@@ -164,11 +172,13 @@ class ActivityRecorder:
         """Begin a batch: forget any partial traces and record training forwards."""
         for tap in self.taps:
             tap.pre = tap.post = None
+        self._readouts.clear()
         self.recording = True
 
     def finish(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         """End the batch: ``{layer: (pre [B, in], post [B, out])}`` for layers seen."""
         self.recording = False
+        self._readouts.clear()
         result = {}
         for tap in self.taps:
             pre = tap.pre.result() if tap.pre is not None else None
@@ -185,3 +195,4 @@ class ActivityRecorder:
                 handle.remove()
             tap.handles.clear()
         self.recording = False
+        self._readouts.clear()

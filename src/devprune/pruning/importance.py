@@ -175,9 +175,12 @@ def robust_normalise(
     low_pct: float,
     high_pct: float,
     population: torch.Tensor | None = None,
+    *,
+    out: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """``clip((v - P_low) / (P_high - P_low), 0, 1)``, percentiles over ``population`` (a
-    bool mask selecting the entries that set the scale; all entries when None).
+    bool mask selecting the entries that set the scale; all entries when None). ``out``: a
+    buffer shaped like ``v`` to write the result into (no layer-sized temporary).
 
     When the range is empty (``P_high <= P_low``) entries above it get 1, below it 0 and on
     it 0.5 (the reference divides by zero here and leaves NaN reserves that never prune).
@@ -189,7 +192,8 @@ def robust_normalise(
     hi = percentile(scale_from, high_pct)
     if hi <= lo:
         return (torch.sign(v - lo) + 1) / 2
-    return v.sub(lo).div_(hi - lo).clamp_(0.0, 1.0)  # one temporary: v may be 16.8 M long
+    # v may be 16.8 M long: at most one temporary, none with ``out``
+    return torch.sub(v, lo, out=out).div_(hi - lo).clamp_(0.0, 1.0)
 
 
 # --------------------------------------------------------------------------------------------
