@@ -70,8 +70,8 @@ def _markdown(rows: list[dict]) -> str:
         learnt = f"{r['time_steps']} ({per_epoch})" if per_epoch else f"{r['time_steps']} (fixed)"
         lines.append(
             f"| {r['case']} | {r['label']} | {learnt} | {100 * r['test_accuracy']:.2f}% | "
-            f"{100 * r['connectivity']:.1f}% | {r['effective_acs'] / 1e6:.3f} M | "
-            f"{r['effective_macs'] / 1e6:.3f} M | {r['energy_uj']:.3f} | {100 * delta:+.0f}% |")
+            f"{100 * r['connectivity']:.1f}% | {r['effective_acs']:,.0f} | "
+            f"{r['effective_macs']:,.0f} | {r['energy_uj']:.3f} | {100 * delta:+.0f}% |")
     lines += ["", "Commands:", ""] + [f"- `{r['command']}`" for r in rows]
     return "\n".join(lines) + "\n"
 
