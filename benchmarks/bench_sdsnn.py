@@ -69,15 +69,21 @@ def _perturb(model: nn.Module, scale: float) -> None:
             p.add_(torch.randn_like(p), alpha=scale)
 
 
-def bench_epoch_end(mode: str, repeats: int) -> dict:
+def _braincog_pruner(mode: str) -> tuple[nn.Module, SDSNNConfig, SDSNNPruner]:
+    """The BrainCog CIFAR shapes with BC CIFAR SD-SNN constants, after the first epoch step;
+    every layer's ranges are updated (the reference: FC only)."""
     torch.manual_seed(0)
     model = BrainCogCifarShapes()
-    # BC CIFAR constants; all layers' ranges updated (the reference: FC only).
     cfg = SDSNNConfig(mode=mode, fc_rate=2.0, conv_rate=0.5, fc_gain=0.5, fc_gain_tail=0.0005,
                       regrow_count_fc=18, fc_pruned_fraction=50 / 32768,
                       conv_pruned_fraction=20 / 1152)
     pruner = SDSNNPruner(model, torch.zeros(1, 3, 32, 32), cfg)
     pruner.on_epoch_end(0)
+    return model, cfg, pruner
+
+
+def bench_epoch_end(mode: str, repeats: int) -> dict:
+    model, cfg, pruner = _braincog_pruner(mode)
     times, cpu = [], []
     for i in range(repeats):
         epoch = cfg.prune_after + 1 + i
@@ -100,13 +106,7 @@ def bench_against_replica(mode: str, repeats: int) -> dict:
     """devprune's epoch-end update (all seven layers' ranges) and the reference engine replica
     (benchmarks/reference_engine.py: FC ranges only, as the reference) on copies of the same
     weights, interleaved in one process; wall and CPU medians."""
-    torch.manual_seed(0)
-    model = BrainCogCifarShapes()
-    cfg = SDSNNConfig(mode=mode, fc_rate=2.0, conv_rate=0.5, fc_gain=0.5, fc_gain_tail=0.0005,
-                      regrow_count_fc=18, fc_pruned_fraction=50 / 32768,
-                      conv_pruned_fraction=20 / 1152)
-    pruner = SDSNNPruner(model, torch.zeros(1, 3, 32, 32), cfg)
-    pruner.on_epoch_end(0)
+    model, cfg, pruner = _braincog_pruner(mode)
     weights = {la.name: la.weight.detach().clone() for la in pruner.layers}
     replica = ReferenceSDSNN(weights, cfg.count_threshold)
     wall = {"devprune": [], "replica": []}
