@@ -139,7 +139,10 @@ class ActivityRecorder:
             )
 
     # -- hooks ------------------------------------------------------------------------------
+    # Hooks run eagerly under torch.compile: tracing them would only add graph breaks and
+    # recompilations (their bookkeeping state changes every batch).
     def _pre_hook(self, tap: LayerTaps):
+        @torch.compiler.disable
         def hook(module: nn.Module, inputs: tuple, _output: Any) -> None:
             if self.recording and module.training:
                 tap.pre = self._add(tap.pre, module, _first_tensor(inputs))
@@ -147,6 +150,7 @@ class ActivityRecorder:
         return hook
 
     def _post_hook(self, tap: LayerTaps):
+        @torch.compiler.disable
         def hook(module: nn.Module, _inputs: tuple, output: Any) -> None:
             if self.recording and module.training:
                 tap.post = self._add(tap.post, module, _first_tensor(output))

@@ -117,6 +117,7 @@ class TimeStepReserve:
         self.loss_mark = torch.zeros_like(self.loss_sum)
         self.samples_mark = torch.zeros_like(self.samples)
 
+    @torch.compiler.disable  # eager under torch.compile, like the activity hooks
     def _hook(self, module: nn.Module, _inputs: tuple, output: Any) -> None:
         if self.recording and module.training:
             spikes = output[0] if isinstance(output, (tuple, list)) else output

@@ -138,7 +138,7 @@ class TrainConfig:
         seed: seed of weights initialisation, spike encoding, dropout.
         deterministic: ask torch for deterministic kernels (bit-exact resume on CPU).
         device: ``auto`` (cuda when available), ``cpu`` or ``cuda``.
-        compile: run the forward pass through ``torch.compile`` (faster after 10-20 s).
+        compile: run the forward pass through ``torch.compile`` (pruner hooks stay eager).
         threads: CPU threads torch may use (0 = torch's default).
     """
 

@@ -123,7 +123,7 @@ def train_epoch(
     DistributedDataParallel wrapper of a data-parallel run).
     Raises TrainingDivergedError at the first batch whose loss is not finite.
     """
-    forward = forward or model
+    forward = model if forward is None else forward
     model.train()
     total_loss = torch.zeros((), dtype=torch.float64)
     correct = seen = 0
@@ -181,7 +181,7 @@ def evaluate(
     all_reduce: bool = False,
 ) -> PassResult:
     """Mean loss and accuracy on ``loader`` in eval mode (no pruner hooks: no recording)."""
-    forward = forward or model
+    forward = model if forward is None else forward
     was_training = model.training
     model.eval()
     total_loss = torch.zeros((), dtype=torch.float64)
