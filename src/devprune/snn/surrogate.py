@@ -129,40 +129,46 @@ class Rectangular(Surrogate):
         return f"half_width={self.half_width}"
 
 
-class QGate(Surrogate):
-    """Quadratic gate (BrainCog ``QGateGrad``): slope ``alpha - alpha^2 |x|`` near 0."""
+class _FixedAlpha(Surrogate):
+    """A surrogate with one fixed positive sharpness ``alpha``, applied by ``_function``."""
 
-    def __init__(self, alpha: float = 2.0) -> None:
+    _function: type[torch.autograd.Function]
+
+    def __init__(self, alpha: float) -> None:
         super().__init__()
-        self.alpha = _positive("alpha", alpha, "QGate")
+        self.alpha = _positive("alpha", alpha, type(self).__name__)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return _QGateFn.apply(x, self.alpha)
+        return self._function.apply(x, self.alpha)
+
+    def extra_repr(self) -> str:
+        return f"alpha={self.alpha}"
+
+
+class QGate(_FixedAlpha):
+    """Quadratic gate (BrainCog ``QGateGrad``): slope ``alpha - alpha^2 |x|`` near 0."""
+
+    _function = _QGateFn
+
+    def __init__(self, alpha: float = 2.0) -> None:
+        super().__init__(alpha)
 
     def smooth(self, x: torch.Tensor) -> torch.Tensor:
         a = self.alpha
         inner = -0.5 * a * a * x.abs() * x + a * x + 0.5
         return torch.where(x < -1 / a, torch.zeros_like(x), torch.where(x > 1 / a, 1.0, inner))
 
-    def extra_repr(self) -> str:
-        return f"alpha={self.alpha}"
 
-
-class Sigmoid(Surrogate):
+class Sigmoid(_FixedAlpha):
     """Sigmoid surrogate: slope ``alpha * s * (1 - s)`` with ``s = sigmoid(alpha x)``."""
 
-    def __init__(self, alpha: float = 4.0) -> None:
-        super().__init__()
-        self.alpha = _positive("alpha", alpha, "Sigmoid")
+    _function = _SigmoidFn
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return _SigmoidFn.apply(x, self.alpha)
+    def __init__(self, alpha: float = 4.0) -> None:
+        super().__init__(alpha)
 
     def smooth(self, x: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.alpha * x)
-
-    def extra_repr(self) -> str:
-        return f"alpha={self.alpha}"
 
 
 class ATan(Surrogate):
