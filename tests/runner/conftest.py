@@ -12,18 +12,7 @@ import yaml
 
 from devprune.pruning import base as pruning_base
 from devprune.pruning.base import Pruner
-
-TINY = {
-    "description": "tiny synthetic run for tests",
-    "data": {"name": "synthetic", "val_fraction": 0.2, "batch_size": 50,
-             "eval_batch_size": 100, "seed": 3,
-             "options": {"num_train": 300, "num_test": 100}},
-    "model": {"name": "snn-mlp", "time_steps": 2, "kwargs": {"hidden": [24]}},
-    "train": {"epochs": 3, "optimizer": "adam", "lr": 0.01, "loss": "rate_mse", "seed": 1,
-              "device": "cpu"},
-    "measure": {"subset": 50},
-    "run": {"name": "tiny"},
-}
+from tests.runner.tiny import TINY
 
 
 @pytest.fixture

@@ -31,23 +31,16 @@ from devprune.runner.config import config_from_dict
 from devprune.runner.data import build_run_data, per_rank_batch_size
 from devprune.runner.metrics import read_metrics
 from devprune.runner.train import train
+from tests.runner.tiny import TINY
 
 pytestmark = pytest.mark.skipif(not (dist.is_available() and dist.is_gloo_available()),
                                 reason="torch.distributed with gloo is not built")
 
 # 240 training samples (300 minus the 20% validation split): 5 global batches of 50 per epoch,
 # 4 full and one of 40, so every rank runs 4 x 25 + 1 x 20 samples.
-BASE: dict[str, Any] = {
-    "description": "tiny synthetic data-parallel run",
-    "data": {"name": "synthetic", "val_fraction": 0.2, "batch_size": 50,
-             "eval_batch_size": 100, "seed": 3,
-             "options": {"num_train": 300, "num_test": 100}},
-    "model": {"name": "snn-mlp", "time_steps": 2, "kwargs": {"hidden": [24]}},
-    "train": {"epochs": 3, "optimizer": "adam", "lr": 0.01, "loss": "rate_mse", "seed": 1,
-              "device": "cpu", "threads": 1},
-    "measure": {"subset": 50},
-    "run": {"name": "ddp"},
-}
+# The runner tests' tiny synthetic run, one thread per process.
+BASE: dict[str, Any] = {**TINY, "description": "tiny synthetic data-parallel run",
+                        "train": {**TINY["train"], "threads": 1}, "run": {"name": "ddp"}}
 METHODS: dict[str, dict[str, Any]] = {
     # a DPAP step every 2 batches (7 steps in 3 epochs), units and synapses dying throughout
     "dpap": {"method": "dpap", "dpap": {"every_batches": 2, "start": 0, "e0": 0,
