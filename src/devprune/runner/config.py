@@ -27,6 +27,7 @@ import dataclasses
 import difflib
 import hashlib
 import json
+import math
 import re
 import types
 import typing
@@ -36,6 +37,16 @@ from typing import Any, Literal, Union
 import yaml
 
 from devprune.errors import ConfigError
+
+# Limits of integers that size memory or are handed to C code (each message states its limit).
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+MAX_SEED = 2**63 - 1
+MAX_THREADS = 1024
+MAX_TIME_STEPS = 4096
+# YAML (config files and --set values): refused when larger, before anything is built.
+MAX_YAML_CHARS = 1_000_000
+MAX_YAML_NODES = 100_000
+MAX_YAML_DEPTH = 64
 
 # ------------------------------------------------------------------------------------------
 # Schema
@@ -80,6 +91,7 @@ class DataConfig:
         for key in ("limit_train", "limit_eval"):
             value = getattr(self, key)
             _require(value is None or value > 0, f"data.{key}", "must be positive or null")
+        _require_seed(self.seed, "data.seed")
 
 
 @dataclass
@@ -100,7 +112,9 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         _require(
-            self.time_steps is None or self.time_steps > 0, "model.time_steps", "must be > 0"
+            self.time_steps is None or 0 < self.time_steps <= MAX_TIME_STEPS, "model.time_steps",
+            f"must be in [1, {MAX_TIME_STEPS}] (memory grows with T), or null for the model's "
+            f"default; got {self.time_steps}"
         )
 
 
@@ -172,8 +186,12 @@ class TrainConfig:
         _require(0 <= self.min_lr <= self.lr, "train.min_lr", "must be in [0, train.lr]")
         _require(self.milestones == sorted(set(self.milestones)), "train.milestones",
                  "must be strictly increasing epoch numbers, e.g. [40, 80, 120]")
+        _require(all(m >= 0 for m in self.milestones), "train.milestones",
+                 f"epochs are counted from 0; got {self.milestones}")
         _require(self.gamma > 0, "train.gamma", "must be positive")
-        _require(self.threads >= 0, "train.threads", "must be >= 0 (0 = torch's default)")
+        _require(0 <= self.threads <= MAX_THREADS, "train.threads",
+                 f"must be in [0, {MAX_THREADS}] (0 = torch's default); got {self.threads}")
+        _require_seed(self.seed, "train.seed")
 
 
 @dataclass
@@ -268,6 +286,31 @@ def _require(ok: bool, path: str, what: str) -> None:
         raise ConfigError(f"{path}: {what}")
 
 
+def _require_seed(seed: int, path: str) -> None:
+    _require(0 <= seed <= MAX_SEED, path,
+             f"must be in [0, 2**63 - 1] (= {MAX_SEED}); got {seed}")
+
+
+def _reject_non_finite(value: Any, path: str, hint: str = "") -> None:
+    """Refuse inf / NaN anywhere in ``value`` (nested mappings and lists included)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{path}: {value!r} is not a finite number; inf and NaN are not "
+                          f"allowed{hint}")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _reject_non_finite(item, _join(path, str(key)))
+    elif isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            _reject_non_finite(item, f"{path}[{i}]")
+
+
+def _default_hint(field_: dataclasses.Field) -> str:
+    default = field_.default
+    if isinstance(default, (int, float)) and not isinstance(default, bool):
+        return f"; give a finite value (default {default!r})"
+    return "; give a finite value"
+
+
 def _did_you_mean(word: str, choices: typing.Iterable[str]) -> str:
     close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""
@@ -295,7 +338,16 @@ def _check_scalar(value: Any, tp: type, path: str) -> Any:
         return value
     if not ok:
         raise ConfigError(f"{path}: expected {_describe(tp)}, got {value!r}")
-    return float(value) if tp is float else value
+    if tp is int and not INT64_MIN <= value <= INT64_MAX:
+        raise ConfigError(f"{path}: {value} is too large; integers must fit in 64 bits "
+                          f"([-2**63, 2**63 - 1])")
+    if tp is float:
+        try:
+            return float(value)
+        except OverflowError:
+            raise ConfigError(f"{path}: {value} is too large for a float; give a finite "
+                              "number below 1.8e308") from None
+    return value
 
 
 def _check_value(value: Any, tp: Any, path: str) -> Any:
@@ -349,6 +401,9 @@ def _build_dataclass(cls: type, raw: Any, path: str) -> Any:
             f"{_join(path, key)}: unknown key{_did_you_mean(key, fields)}; "
             f"allowed keys in {path or 'the top level'}: {sorted(fields)}"
         )
+    by_name = {f.name: f for f in dataclasses.fields(cls)}
+    for key, value in raw.items():
+        _reject_non_finite(value, _join(path, key), _default_hint(by_name[key]))
     values = {k: _check_value(v, hints.get(k, Any), _join(path, k)) for k, v in raw.items()}
     try:
         return cls(**values)
@@ -528,9 +583,62 @@ _Loader.add_implicit_resolver(
 )
 
 
-def yaml_load(text: str) -> Any:
-    """Parse YAML text (config files and ``--set`` values) with YAML 1.2 number rules."""
-    return yaml.load(text, Loader=_Loader)  # a SafeLoader subclass: no arbitrary objects
+def yaml_load(text: str, source: str = "YAML") -> Any:
+    """Parse YAML text (config files and ``--set`` values) with YAML 1.2 number rules.
+
+    A SafeLoader subclass: no arbitrary objects. Text over ``MAX_YAML_CHARS``, nesting deeper
+    than ``MAX_YAML_DEPTH`` and aliases that expand past ``MAX_YAML_NODES`` nodes (alias
+    bombs) or refer to themselves are refused before anything is constructed.
+    """
+    if len(text) > MAX_YAML_CHARS:
+        raise ConfigError(f"{source}: {len(text):,} characters is more than a configuration "
+                          f"holds (limit {MAX_YAML_CHARS:,}); pass the right file")
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _check_yaml_size(node, source)
+        return loader.construct_document(node)
+    except RecursionError:
+        raise ConfigError(f"{source}: YAML nested too deeply (limit {MAX_YAML_DEPTH} "
+                          "levels)") from None
+    finally:
+        loader.dispose()
+
+
+def _check_yaml_size(root: yaml.Node, source: str) -> None:
+    """Count the nodes ``root`` expands to, aliases included; refuse bombs and cycles."""
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()
+
+    def size(node: yaml.Node, depth: int) -> int:
+        key = id(node)
+        if key in sizes:
+            return sizes[key]
+        if key in open_nodes:
+            raise ConfigError(f"{source}: a YAML alias refers to itself (recursive anchor "
+                              f"{node.start_mark.line + 1}:{node.start_mark.column + 1}); "
+                              "write the value out")
+        if depth > MAX_YAML_DEPTH:
+            raise ConfigError(f"{source}: YAML nested deeper than {MAX_YAML_DEPTH} levels")
+        open_nodes.add(key)
+        children: list[yaml.Node] = []
+        if isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        elif isinstance(node, yaml.MappingNode):
+            children = [n for pair in node.value for n in pair]
+        total = 1
+        for child in children:
+            total += size(child, depth + 1)
+            if total > MAX_YAML_NODES:
+                raise ConfigError(f"{source}: YAML expands to more than {MAX_YAML_NODES:,} "
+                                  "values (an alias bomb?); write the configuration out")
+        open_nodes.discard(key)
+        sizes[key] = total
+        return total
+
+    size(root, 0)
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -543,9 +651,10 @@ def parse_override(text: str) -> tuple[list[str], Any]:
             "model.kwargs.hidden=[800]"
         )
     try:
-        parsed = yaml_load(value) if value.strip() else None
+        parsed = yaml_load(value, f"--set {key}") if value.strip() else None
     except yaml.YAMLError as err:
-        raise ConfigError(f"--set {key}: value {value!r} is not valid YAML ({err})") from err
+        raise ConfigError(f"--set {key}: value {value!r} is not valid YAML "
+                          f"({' '.join(str(err).split())})") from err
     return key.split("."), parsed
 
 

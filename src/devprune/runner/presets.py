@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 
 from devprune.errors import ConfigError
-from devprune.runner.config import _did_you_mean, deep_merge, yaml_load
+from devprune.runner.config import MAX_YAML_CHARS, _did_you_mean, deep_merge, yaml_load
 
 PRESET_DIR = Path(__file__).resolve().parent.parent / "presets"
 
@@ -35,13 +35,19 @@ def list_presets() -> dict[str, str]:
 
 def read_yaml(path: Path) -> Any:
     try:
+        if path.stat().st_size > 4 * MAX_YAML_CHARS:
+            raise ConfigError(f"config file {path} is {path.stat().st_size:,} bytes, more than "
+                              f"a configuration holds (limit {MAX_YAML_CHARS:,} characters)")
         text = path.read_text()
     except OSError as err:
         raise ConfigError(f"cannot read config file {path}: {err.strerror}") from err
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"config file {path} is not UTF-8 text (byte {err.start}); pass a "
+                          "YAML file") from err
     try:
-        return yaml_load(text) or {}
+        return yaml_load(text, str(path)) or {}
     except yaml.YAMLError as err:
-        raise ConfigError(f"{path} is not valid YAML: {err}") from err
+        raise ConfigError(f"{path} is not valid YAML: {' '.join(str(err).split())}") from err
 
 
 def _locate(spec: str, relative_to: Path | None) -> Path:
