@@ -4,7 +4,7 @@ A :class:`MaskSet` holds one boolean mask per prunable weight (same shape as the
 *unit* (filter or neuron) is alive while any entry of its weight-mask row is set, so regrowth
 of a single synapse revives a unit without separate bookkeeping.
 
-Two enforcement modes (PRODUCT.md, "Product decisions"):
+Two enforcement modes (docs/METHODS.md#modes):
 
 ``reference``
     the authors' soft masking: weights are multiplied by the mask at pruning steps only;

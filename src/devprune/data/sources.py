@@ -26,7 +26,7 @@ IDX_STEMS = (
     "t10k-labels-idx1-ubyte",
 )
 
-# SHA-256 of the uncompressed files (docs/DATA_AND_ENV.md; matched by the bytes of the npm
+# SHA-256 of the uncompressed files (docs/DATA.md#checksums; matched by the bytes of the npm
 # and Debian packages used below).
 CHECKSUMS: dict[str, dict[str, str]] = {
     "mnist": {

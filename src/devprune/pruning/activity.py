@@ -1,10 +1,10 @@
 """Recording pre- and postsynaptic activity traces of chosen layers with forward hooks.
 
 For every recorded layer the recorder keeps, per training batch, one trace readout per sample
-and unit (METHOD 2.3): ``pre`` = the layer's input (``[B, in]``: input features, or input
-channels summed over space) and ``post`` = the output of the module that carries the layer's
-postsynaptic activity (``[B, out]``): the spiking neuron after it for SNNs, and for ANNs the
-layer's own output (``ann_activity="pre"``, the reference) or the activation after it
+and unit (docs/DPAP.md#dpap-trace): ``pre`` = the layer's input (``[B, in]``: input features,
+or input channels summed over space) and ``post`` = the output of the module that carries the
+layer's postsynaptic activity (``[B, out]``): the spiking neuron after it for SNNs, and for
+ANNs the layer's own output (``ann_activity="pre"``, the reference) or the activation after it
 (``"post"``).
 
 Two calling conventions are handled:

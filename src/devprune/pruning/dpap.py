@@ -1,13 +1,13 @@
 """DPAP: developmental plasticity-inspired adaptive pruning (Han et al., TPAMI 2024).
 
-METHOD.md section 2 is the specification; docs/DPAP.md lists every deviation. Per training
-batch, for every chosen layer, the pre- and postsynaptic trace readouts feed a BCM accumulator
-``M`` (``[out, in]``: channels for convolutions, features for linear layers), a cumulative
-activity ``A`` and the sliding threshold ``theta``. At every pruning step ``e`` (an epoch, or
-every ``every_batches`` batches) each unit (filter / neuron, or a residual group of channels)
-and each synapse (linear weight, or conv kernel slice) updates its reserve
-``P <- gamma * P + d(u) * g(e)`` from its robustly normalised importance ``u`` and is removed,
-for good, once ``P < 0``.
+docs/DPAP.md is the specification and lists every deviation (docs/DPAP.md#dpap-deviations). Per
+training batch, for every chosen layer, the pre- and postsynaptic trace readouts feed a BCM
+accumulator ``M`` (``[out, in]``: channels for convolutions, features for linear layers), a
+cumulative activity ``A`` and the sliding threshold ``theta``. At every pruning step ``e`` (an
+epoch, or every ``every_batches`` batches) each unit (filter / neuron, or a residual group of
+channels) and each synapse (linear weight, or conv kernel slice) updates its reserve ``P <-
+gamma * P + d(u) * g(e)`` from its robustly normalised importance ``u`` and is removed, for
+good, once ``P < 0``.
 """
 
 from __future__ import annotations
@@ -37,7 +37,8 @@ from devprune.structure import ModelStructure, PrunableLayer, discover
 
 @dataclass
 class DPAPConfig:
-    """``prune.dpap``: every constant of METHOD.md 2.9 (defaults: the BrainCog CIFAR-10 SNN).
+    """``prune.dpap``: every constant of docs/DPAP.md#dpap-variants (defaults: the BrainCog
+    CIFAR-10 SNN).
 
     Attributes:
         mode: ``default`` (hard masks; normalisation over surviving units) or ``reference``

@@ -1,4 +1,4 @@
-"""The arithmetic of DPAP (METHOD.md section 2) as pure functions on tensors.
+"""The arithmetic of DPAP (docs/DPAP.md#dpap-method) as pure functions on tensors.
 
 Nothing here knows about models, hooks or masks: every function takes tensors and numbers and
 returns tensors, so each formula can be pinned by a unit test against values worked out by
@@ -16,7 +16,7 @@ READOUTS = ("last", "mean")
 
 
 # --------------------------------------------------------------------------------------------
-# Activity trace (METHOD 2.3)
+# Activity trace (docs/DPAP.md#dpap-trace)
 # --------------------------------------------------------------------------------------------
 def spike_trace(spikes: torch.Tensor, delta: float = 0.5) -> torch.Tensor:
     """All trace values ``x[t] = delta * x[t-1] + o[t]`` (``x[0] = 0``) of ``[T, B, ...]``."""
@@ -64,7 +64,7 @@ def trace_readout(
 
 
 # --------------------------------------------------------------------------------------------
-# BCM accumulator (METHOD 2.4)
+# BCM accumulator (docs/DPAP.md#dpap-bcm)
 # --------------------------------------------------------------------------------------------
 def bcm_hebb(post: torch.Tensor, pre: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
     """``Hebb_ij = sum_b a_i^b (a_i^b - theta_i^b) a_j^b`` as one matmul, ``[out, in]``.
@@ -103,7 +103,7 @@ def running_mean_per_slot(
 
 
 # --------------------------------------------------------------------------------------------
-# Importance (METHOD 2.5)
+# Importance (docs/DPAP.md#dpap-importance)
 # --------------------------------------------------------------------------------------------
 def minmax_normalise(v: torch.Tensor) -> torch.Tensor:
     """``(v - min) / (max - min)``; 0.5 everywhere when ``v`` is constant (no information)."""
@@ -119,7 +119,7 @@ def spine_importance(bcm: torch.Tensor, activity: torch.Tensor) -> torch.Tensor:
 
 
 # --------------------------------------------------------------------------------------------
-# Percentiles and robust normalisation (METHOD 2.6, A12)
+# Percentiles and robust normalisation (docs/DPAP.md#dpap-normalisation)
 # --------------------------------------------------------------------------------------------
 def _kth_smallest_pair(v: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The k-th and (k+1)-th smallest entries (1-based; k+1 clipped to len) of flat ``v``.
@@ -197,7 +197,7 @@ def robust_normalise(
 
 
 # --------------------------------------------------------------------------------------------
-# Reserve dynamics (METHOD 2.6)
+# Reserve dynamics (docs/DPAP.md#dpap-reserve)
 # --------------------------------------------------------------------------------------------
 def developmental_factor(step: int, e0: int, kappa: float) -> float:
     """``g(e) = exp(-trunc((e - e0) / kappa))`` with Python ``int()`` truncation (toward zero,

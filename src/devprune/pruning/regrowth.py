@@ -1,4 +1,5 @@
-"""SD-SNN's synaptic regeneration (METHOD.md 3.6): persistence counters over pruned entries.
+"""SD-SNN's synaptic regeneration: persistence counters over pruned entries
+(docs/SDSNN.md#sdsnn-regrowth).
 
 A candidate (a pruned synapse of a linear layer, or a whole pruned kernel of a conv layer)
 whose signal exceeds the layer's p(e)-th percentile this epoch *and* exceeded it at the
@@ -30,7 +31,8 @@ def regrowth_percentile(epoch: int, start: int, p0: float, growth: float, cap: f
 def candidate_signal(values: torch.Tensor, signal: str, kernels: bool) -> torch.Tensor:
     """The per-candidate signal: per weight for linear layers, summed over each kernel of a
     conv layer (``[out, in]``). ``weight`` keeps the sign, as the reference does (only
-    positive values can qualify, METHOD.md B4); ``magnitude`` and ``gradient`` are |.|.
+    positive values can qualify, docs/SDSNN.md#sdsnn-signed-regrowth); ``magnitude`` and
+    ``gradient`` are |.|.
 
     ``values`` is the weight (``weight``/``magnitude``) or the epoch's summed gradient."""
     per_entry = values if signal == "weight" else values.abs()

@@ -1,11 +1,12 @@
 """SD-SNN: dendritic-spine ranges, neurotrophic pruning rates and synaptic regeneration
-(Information Sciences 2025; METHOD.md section 3).
+(Information Sciences 2025; specification: docs/SDSNN.md#sdsnn-method).
 
 Per epoch (``on_epoch_end(e)``, e counted from 0 as in the reference):
 
 * e = 0: every weight gets the range ``[-max(W), max(W)]`` of its layer (``spine_ranges``);
 * e >= 1: ranges expand / shrink from the weights (every prunable layer; only the linear
-  ones with ``ranges_fc_only_bug_compat``, reproducing the BrainCog/SR-CIFAR code, B1);
+  ones with ``ranges_fc_only_bug_compat``, reproducing the BrainCog/SR-CIFAR code,
+  docs/SDSNN.md#sdsnn-conv-range-bug);
 * e > ``clip_after`` (default C): weights are clipped into their ranges;
 * e > 2C: regeneration (``regrowth``), then neuron pruning by range-width importance with a
   history set, conv layers first, then each layer's neurotrophic rate update.
@@ -39,7 +40,7 @@ from devprune.structure import PrunableLayer, discover
 # Reference literals expressed relative to C: alpha decays until 60 = 37 + 23.
 REFERENCE_FC_GAIN_WINDOW = 60 - 37
 # SR MNIST "pruned" tests as fractions of fan-in entries: fc1 row sum < 20 of 40*7*7 = 1960,
-# conv2 filter sum < 10 of 15*3*3 = 135 (METHOD.md 3.7; docs/SDSNN.md lists the others).
+# conv2 filter sum < 10 of 15*3*3 = 135 (the others: docs/SDSNN.md#sdsnn-pruned-count).
 REFERENCE_FC_PRUNED_FRACTION = 20 / 1960
 REFERENCE_CONV_PRUNED_FRACTION = 10 / 135
 
@@ -49,7 +50,8 @@ RegrowSignal = Literal["auto", "weight", "magnitude", "gradient"]
 
 @dataclass
 class SDSNNConfig:
-    """``prune.sdsnn``: SD-SNN settings. Defaults are the SR MNIST code's (METHOD.md 3.7).
+    """``prune.sdsnn``: SD-SNN settings. Defaults are the SR MNIST code's
+    (docs/SDSNN.md#sdsnn-variants).
 
     Attributes:
         mode: ``default`` (hard masks) or ``reference`` (weights zeroed at epoch end only);
@@ -63,7 +65,8 @@ class SDSNNConfig:
         static_clip_layers: glob patterns of layers NOT pruned whose weights are still
             clipped into their epoch-0 range ``+-max(W)`` forever (SR's fc2: ``["*out*"]``).
         ranges_fc_only_bug_compat: update ranges of linear layers only; conv ranges stay at
-            their epoch-0 value (BrainCog / SR-CIFAR indentation bug, METHOD.md B1).
+            their epoch-0 value (BrainCog / SR-CIFAR indentation bug,
+            docs/SDSNN.md#sdsnn-conv-range-bug).
         fc_rate / conv_rate: initial pruning rates in percent of units.
         fc_gain / fc_gain_tail / fc_gain_window / fc_rate_divisor: FC rule
             ``rho += alpha(e) * (N - N_pruned) / divisor`` with
@@ -168,7 +171,7 @@ def _check_choice(value: str, choices: tuple[str, ...], name: str) -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# Neurotrophic rate rules (METHOD.md 3.5)
+# Neurotrophic rate rules (docs/SDSNN.md#sdsnn-rates)
 # --------------------------------------------------------------------------------------------
 def fc_gain(epoch: int, start: int, cfg: SDSNNConfig) -> float:
     """alpha(e): ``a0 * exp(-(e - start))`` up to ``start + window``, then ``a_inf``."""

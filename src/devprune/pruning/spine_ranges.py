@@ -1,15 +1,16 @@
-"""SD-SNN's dendritic-spine ranges: one ``[lower, upper]`` interval per weight (METHOD.md 3.3).
+"""SD-SNN's dendritic-spine ranges: one ``[lower, upper]`` interval per weight
+(docs/SDSNN.md#sdsnn-ranges).
 
 Everything is a whole-tensor operation over the layer's weight: the reference keeps Python
 sets of flat indices (14.7 s per epoch on the BrainCog CIFAR shapes); here every weight is
 touched a few times per epoch, with uint8/int16 counters and bool "was beyond last epoch" flags.
 
-Counting semantics (kept exactly, METHOD.md B3): a step is counted when a weight is beyond
-its bound *this* epoch *and* was beyond it at the previous epoch, so a count of C needs C+1
-consecutive epochs. When the count reaches C the bound moves by the mean overshoot D/C (D is
-the sum of the counted overshoots) and the counter and D reset. Shrinkage counts epochs in
-which ``|w|`` decreased in this epoch and in the previous one; at C both bounds are scaled by
-``shrink_factor``.
+Counting semantics (kept exactly, docs/SDSNN.md#sdsnn-count-semantics): a step is counted when
+a weight is beyond its bound *this* epoch *and* was beyond it at the previous epoch, so a count
+of C needs C+1 consecutive epochs. When the count reaches C the bound moves by the mean
+overshoot D/C (D is the sum of the counted overshoots) and the counter and D reset. Shrinkage
+counts epochs in which ``|w|`` decreased in this epoch and in the previous one; at C both
+bounds are scaled by ``shrink_factor``.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ class SpineRanges:
         self.shrink_factor = shrink_factor
         w = weight.detach().float()
         # The reference's initial range is symmetric around zero from the MAX (not max |w|,
-        # not the min): r+ = max(W), r- = -max(W) (METHOD.md B2).
+        # not the min): r+ = max(W), r- = -max(W) (docs/SDSNN.md#sdsnn-initial-range).
         top = w.max()
         self.upper = torch.full_like(w, float(top))
         self.lower = torch.full_like(w, -float(top))

@@ -1,8 +1,9 @@
 """Time-side pruning: learn to simulate fewer time steps (devprune's extension, not the papers').
 
 The released DPAP code prunes only in space; its "spatio-temporal" importance is the spike
-trace over all T steps (METHOD.md 2.12). This module adds the time side as an *option* of the
-DPAP pruner, in DPAP's own "use it or lose it" form (docs/NEUROMORPHIC.md, DECISION):
+trace over all T steps (docs/METHODS.md#paper-vs-code). This module adds the time side as an
+*option* of the DPAP pruner, in DPAP's own "use it or lose it" form
+(docs/NEUROMORPHIC.md#time-side-decision):
 
 * during training, the output layer's spikes ``o[t]`` of every batch give the cumulative
   readouts ``r_t = mean(o[1..t])`` and the rate-MSE loss ``L_t`` of each (``L_0``: nothing

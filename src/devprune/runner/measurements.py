@@ -1,5 +1,5 @@
 """What a run measures each epoch, through ``devprune.measure`` (the one definition of every
-metric, PRODUCT.md "Measurement conventions"): the runner only selects and records.
+metric, docs/MEASUREMENT.md#conventions): the runner only selects and records.
 
 - static (every epoch): connectivity of the prunable layers and of all weight layers,
   parameter counts, units alive per layer, footprint, NeuroBench ``ConnectionSparsity``.
