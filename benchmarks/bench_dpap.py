@@ -6,8 +6,8 @@
    32768x512, batch 50, T=8): the per-batch bookkeeping (trace readouts of every recorded
    tensor + BCM / activity / threshold updates) and one epoch-end pruning step, each timed
    interleaved with the benchmark-only replica of the reference engine
-   (benchmarks/reference_engine.py) in the same process. The doc's quoted reference times
-   (0.15-0.43 s and 0.35-0.66 s, DATA_AND_ENV.md) are kept for context only.
+   (benchmarks/reference_engine.py) in the same process. The authors' code's times measured
+   earlier (0.15-0.43 s and 0.35-0.66 s, docs/DPAP.md#dpap-cost) are kept for context only.
 3. Memory: bytes of the pruner's own state (statistics, reserves, masks) and the peak RSS
    growth of building it and taking a step.
 

@@ -4,7 +4,7 @@ Shapes: six 3x3 convs 3-128-128-256-256-512-512 and the FC 32768x512 (21.3M weig
 the reference's CIFAR network. One timed call of ``SDSNNPruner.on_epoch_end`` in the
 steady pruning phase (epoch > 2C): range update of EVERY layer, clipping, regeneration,
 neuron pruning and rate updates. The reference's code needs 19.5 s for this step on these
-machines (docs DATA_AND_ENV.md; it updates only the FC layer's ranges).
+machines (docs/SDSNN.md#sdsnn-cost; it updates only the FC layer's ranges).
 
 The same step of the reference engine is timed interleaved in the same process with the
 benchmark-only replica in ``benchmarks/reference_engine.py`` (Python-set range counters, FC

@@ -4,8 +4,8 @@ library; ``src/devprune`` must not depend on it).
 Purpose: measure devprune's engine against the reference's *way of computing* in the same
 process, so the speed-ups in ``benchmarks/results/{dpap,sdsnn}.md`` are same-run ratios and
 not comparisons with times quoted from another day. It is a re-implementation written from
-the description in ``/work/shared/docs/METHOD.md`` (sections 2, 3 and 8), reproducing the
-reference's data layout and operation sequence on the CPU:
+the reference's behaviour described in docs/DPAP.md#dpap-method and docs/SDSNN.md#sdsnn-method
+and the authors' code's data layout, reproducing its operation sequence on the CPU:
 
 DPAP (BrainCog CIFAR code)
     * per batch: one trace tensor per recorded module output (input, every ``feature``
@@ -24,7 +24,7 @@ SD-SNN (BrainCog CIFAR code)
     * range counters as float64 numpy arrays; "beyond its bound now and last epoch" as
       Python-set intersections of flat indices, the reset set as
       ``set(range(n)) - counted`` (three times per layer and epoch); only the FC layer's
-      ranges are updated (the reference's indentation bug, METHOD.md 3.3);
+      ranges are updated (the reference's indentation bug, docs/SDSNN.md#sdsnn-conv-range-bug);
     * clipping with numpy boolean indexing on a host copy of every pruned layer;
     * regrowth: numpy percentile of the signed weights (conv: 3x3 kernel sums), candidates
       and persistence as Python sets, restored conv kernels written one slice at a time;
@@ -227,7 +227,7 @@ class ReferenceSDSNN:
     """The epoch-end update of the BrainCog CIFAR SD-SNN code on a list of weights.
 
     ``weights`` maps names to conv (4-d) or linear (2-d) weight tensors, conv layers first.
-    Constants: BC CIFAR-10 (METHOD.md 3.7).
+    Constants: BC CIFAR-10 (docs/SDSNN.md#sdsnn-variants).
     """
 
     def __init__(self, weights: dict[str, torch.Tensor], count_threshold: int = 18,

@@ -1,4 +1,4 @@
-"""DPAP arithmetic pinned against values worked out by hand from METHOD.md section 2."""
+"""DPAP arithmetic pinned against values worked out by hand from docs/DPAP.md#dpap-method."""
 
 from __future__ import annotations
 
@@ -178,7 +178,8 @@ def test_reserve_update_by_hand():
 
 
 def test_bottom_conv_filter_dies_around_epoch_26_with_bc_constants():
-    # METHOD 2.10: a filter always at the bottom (d = -0.65) from P0 = 10, e0 = 5, kappa 12.
+    # docs/DPAP.md#dpap-dynamics: a filter always at the bottom (d = -0.65) from P0 = 10,
+    # e0 = 5, kappa 12.
     p, death = torch.tensor([10.0]), None
     for epoch in range(5, 60):
         g = developmental_factor(epoch, 5, 12)

@@ -102,13 +102,13 @@ def test_range_width_importance_prunes_the_narrowest_units_and_keeps_history():
 
 
 def test_shrinking_units_are_pruned_before_growing_and_unchanged_ones():
-    # Direction of the whole pipeline (METHOD.md 3.3-3.4 and the reference's
-    # `get_range_weight` / `do_pruning_dsd`): C = 1, every weight starts at 0.3, so the
-    # epoch-0 range is +-0.3 (width 0.6). Units 0-1: |w| x1.2 per epoch (the upper bound moves
-    # at e = 2 and 3 to w: width 0.5184 + 0.3 = 0.8184); units 2-3: unchanged (a silent
-    # spiking neuron gets no gradient): width 0.6; units 4-5: |w| x0.8 per epoch (shrunk x0.75
-    # at e = 2 and 3: width 0.6 * 0.5625 = 0.3375). floor(6 * 34%) = 2: units 4 and 5 go, and
-    # the unchanged units rank ABOVE the shrinking ones.
+    # Direction of the whole pipeline (docs/SDSNN.md#sdsnn-ranges, docs/SDSNN.md#sdsnn-pruning and
+    # the reference's `get_range_weight` / `do_pruning_dsd`): C = 1, every weight starts at 0.3, so
+    # the epoch-0 range is +-0.3 (width 0.6). Units 0-1: |w| x1.2 per epoch (the upper bound moves
+    # at e = 2 and 3 to w: width 0.5184 + 0.3 = 0.8184); units 2-3: unchanged (a silent spiking
+    # neuron gets no gradient): width 0.6; units 4-5: |w| x0.8 per epoch (shrunk x0.75 at e = 2 and
+    # 3: width 0.6 * 0.5625 = 0.3375). floor(6 * 34%) = 2: units 4 and 5 go, and the unchanged
+    # units rank ABOVE the shrinking ones.
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 2))
     p = SDSNNPruner(model, torch.rand(2, 4), SDSNNConfig(

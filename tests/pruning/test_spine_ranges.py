@@ -1,5 +1,5 @@
 """Dendritic-spine ranges: hand-computed counters (C+1 semantics), shrinkage, clipping, and a
-per-element loop written straight from METHOD.md 3.3 as the oracle."""
+per-element loop written straight from docs/SDSNN.md#sdsnn-ranges as the oracle."""
 
 import pytest
 import torch
@@ -73,7 +73,7 @@ def test_width_importance_min_max_and_constant_layer():
 
 
 def _oracle(history, c, shrink):
-    """Element-wise loops, literally METHOD.md 3.3 (sets of last epoch's indices)."""
+    """Element-wise loops, literally docs/SDSNN.md#sdsnn-ranges (sets of last epoch's indices)."""
     w0 = history[0]
     top = max(w0)
     up, low = [top] * len(w0), [-top] * len(w0)
