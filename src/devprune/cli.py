@@ -19,6 +19,7 @@ COMMAND_MODULES = [
     "devprune.runner.commands",
     "devprune.compact.commands",
     "devprune.measure.commands",
+    "devprune.export.commands",
 ]
 
 EPILOG = """\
