@@ -61,7 +61,11 @@ def _register_train(subparsers: argparse._SubParsersAction) -> None:
                    metavar="KEY=VALUE", help="override config keys, e.g. train.lr=1e-4")
     p.add_argument("--out", type=Path, help="run directory (default: run.out or runs/<name>)")
     p.add_argument("--resume", action="store_true",
-                   help="continue the run in --out from its last.pt (exactly, on CPU)")
+                   help="continue the run in --out from its last.pt (exactly, on CPU); a run "
+                   "killed before its first checkpoint starts again")
+    p.add_argument("--force", action="store_true",
+                   help="write into an --out folder that is not a run of this configuration "
+                   "(an existing run with a checkpoint is never replaced)")
     p.add_argument("--quiet", action="store_true",
                    help="no progress bars or banner; only the epoch lines and the result")
     p.set_defaults(func=cmd_train)
@@ -100,7 +104,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                               "lists them), or --resume --out RUN to continue a run")
         source = str(args.out / CONFIG_FILE)
     cfg = load_config(source, args.overrides)
-    train(cfg, args.out, resume=args.resume, quiet=args.quiet)
+    train(cfg, args.out, resume=args.resume, quiet=args.quiet, force=args.force)
     return 0
 
 

@@ -257,6 +257,16 @@ class RunConfig:
     def __post_init__(self) -> None:
         _require(self.checkpoint_every > 0, "run.checkpoint_every", "must be positive")
         _require(self.keep >= 0, "run.keep", "must be >= 0")
+        _require(_is_plain_name(self.name), "run.name",
+                 f"{self.name!r} must be one folder name inside runs/ (no '/', '\\', '..', "
+                 "leading '.' or control characters; at most 200 characters); choose "
+                 "another folder with run.out or --out")
+
+
+def _is_plain_name(name: str) -> bool:
+    """True when ``runs/<name>`` stays one folder inside ``runs/``."""
+    return (0 < len(name) <= 200 and not name.startswith(".") and name.strip() == name
+            and not any(c in name for c in "/\\:") and name.isprintable())
 
 
 @dataclass
@@ -548,11 +558,15 @@ def config_hash(cfg: Config) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def config_differences(old: dict[str, Any], cfg: Config) -> list[str]:
-    """Key paths (with both values) where a saved resolved config differs from ``cfg``."""
+def config_differences(old: dict[str, Any], cfg: Config, *,
+                       include_exempt: bool = False) -> list[str]:
+    """Key paths (with both values) where a saved resolved config differs from ``cfg``;
+    settings that may change on resume (``_HASH_EXEMPT``) only with ``include_exempt``."""
     new = config_to_dict(cfg)
     diffs: list[str] = []
     _diff(old, new, "", diffs)
+    if include_exempt:
+        return diffs
     exempt = {".".join(p) for p in _HASH_EXEMPT}
     return [d for d in diffs if not any(d == e or d.startswith(e + ".") or
                                         d.startswith(e + ":") for e in exempt)]

@@ -40,14 +40,17 @@ from devprune.runner.data import RunData, build_run_data, per_rank_batch_size
 from devprune.runner.loop import build_optimizer, build_scheduler, evaluate, train_epoch
 from devprune.runner.measurements import measure_static, measure_workload
 from devprune.runner.metrics import git_commit, read_metrics, units_line, versions, write_metrics
+from devprune.runner.rundir import (  # the file names are re-exported for other modules
+    BEST,
+    CONFIG_FILE,
+    LAST,
+    METRICS_FILE,
+    SUMMARY_FILE,
+    prepare_run_dir,
+)
 from devprune.utils.io import atomic_write_json, atomic_write_text
 
 Log = Callable[[str], None]
-
-CONFIG_FILE = "config.yaml"
-METRICS_FILE = "metrics.jsonl"
-SUMMARY_FILE = "summary.json"
-LAST, BEST = "last.pt", "best.pt"
 
 
 def default_out_dir(cfg: Config) -> Path:
@@ -187,17 +190,31 @@ def save_session(s: Session, path: Path) -> None:
     ckpt.save_checkpoint(path, payload)
 
 
-def restore_session(s: Session, path: Path) -> None:
-    """Load ``path`` into ``s``; refuse a checkpoint written under another configuration."""
-    payload = ckpt.load_checkpoint(path)
-    if payload["config_hash"] != s.hash:
-        diffs = config_differences(payload["config"], s.cfg) or ["(settings hash differs)"]
+def check_resumable(cfg: Config, path: Path, payload: dict[str, Any]) -> None:
+    """Refuse to continue checkpoint ``payload`` (read from ``path``) under ``cfg`` when the
+    computation differs or ``cfg`` asks for fewer epochs than were already done."""
+    if payload["config_hash"] != config_hash(cfg):
+        diffs = config_differences(payload["config"], cfg) or ["(settings hash differs)"]
         raise CheckpointError(
             f"checkpoint {path} was written with a different configuration: "
             f"{'; '.join(diffs[:6])}. Resume with the run's own config ("
             f"devprune train {path.parent / CONFIG_FILE} --resume --out {path.parent}) or "
             "start a new run in another --out directory"
         )
+    done = int(payload["epochs_done"])
+    if cfg.train.epochs < done:
+        raise CheckpointError(
+            f"--resume: train.epochs={cfg.train.epochs} but {path.parent} has already "
+            f"completed {done} epochs; resume with train.epochs >= {done} (its config has "
+            f"{payload['config']['train']['epochs']}), or start a new run in another --out"
+        )
+
+
+def restore_session(s: Session, path: Path, payload: dict[str, Any] | None = None) -> None:
+    """Load ``path`` (or its already read ``payload``) into ``s``; refuse a checkpoint written
+    under another configuration."""
+    payload = ckpt.load_checkpoint(path) if payload is None else payload
+    check_resumable(s.cfg, path, payload)
     ckpt.load_model_state(s.model, payload["model"], path, time_steps=payload.get("time_steps"))
     s.optimizer.load_state_dict(payload["optimizer"])
     s.scheduler.load_state_dict(payload["scheduler"])
@@ -291,22 +308,6 @@ def epoch_line(record: dict[str, Any], epochs: int) -> str:
 # ------------------------------------------------------------------------------------------
 
 
-def _prepare_out_dir(out: Path, resume: bool, create: bool = True) -> bool:
-    """Returns True when there is a checkpoint to resume from (``create``: make ``out``)."""
-    has_run = (out / METRICS_FILE).exists() or (out / LAST).exists()
-    if resume:
-        if not (out / LAST).exists():
-            raise CheckpointError(f"--resume: {out} holds no {LAST}; start the run without "
-                                  "--resume (or check the --out directory)")
-        return True
-    if has_run:
-        raise ConfigError(f"run directory {out} already holds a run; pass --resume to continue "
-                          "it, or choose another --out")
-    if create:
-        out.mkdir(parents=True, exist_ok=True)
-    return False
-
-
 def train(
     cfg: Config,
     out_dir: str | Path | None = None,
@@ -315,11 +316,14 @@ def train(
     quiet: bool = False,
     log: Log = print,
     stop_after: int | None = None,
+    force: bool = False,
 ) -> dict[str, Any]:
     """Run the experiment ``cfg`` into ``out_dir`` (default ``runs/<run.name>``).
 
-    ``resume`` continues from ``out_dir/last.pt``. ``stop_after`` ends this process after
-    that many completed epochs as an interruption would (for time-sliced jobs and tests);
+    ``resume`` continues from ``out_dir/last.pt``. ``force`` writes into a folder that is not
+    this configuration's run (rules: :mod:`devprune.runner.rundir`). ``stop_after`` ends
+    this process after that many completed epochs as an interruption would (for time-sliced
+    jobs and tests);
     the run is then resumable and has no summary yet. Returns the summary (or ``{}``).
 
     Launched by ``torchrun`` (``WORLD_SIZE`` > 1 in the environment), every process calls
@@ -330,23 +334,27 @@ def train(
     if launch is not None:  # fail before any process group is formed
         per_rank_batch_size(cfg.data.batch_size, launch.world_size)
     with distributed.process_group(lambda: select_device(cfg.train.device)):
-        result = _train(cfg, out, resume=resume, quiet=quiet, log=log, stop_after=stop_after)
+        result = _train(cfg, out, resume=resume, quiet=quiet, log=log, stop_after=stop_after,
+                        force=force)
         distributed.barrier()  # rank 0 has written everything before any rank returns
         return result
 
 
 def _train(cfg: Config, out: Path, *, resume: bool, quiet: bool, log: Log,
-           stop_after: int | None) -> dict[str, Any]:
+           stop_after: int | None, force: bool = False) -> dict[str, Any]:
     main = distributed.is_main()
     if not main:
         log, quiet = _silent, True
-    has_checkpoint = _prepare_out_dir(out, resume, create=main)
+    run_dir = prepare_run_dir(out, cfg, resume=resume, force=force, main=main)
+    payload = _checked_checkpoint(cfg, out) if run_dir.resume else None
     distributed.barrier()  # every rank has checked the directory before rank 0 writes to it
     s = build_session(cfg, out)
-    if has_checkpoint:
-        restore_session(s, out / LAST)
+    for note in run_dir.notes if not quiet else []:
+        log(note)
+    if payload is not None:
+        restore_session(s, out / LAST, payload)
         if not quiet:
-            log(f"resuming {out} after epoch {s.epochs_done}")
+            log(f"resuming {out} after epoch {s.epochs_done}{_changed(payload, cfg)}")
     if main:
         atomic_write_text(out / CONFIG_FILE, dump_config(cfg))
     if not quiet:
@@ -356,6 +364,20 @@ def _train(cfg: Config, out: Path, *, resume: bool, quiet: bool, log: Log,
             return {}
         _one_epoch(s, quiet=quiet, log=log)
     return finish(s, log=log)
+
+
+def _checked_checkpoint(cfg: Config, out: Path) -> dict[str, Any]:
+    """``out/last.pt``, read and checked against ``cfg`` before any work is done."""
+    payload = ckpt.load_checkpoint(out / LAST)
+    check_resumable(cfg, out / LAST, payload)
+    return payload
+
+
+def _changed(payload: dict[str, Any], cfg: Config) -> str:
+    """The allowed changes (more epochs, threads, device...) a resume applies, for the log."""
+    diffs = config_differences(payload["config"], cfg, include_exempt=True)
+    diffs = [d for d in diffs if not d.startswith(("run.", "description"))]
+    return f" with changed settings: {'; '.join(diffs)}" if diffs else ""
 
 
 def _one_epoch(s: Session, *, quiet: bool, log: Log) -> None:

@@ -1,0 +1,140 @@
+"""The run directory ``devprune train`` writes, and what it may write over.
+
+Nothing a user had is overwritten:
+
+- a missing or empty folder gets a new run;
+- a folder holding ``last.pt`` is continued with ``--resume`` and refused without it;
+- a run killed before its first checkpoint (``config.yaml`` / ``metrics.jsonl`` but no
+  ``last.pt``) is started again in place, with or without ``--resume``, when its
+  ``config.yaml`` describes the same computation; a run of another configuration is refused
+  unless ``--force``;
+- any other non-empty folder is refused unless ``--force`` (the run's files are then written
+  beside the files already there).
+
+Temporary files a killed write left behind (``.<file>.<8 chars>.tmp``, see
+:mod:`devprune.utils.io`) are removed before a run starts or resumes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from devprune.errors import CheckpointError, ConfigError, DevpruneError
+from devprune.runner.config import Config, config_differences, config_hash, config_to_dict
+
+CONFIG_FILE = "config.yaml"
+METRICS_FILE = "metrics.jsonl"
+SUMMARY_FILE = "summary.json"
+LAST, BEST = "last.pt", "best.pt"
+
+# Files `devprune train` (and eval / report of the run) writes; config.yaml and metrics.jsonl
+# mark a run.
+RUN_FILE = re.compile(r"^(config\.yaml|metrics\.jsonl|summary\.json|last\.pt|best\.pt|"
+                      r"epoch-\d+\.pt|report\.md|eval-(best|last)\.json|[\w.-]+\.png)$")
+RUN_MARKERS = (CONFIG_FILE, METRICS_FILE)
+# Files of a run without checkpoint that would mislead once it is started again.
+STALE_FILE = re.compile(r"^(metrics\.jsonl|summary\.json|best\.pt|epoch-\d+\.pt|"
+                        r"eval-(best|last)\.json)$")
+TEMP_FILE = re.compile(r"^\.(?P<name>.+)\.[a-z0-9_]{8}\.tmp$")
+
+
+@dataclass
+class RunDir:
+    """What :func:`prepare_run_dir` decided: restore ``last.pt`` or not, and lines to log."""
+
+    resume: bool
+    notes: list[str] = field(default_factory=list)
+
+
+def is_temp_file(path: Path) -> bool:
+    """A temporary file of an interrupted atomic write of one of the run's files."""
+    match = TEMP_FILE.match(path.name)
+    return bool(match) and bool(RUN_FILE.match(match.group("name")))
+
+
+def clean_temp_files(out: Path) -> list[Path]:
+    """Remove the temporary files a killed write left in ``out``; returns them."""
+    removed = [p for p in out.iterdir() if p.is_file() and is_temp_file(p)]
+    for path in removed:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+    return removed
+
+
+def prepare_run_dir(out: Path, cfg: Config, *, resume: bool, force: bool = False,
+                    main: bool = True) -> RunDir:
+    """Check that ``cfg`` may run in ``out`` (see the module doc); only ``main`` changes files.
+
+    Raises ConfigError / CheckpointError naming ``out`` and the fix; nothing is written then.
+    """
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file, not a folder; choose another --out")
+    entries = [p for p in out.iterdir() if not is_temp_file(p)] if out.is_dir() else []
+    if (out / LAST).is_file():
+        if not resume:
+            raise ConfigError(f"run directory {out} already holds a run ({LAST}); pass --resume "
+                              "to continue it, or choose another --out")
+        return RunDir(True, _cleaned(out, main))
+    if not entries:
+        if resume:
+            raise CheckpointError(f"--resume: {out} holds no {LAST}; start the run without "
+                                  "--resume (or check the --out directory)")
+        return RunDir(False, _cleaned(out, main) if out.is_dir() else [])
+    if any((out / name).is_file() for name in RUN_MARKERS):
+        return _restart_in_place(out, cfg, force=force, main=main)
+    if not force:
+        shown = ", ".join(sorted(p.name for p in entries)[:3])
+        more = f" and {len(entries) - 3} more" if len(entries) > 3 else ""
+        raise ConfigError(f"--out {out} already exists and is not a devprune run (it holds "
+                          f"{shown}{more}); choose another --out, or pass --force to write the "
+                          "run into it")
+    if resume:
+        raise CheckpointError(f"--resume: {out} holds no {LAST}; start the run without "
+                              "--resume (or check the --out directory)")
+    return RunDir(False, [f"writing the run into the existing folder {out} (--force)"])
+
+
+def _restart_in_place(out: Path, cfg: Config, *, force: bool, main: bool) -> RunDir:
+    """A run without a checkpoint: start it again, if it is this configuration (or --force)."""
+    diffs = saved_config_differences(out, cfg)
+    if diffs and not force:
+        raise ConfigError(f"run directory {out} holds an unfinished run (no {LAST} yet) of "
+                          f"another configuration ({'; '.join(diffs[:4])}); choose another "
+                          "--out, or pass --force to start this run there instead")
+    notes = _cleaned(out, main)
+    stale = [p for p in out.iterdir() if STALE_FILE.match(p.name)]
+    if main:
+        for path in stale:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+    why = "of another configuration (--force)" if diffs else "killed before its first checkpoint"
+    notes.append(f"{out} holds a run {why} and no {LAST}: starting it again from epoch 1")
+    return RunDir(False, notes)
+
+
+def saved_config_differences(out: Path, cfg: Config) -> list[str]:
+    """Why the run in ``out`` is not ``cfg``'s computation (empty: it is)."""
+    from devprune.runner.config import config_from_dict
+    from devprune.runner.presets import read_yaml
+
+    path = out / CONFIG_FILE
+    if not path.is_file():
+        return [f"no {CONFIG_FILE}"]
+    try:
+        saved = config_from_dict(read_yaml(path))
+    except DevpruneError as err:
+        return [f"its {CONFIG_FILE} does not load: {err}"]
+    if config_hash(saved) == config_hash(cfg):
+        return []
+    return config_differences(config_to_dict(saved), cfg) or ["(settings hash differs)"]
+
+
+def _cleaned(out: Path, main: bool) -> list[str]:
+    if not main or not out.is_dir():
+        return []
+    removed = clean_temp_files(out)
+    return [f"removed {len(removed)} temporary file(s) an interrupted write left in {out}"
+            ] if removed else []

@@ -1,0 +1,125 @@
+"""The run directory: nothing a user had is overwritten, a run killed before its first
+checkpoint starts again in place, leftovers of a kill are cleaned, run.name stays in runs/."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from devprune.cli import main
+from devprune.errors import CheckpointError, ConfigError
+from devprune.runner.config import load_config
+from devprune.runner.metrics import read_metrics
+from devprune.runner.train import train
+
+TIMING = {"epoch_time_s", "wall_time_s"}
+
+
+def _train(cfg: Any, out: Path, **kwargs: Any) -> tuple[dict[str, Any], list[str]]:
+    lines: list[str] = []
+    return train(cfg, out, log=lines.append, **kwargs), lines
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+def _records(run: Path) -> list[dict[str, Any]]:
+    return [{k: v for k, v in r.items() if k not in TIMING}
+            for r in read_metrics(run / "metrics.jsonl")]
+
+
+def _killed_before_first_checkpoint(cfg: Any, run: Path) -> None:
+    """One epoch done (metrics.jsonl, best.pt) but no last.pt, plus a kill's temp files."""
+    _train(cfg, run, quiet=True, stop_after=1)
+    assert not (run / "last.pt").exists() and (run / "metrics.jsonl").is_file()
+    (run / ".last.pt.k1ll3d0a.tmp").write_bytes(b"half a checkpoint")
+    (run / ".metrics.jsonl.abc_1234.tmp").write_text("{")
+
+
+def test_a_folder_that_is_not_a_run_is_refused_unless_forced(tmp_path: Path,
+                                                             tiny_yaml: Path) -> None:
+    cfg = load_config(str(tiny_yaml), ["train.epochs=1"])
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("years of work")
+    (mine / ".thesis.tex.abcd1234.tmp").write_text("an editor's temp file")
+    before = _snapshot(mine)
+    with pytest.raises(ConfigError, match=r"not a devprune run \(it holds \.thesis\.tex\..*, "
+                                          r"thesis\.tex\)"):
+        _train(cfg, mine, quiet=True)
+    assert _snapshot(mine) == before
+    _train(cfg, mine, quiet=True, force=True)
+    assert (mine / "thesis.tex").read_text() == "years of work"
+    assert (mine / ".thesis.tex.abcd1234.tmp").exists()  # not one of the run's files
+    assert (mine / "summary.json").is_file()
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    with pytest.raises(ConfigError, match="is a file, not a folder"):
+        _train(cfg, afile, quiet=True, force=True)
+
+
+@pytest.mark.parametrize("resume", [False, True])
+def test_a_run_killed_before_its_first_checkpoint_restarts_in_place(
+    tmp_path: Path, tiny_yaml: Path, resume: bool
+) -> None:
+    cfg = load_config(str(tiny_yaml), ["run.checkpoint_every=2"])
+    _train(cfg, tmp_path / "straight", quiet=True)
+    run = tmp_path / "run"
+    _killed_before_first_checkpoint(cfg, run)
+    summary, lines = _train(cfg, run, resume=resume)
+    assert "starting it again from epoch 1" in "\n".join(lines)
+    assert "removed 2 temporary file(s)" in "\n".join(lines)
+    assert not list(run.glob(".*.tmp"))
+    assert summary["epochs"] == 3 and _records(run) == _records(tmp_path / "straight")
+
+
+def test_an_unfinished_run_of_another_config_needs_force(tmp_path: Path,
+                                                         tiny_yaml: Path) -> None:
+    run = tmp_path / "run"
+    _killed_before_first_checkpoint(load_config(str(tiny_yaml), ["run.checkpoint_every=2"]),
+                                    run)
+    other = load_config(str(tiny_yaml), ["train.lr=0.02", "train.epochs=1"])
+    before = _snapshot(run)
+    with pytest.raises(ConfigError, match=r"another configuration \(train\.lr: 0\.01 -> 0\.02"):
+        _train(other, run, quiet=True)
+    assert _snapshot(run) == before
+    _train(other, run, quiet=True, force=True)
+    assert len(read_metrics(run / "metrics.jsonl")) == 1
+    assert "lr: 0.02" in (run / "config.yaml").read_text()
+
+
+def test_resume_with_fewer_epochs_than_done_keeps_config_yaml(tmp_path: Path,
+                                                              tiny_yaml: Path) -> None:
+    run = tmp_path / "run"
+    _train(load_config(str(tiny_yaml)), run, quiet=True, stop_after=2)
+    before = _snapshot(run)
+    with pytest.raises(CheckpointError, match=r"train\.epochs=1 but .* already completed 2 "
+                                              r"epochs; resume with train\.epochs >= 2"):
+        _train(load_config(str(tiny_yaml), ["train.epochs=1"]), run, resume=True)
+    assert _snapshot(run) == before
+    summary, lines = _train(load_config(str(tiny_yaml), ["train.epochs=4"]), run, resume=True)
+    assert "with changed settings: train.epochs: 3 -> 4" in lines[0]
+    assert summary["epochs"] == 4
+
+
+@pytest.mark.parametrize("name", ["../../outside", "/tmp/abs", "..", ".hidden", "a/b", ""])
+def test_run_name_cannot_leave_the_runs_folder(tiny_yaml: Path, name: str) -> None:
+    with pytest.raises(ConfigError, match=r"^run\.name: .* must be one folder name"):
+        load_config(str(tiny_yaml), [f"run.name={name!r}"])
+
+
+def test_cli_refusals_are_one_line_and_write_nothing(tmp_path: Path, tiny_yaml: Path,
+                                                     capsys: pytest.CaptureFixture) -> None:
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep")
+    assert main(["train", str(tiny_yaml), "--out", str(mine), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--force" in err and str(mine) in err
+    assert sorted(p.name for p in mine.iterdir()) == ["notes.txt"]
+    assert main(["train", str(tiny_yaml), "--set", "run.name=../escape", "--quiet"]) == 2
+    assert "run.name" in capsys.readouterr().err
+    assert not (tmp_path / "escape").exists()
