@@ -3,7 +3,8 @@
 # here), fetch the real MNIST / Fashion-MNIST files for the integration tests, run pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source scripts/_env.sh "dev,interop,neuromorphic" "neurobench==2.3.0"
+source scripts/_env.sh "dev,interop,neuromorphic,export" \
+  "neurobench==2.3.0 spikingjelly==2.0.0 loguru==0.7.3"
 devprune data fetch mnist fashion-mnist || echo "[test] data fetch failed: MNIST integration tests will be skipped"
 set +e
 python -m pytest "$@"
