@@ -5,7 +5,9 @@ state (Python, NumPy, torch CPU and each CUDA device, the batch loader's generat
 number of completed epochs, the best-validation record, the resolved config and its hash,
 and the devprune / torch versions. Files are written atomically and read with
 ``torch.load(weights_only=True)``: everything inside is tensors and plain Python values, so
-loading a checkpoint never executes pickled code.
+loading a checkpoint never executes pickled code. A ``checksum`` entry (SHA-256 of every
+other entry, :mod:`devprune.utils.checksum`) detects bytes flipped on disk at load;
+checkpoints written before it existed load without the check.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import torch
 
 from devprune import __version__
 from devprune.errors import CheckpointError
+from devprune.utils.checksum import payload_digest
 from devprune.utils.io import atomic_torch_save
 
 FORMAT = "devprune-run-checkpoint"
@@ -68,8 +71,11 @@ def restore_rng(state: dict[str, Any], generators: dict[str, torch.Generator] | 
 
 
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
-    """Write ``payload`` (see :func:`build_payload`) atomically to ``path``."""
-    atomic_torch_save({"format": FORMAT, "format_version": FORMAT_VERSION, **payload}, path)
+    """Write ``payload`` (see :func:`build_payload`) atomically to ``path``, with a checksum."""
+    full = {"format": FORMAT, "format_version": FORMAT_VERSION, **payload}
+    full.pop("checksum", None)
+    full["checksum"] = payload_digest(full)
+    atomic_torch_save(full, path)
 
 
 def build_payload(
@@ -131,7 +137,23 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
             f"devprune ({__version__}) reads version {FORMAT_VERSION}; use the devprune "
             f"version that wrote it ({payload.get('devprune_version')})"
         )
+    verify_checksum(payload, path)
     return payload
+
+
+def verify_checksum(payload: dict[str, Any], path: str | Path) -> None:
+    """Refuse ``payload`` when its stored checksum does not match its content (no checksum:
+    a checkpoint of an earlier devprune, accepted as is)."""
+    stored = payload.get("checksum")
+    if stored is None:
+        return
+    content = {k: v for k, v in payload.items() if k != "checksum"}
+    if payload_digest(content) != stored:
+        raise CheckpointError(
+            f"checkpoint {path} fails its checksum: its content changed after it was written "
+            "(disk or copy corruption); resume from another checkpoint of the run (best.pt, "
+            "or an epoch-NNN.pt when run.keep > 0) or start the run again"
+        )
 
 
 def _corrupt(path: Path, err: BaseException) -> CheckpointError:
