@@ -18,7 +18,7 @@ from torch import nn
 from devprune.compact.files import load_compacted, save_compacted
 from devprune.compact.summary import compaction_summary, format_summary
 from devprune.compact.surgery import compact
-from devprune.errors import CheckpointError
+from devprune.errors import CheckpointError, ConfigError
 from devprune.masks import MaskSet
 from devprune.structure import discover
 
@@ -37,6 +37,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="which checkpoint to compact (default: best if present, else last)")
     parser.add_argument("--no-verify", action="store_true",
                         help="skip the equal-outputs check on a random example batch")
+    parser.add_argument("--force", action="store_true",
+                        help="replace an existing --out file (never a run's own files)")
     parser.set_defaults(func=_compact)
 
 
@@ -109,7 +111,27 @@ def load_run(run: Path, which: str | None = None) -> tuple[nn.Module, MaskSet, t
     return model.eval(), masks, example, build
 
 
+def check_out_path(out: Path, run: Path, *, force: bool) -> None:
+    """Refuse an ``--out`` that would overwrite a user's file (``force``: allow it), a run's
+    own files (always) or a folder, before any work is done."""
+    from devprune.runner.rundir import RUN_FILE, RUN_MARKERS
+
+    if out.is_dir():
+        raise ConfigError(f"compact --out {out} is a folder; give a file path such as "
+                          f"{out / 'compact.pt'}")
+    run_dir = out.resolve().parent
+    in_a_run = run_dir == run.resolve() or any((run_dir / m).is_file() for m in RUN_MARKERS)
+    if RUN_FILE.match(out.name) and in_a_run:
+        raise ConfigError(f"compact --out {out} is one of the files of the run in {run_dir}; "
+                          f"write the compacted model elsewhere, e.g. {out.parent / 'compact.pt'}"
+                          " (--force never replaces a run's own files)")
+    if out.exists() and not force:
+        raise ConfigError(f"compact --out {out} already exists; choose another --out, or pass "
+                          "--force to replace it")
+
+
 def _compact(args: argparse.Namespace) -> int:
+    check_out_path(args.out, args.run, force=args.force)
     model, masks, example, build = load_run(args.run, args.checkpoint)
     small = compact(model, masks, example, verify=not args.no_verify)
     summary = compaction_summary(model, small)

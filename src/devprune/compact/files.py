@@ -25,6 +25,7 @@ from torch import nn
 
 from devprune.compact.record import architecture_record, rebuild
 from devprune.errors import CheckpointError
+from devprune.utils.checksum import payload_digest
 from devprune.utils.io import atomic_torch_save
 
 FILE_FORMAT = "devprune-compacted"
@@ -43,6 +44,7 @@ def save_compacted(path: str | Path, model: nn.Module, build: dict[str, Any],
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "summary": summary or {},
     }
+    payload["checksum"] = payload_digest(payload)
     atomic_torch_save(payload, path)
 
 
@@ -68,6 +70,12 @@ def read_compacted(path: str | Path) -> dict[str, Any]:
             f"{path} has compacted-file version {payload.get('format_version')}; this devprune "
             f"reads version {FILE_VERSION}"
         )
+    stored = payload.get("checksum")  # files of earlier versions have none
+    if stored is not None and payload_digest({k: v for k, v in payload.items()
+                                              if k != "checksum"}) != stored:
+        raise CheckpointError(f"{path} fails its checksum: its content changed after it was "
+                              "written (disk or copy corruption); write it again with "
+                              "`devprune compact`")
     return payload
 
 
