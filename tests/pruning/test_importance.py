@@ -147,9 +147,18 @@ def test_robust_normalise_population_sets_the_scale():
     assert robust_normalise(v, 0, 75, alive).tolist() == pytest.approx([0, 0, 1 / 3.5, 2 / 3.5, 1])
 
 
-def test_robust_normalise_degenerate_range_is_neutral_not_nan():
+def test_robust_normalise_empty_range_gives_every_entry_half_as_the_reference_unit():
+    # The authors' unit(): marge = P75 - min = 1 - 1 = 0, so xx = 0.5 * ones_like(x) -- the 5.0
+    # included, and no division by zero.
     v = t([1.0, 1.0, 1.0, 1.0, 5.0])  # min = P75 = 1
-    assert robust_normalise(v, 0, 75).tolist() == [0.5, 0.5, 0.5, 0.5, 1.0]
+    assert robust_normalise(v, 0, 75).tolist() == [0.5] * 5
+
+
+def test_robust_normalise_empty_range_sign_variant_of_default_mode():
+    v = t([1.0, 1.0, 1.0, 1.0, 5.0, 0.0])  # P75 over the first five only: 1 = min
+    alive = torch.tensor([True] * 5 + [False])
+    out = robust_normalise(v, 0, 75, alive, empty_range="sign")
+    assert out.tolist() == [0.5, 0.5, 0.5, 0.5, 1.0, 0.0]
 
 
 # -- reserves ---------------------------------------------------------------------------------

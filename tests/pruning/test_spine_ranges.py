@@ -67,7 +67,9 @@ def test_clip_counts_and_clamps_into_each_weights_range():
 
 def test_width_importance_min_max_and_constant_layer():
     r = _ranges([[1.0, 0.5]])
-    assert torch.all(r.width_importance() == 0)  # all widths equal: no information
+    # All widths equal: the reference's unit() gives every entry 0.5 (marge == 0 branch),
+    # not 0/0 and not zeros.
+    assert torch.all(r.width_importance() == 0.5)
     r.upper[0, 1] = 2.0
     assert r.width_importance().tolist() == [[0.0, 1.0]]
 

@@ -356,6 +356,11 @@ class DPAPPruner(MaskedPruner):
         kind = "conv" if self.structure[name].kind == "conv" else "fc_synapse"
         return self.cfg.constants(kind)
 
+    @property
+    def _empty_range(self) -> str:
+        # reference: the authors' unit() gives 0.5 to every entry of an empty range
+        return "half" if self.cfg.mode == "reference" else "sign"
+
     def _synapse_scratch(self, like: torch.Tensor) -> torch.Tensor:
         """A reused float buffer for a synapse layer's ``u`` (not state): a fresh layer-sized
         temporary costs ~4x a pass over it on the CPU, in page faults."""
@@ -443,7 +448,7 @@ class DPAPPruner(MaskedPruner):
         population = alive if self.cfg.alive_only and self.synapses_removed[name] else None
         bcm, _ = self.stats[name].window()
         u = robust_normalise(bcm, self.cfg.low_percentile, self.cfg.high_percentile, population,
-                             out=self._synapse_scratch(bcm))
+                             out=self._synapse_scratch(bcm), empty_range=self._empty_range)
         reserve = reserve_update_(self.synapse_reserve[name], u, offset=const.offset,
                                   bonus=const.bonus, factor=factors[kind], gamma=self.cfg.gamma)
         dying = reserve < 0
@@ -462,7 +467,8 @@ class DPAPPruner(MaskedPruner):
         score = torch.stack(scores).mean(0)
         alive = self._group_alive(group)
         u = robust_normalise(score, self.cfg.low_percentile, self.cfg.high_percentile,
-                             alive if self.cfg.alive_only else None)
+                             alive if self.cfg.alive_only else None,
+                             empty_range=self._empty_range)
         reserve = self.unit_reserve[group.key]
         updated = self.cfg.gamma * reserve + reserve_increment(u, const.offset, const.bonus) * (
             factors[group.kind])

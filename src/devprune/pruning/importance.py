@@ -13,6 +13,7 @@ import math
 import torch
 
 READOUTS = ("last", "mean")
+EMPTY_RANGE = ("half", "sign")
 
 
 # --------------------------------------------------------------------------------------------
@@ -177,20 +178,27 @@ def robust_normalise(
     population: torch.Tensor | None = None,
     *,
     out: torch.Tensor | None = None,
+    empty_range: str = "half",
 ) -> torch.Tensor:
     """``clip((v - P_low) / (P_high - P_low), 0, 1)``, percentiles over ``population`` (a
     bool mask selecting the entries that set the scale; all entries when None). ``out``: a
     buffer shaped like ``v`` to write the result into (no layer-sized temporary).
 
-    When the range is empty (``P_high <= P_low``) entries above it get 1, below it 0 and on
-    it 0.5 (the reference divides by zero here and leaves NaN reserves that never prune).
+    When the range is empty (``P_high <= P_low``): ``empty_range="half"`` gives every entry
+    0.5, as the reference's ``unit()`` does (its ``marge == 0`` branch); ``"sign"`` gives
+    entries above the range 1, below it 0 and on it 0.5 (devprune's default mode: the few
+    entries above a collapsed range are the informative ones).
     """
+    if empty_range not in EMPTY_RANGE:
+        raise ValueError(f"empty_range must be one of {EMPTY_RANGE}, got {empty_range!r}")
     scale_from = v if population is None else v[population]
     if scale_from.numel() == 0:
         return torch.full_like(v, 0.5)
     lo = percentile(scale_from, low_pct)
     hi = percentile(scale_from, high_pct)
     if hi <= lo:
+        if empty_range == "half":
+            return torch.full_like(v, 0.5)
         return (torch.sign(v - lo) + 1) / 2
     # v may be 16.8 M long: at most one temporary, none with ``out``
     return torch.sub(v, lo, out=out).div_(hi - lo).clamp_(0.0, 1.0)

@@ -157,14 +157,15 @@ class SpineRanges:
         return outside
 
     def width_importance(self, out: torch.Tensor | None = None) -> torch.Tensor:
-        """Min-max normalised range width ``N(r+ + |r-|)`` over the whole layer; zeros when
-        every width is equal (the reference's 0/0 leaves ties, i.e. index order). ``out``: a
-        float buffer of the weight's shape to compute into (no layer-sized temporaries)."""
+        """Min-max normalised range width ``N(r+ + |r-|)`` over the whole layer; 0.5 for every
+        entry when all widths are equal, as the reference's ``unit()`` returns (so a unit's
+        importance is then half its count of kept entries). ``out``: a float buffer of the
+        weight's shape to compute into (no layer-sized temporaries)."""
         width = torch.abs(self.lower, out=out) if out is not None else self.lower.abs()
         width.add_(self.upper)  # == upper + |lower| exactly (addition commutes)
         lo, hi = torch.aminmax(width)
         if hi <= lo:
-            return width.zero_()
+            return width.fill_(0.5)
         return width.sub_(lo).div_(hi - lo)
 
     # -- persistence ------------------------------------------------------------------------
