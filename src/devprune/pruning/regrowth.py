@@ -10,10 +10,14 @@ previous epoch gets its count incremented; any other epoch resets it. A count st
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from typing import Any
+
 import torch
 
 from devprune.pruning.importance import percentile
 from devprune.pruning.spine_ranges import count_run_, counter_dtype
+from devprune.structure import ModelStructure, PrunableLayer
 
 SIGNALS = ("weight", "magnitude", "gradient")
 
@@ -76,3 +80,123 @@ class RegrowthTracker:
                     f"expected {tuple(current.shape)}"
                 )
             setattr(self, name, state[name].to(current.device, current.dtype))
+
+
+@torch.no_grad()
+def regrown_start_values(weight: torch.Tensor, restore: torch.Tensor, grad_sum: torch.Tensor,
+                         kept: torch.Tensor) -> int:
+    """Hard masks: set the restored entries of ``weight`` (zeros until now) to
+    ``-sign(summed gradient) * mean |w|`` of the layer's other kept entries, i.e. one step of
+    a typical weight's size in the direction the loss asked for over the period. A regrown
+    synapse left at zero on an otherwise silent neuron would leave its membrane at rest,
+    where a windowed surrogate passes no gradient, so it could never move. Returns how many
+    entries were set."""
+    others = kept & ~restore
+    scale = weight[others].abs().mean() if bool(others.any()) else weight.new_tensor(0.0)
+    weight[restore] = -torch.sign(grad_sum[restore]).to(weight.dtype) * scale
+    return int(restore.sum())
+
+
+class DeadUnitGradient:
+    """The gradient the incoming synapses of a pruned (dead) linear unit would get if the unit
+    passed gradient straight through to the outgoing weights it had when it was pruned.
+
+    Hard masks zero a dead unit's incoming row, bias and outgoing columns, so its synapses'
+    true dense gradient is exactly zero (and a windowed surrogate is closed at a resting
+    membrane): the signal regrowth needs never appears. This keeps a copy of each dead unit's
+    outgoing columns (``save``) and, while ``active``, adds per batch
+    ``(delta_consumer @ W_out_saved)^T @ x`` -- the consumer's output gradient sent back
+    through the saved columns, times the layer's input -- into ``sums`` (signed, like the
+    gradient sums of live entries). Only layers whose consumers are all linear layers reading
+    their units one column each are covered; others keep the plain gradient.
+    """
+
+    def __init__(self, model: torch.nn.Module, structure: ModelStructure,
+                 layers: Sequence[PrunableLayer]) -> None:
+        self.consumers: dict[str, list[PrunableLayer]] = {}
+        for layer in layers:
+            found = structure.consumers(layer.name)
+            if layer.kind == "linear" and found and all(
+                    c.kind == "linear" and p.block == 1 and c.fan_in == layer.num_units
+                    for c, p in found):
+                self.consumers[layer.name] = [c for c, _ in found]
+        self.saved = {name: {c.name: torch.zeros_like(c.weight, dtype=torch.float32)
+                             for c in cons} for name, cons in self.consumers.items()}
+        self.sums: dict[str, torch.Tensor] = {}
+        self.active = False
+        self._inputs: dict[str, list[torch.Tensor]] = {name: [] for name in self.consumers}
+        self._handles: list[Any] = []
+        modules = dict(model.named_modules())
+        for name, cons in self.consumers.items():
+            self._handles.append(modules[name].register_forward_hook(self._input_hook(name)))
+            for consumer in cons:
+                self._handles.append(modules[consumer.name].register_forward_hook(
+                    self._output_hook(name, consumer.name)))
+
+    def _input_hook(self, name: str) -> Callable[..., None]:
+        @torch.compiler.disable
+        def hook(module: torch.nn.Module, inputs: tuple, _output: Any) -> None:
+            if self.active and module.training:
+                self._inputs[name].append(inputs[0].detach())
+        return hook
+
+    def _output_hook(self, name: str, consumer: str) -> Callable[..., None]:
+        @torch.compiler.disable
+        def hook(module: torch.nn.Module, _inputs: tuple, output: Any) -> None:
+            if self.active and module.training and torch.is_tensor(output) \
+                    and output.requires_grad and self._inputs[name]:
+                x = self._inputs[name][-1]  # single-step loops: backward runs in reverse
+                output.register_hook(lambda grad: self._accumulate(name, consumer, x, grad))
+        return hook
+
+    @torch.no_grad()
+    def _accumulate(self, name: str, consumer: str, x: torch.Tensor,
+                    grad: torch.Tensor) -> None:
+        saved = self.saved[name][consumer]
+        delta = grad.reshape(-1, grad.shape[-1]).float()
+        inputs = x.reshape(-1, x.shape[-1]).float()
+        if delta.shape[0] != inputs.shape[0]:
+            return  # not a plain chain (the consumer saw another batch layout): no signal
+        through = delta @ saved  # [M, units]: zero for live units (their columns are not saved)
+        if name in self.sums:
+            self.sums[name].addmm_(through.T, inputs)
+        else:
+            self.sums[name] = through.T @ inputs
+
+    def start_batch(self) -> None:
+        for stack in self._inputs.values():
+            stack.clear()
+
+    def reset(self) -> None:
+        """Forget the period's sums (after each step)."""
+        self.sums = {}
+        self.start_batch()
+
+    @torch.no_grad()
+    def save(self, name: str, units: torch.Tensor, structure: ModelStructure) -> None:
+        """Keep the outgoing columns of ``units`` (bool) of ``name`` before they are zeroed."""
+        for consumer, saved in self.saved.get(name, {}).items():
+            weight = structure[consumer].weight.detach()
+            saved[:, units] = weight[:, units].float()
+
+    @torch.no_grad()
+    def restore(self, name: str, units: torch.Tensor, structure: ModelStructure) -> None:
+        """Give revived ``units`` (bool) their saved outgoing columns back."""
+        for consumer, saved in self.saved.get(name, {}).items():
+            weight = structure[consumer].weight
+            weight.data[:, units] = saved[:, units].to(weight.dtype)
+            saved[:, units] = 0.0
+
+    def remove(self) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+
+    def state_dict(self) -> dict[str, dict[str, torch.Tensor]]:
+        return {name: {c: t.cpu().clone() for c, t in cons.items()}
+                for name, cons in self.saved.items()}
+
+    def load_state_dict(self, state: dict[str, dict[str, torch.Tensor]]) -> None:
+        for name, cons in self.saved.items():
+            for consumer, tensor in cons.items():
+                tensor.copy_(state[name][consumer])

@@ -13,6 +13,14 @@ Per epoch (``on_epoch_end(e)``, e counted from 0 as in the reference):
 
 Every epoch constant of the reference is relative to C (its literal 37 is 2C+1, 60 is
 2C+1+23), so a small C gives a time-scaled run that reaches pruning within a few epochs.
+With ``every_batches = N`` a step runs every N training batches instead of every epoch, and
+every epoch constant counts those steps (as DPAP's ``every_batches``).
+
+``default`` mode adds what a short run needs (docs/SDSNN.md, "Deviations"): units that did
+not fire over the period rank below every active one (``silent_first``), one step removes
+at most ``max_step_fraction`` of a layer's units, and regeneration can revive a pruned
+neuron from the gradient its synapses would get through its outgoing weights
+(``regrowth.DeadUnitGradient``).
 """
 
 from __future__ import annotations
@@ -27,11 +35,14 @@ import torch
 from torch import nn
 
 from devprune.errors import CheckpointError, ConfigError
+from devprune.pruning.activity import ActivityRecorder
 from devprune.pruning.base import register_pruner, structural_step
 from devprune.pruning.masked import MaskedPruner, select_layers
 from devprune.pruning.regrowth import (
+    DeadUnitGradient,
     RegrowthTracker,
     candidate_signal,
+    regrown_start_values,
     regrowth_percentile,
 )
 from devprune.pruning.spine_ranges import MAX_COUNT_THRESHOLD, SpineRanges
@@ -43,6 +54,8 @@ REFERENCE_FC_GAIN_WINDOW = 60 - 37
 # conv2 filter sum < 10 of 15*3*3 = 135 (the others: docs/SDSNN.md#sdsnn-pruned-count).
 REFERENCE_FC_PRUNED_FRACTION = 20 / 1960
 REFERENCE_CONV_PRUNED_FRACTION = 10 / 135
+# default mode: the most of a layer's units one step may newly prune (docs/SDSNN.md)
+DEFAULT_MAX_STEP_FRACTION = 0.1
 
 Mode = Literal["default", "reference"]
 RegrowSignal = Literal["auto", "weight", "magnitude", "gradient"]
@@ -75,6 +88,10 @@ class SDSNNConfig:
         fc_pruned_fraction / conv_pruned_fraction: a unit counts as pruned for the rate rules
             when fewer than this fraction of its incoming entries are kept.
         pruned_fraction_overrides: glob -> fraction, per-layer exceptions to the two above.
+        next_pruned_fraction_overrides: glob -> fraction used when a conv layer's rate rule
+            counts the pruned units of the matching NEXT layer (default: that layer's own
+            fraction). BrainCog's last conv counts fc_prun rows with < 20 kept entries while
+            fc_prun's own rule uses < 50.
         conv_history: conv layers keep a history set (SR MNIST/N-MNIST/DVS code: no, it
             re-zeroes its current bottom-k filters every epoch).
         regrowth: enable synaptic regeneration (SR N-MNIST: off).
@@ -85,6 +102,12 @@ class SDSNNConfig:
             growth^(e-2C-1))``; regrow_growth, regrow_cap: its base and cap.
         regrow_count_fc / regrow_count_conv: C_g, a candidate is restored when its count
             exceeds it (strictly).
+        every_batches: 0 = one step per epoch (reference); N > 0 = one step every N training
+            batches, and C, 2C+1, the gain window and the regrowth schedule count steps.
+        silent_first: units with no activity over the step's period rank below every active
+            unit (None = on in default mode, off in reference mode).
+        max_step_fraction: the most of a layer's units one step may newly prune, the least
+            important first (None = 0.1 in default mode, 1 = no cap in reference mode).
     """
 
     mode: Mode = "default"
@@ -105,6 +128,7 @@ class SDSNNConfig:
     fc_pruned_fraction: float = REFERENCE_FC_PRUNED_FRACTION
     conv_pruned_fraction: float = REFERENCE_CONV_PRUNED_FRACTION
     pruned_fraction_overrides: dict[str, float] = field(default_factory=dict)
+    next_pruned_fraction_overrides: dict[str, float] = field(default_factory=dict)
     conv_history: bool = True
     regrowth: bool = True
     regrow_signal: RegrowSignal = "auto"
@@ -114,6 +138,9 @@ class SDSNNConfig:
     regrow_count_conv: int = 18
     regrow_growth: float = 1.1
     regrow_cap: float = 99.0
+    every_batches: int = 0
+    silent_first: bool | None = None
+    max_step_fraction: float | None = None
 
     def __post_init__(self) -> None:
         _check_choice(self.mode, ("default", "reference"), "mode")
@@ -134,10 +161,14 @@ class SDSNNConfig:
             _check(getattr(self, name) > 0, name, "must be positive")
         fractions = {"fc_pruned_fraction": self.fc_pruned_fraction,
                      "conv_pruned_fraction": self.conv_pruned_fraction}
-        fractions |= {f"pruned_fraction_overrides[{k!r}]": v
-                      for k, v in self.pruned_fraction_overrides.items()}
+        for name in ("pruned_fraction_overrides", "next_pruned_fraction_overrides"):
+            fractions |= {f"{name}[{k!r}]": v for k, v in getattr(self, name).items()}
         for name, value in fractions.items():
             _check(0 <= value <= 1, name, "must be a fraction of fan-in in [0, 1]")
+        _check(isinstance(self.every_batches, int) and self.every_batches >= 0,
+               "every_batches", "must be an integer >= 0 (0 = one step per epoch)")
+        _check(self.max_step_fraction is None or 0 < self.max_step_fraction <= 1,
+               "max_step_fraction", "must be a fraction in (0, 1] (1 = no cap) or null")
         if self.mode == "default" and self.regrow_signal in ("weight", "magnitude"):
             raise ConfigError(
                 f"prune.sdsnn.regrow_signal: {self.regrow_signal!r} needs prune.mode=reference "
@@ -153,6 +184,16 @@ class SDSNNConfig:
     @property
     def clip_start(self) -> int:
         return self.count_threshold if self.clip_after is None else self.clip_after
+
+    @property
+    def silent_units_first(self) -> bool:
+        return self.mode == "default" if self.silent_first is None else self.silent_first
+
+    @property
+    def step_cap(self) -> float:
+        if self.max_step_fraction is not None:
+            return self.max_step_fraction
+        return DEFAULT_MAX_STEP_FRACTION if self.mode == "default" else 1.0
 
     @property
     def signal(self) -> str:
@@ -201,12 +242,47 @@ def range_width_importance_per_unit(width: torch.Tensor, mask: torch.Tensor,
 
 
 def bottom_units(importance: torch.Tensor, rate: float) -> torch.Tensor:
-    """Bool vector of the floor(N * rate / 100) least important units (ties: index order)."""
+    """Bool vector of the ``int(N * rate / 100)`` least important units: the reference's
+    plain truncation, evaluated in the same order. Ties go in index order (a stable sort);
+    the reference's ``argsort`` is not stable, so its choice among ties is arbitrary."""
     n = importance.numel()
-    k = min(n, math.floor(n * rate / 100.0 + 1e-9))
+    k = min(n, int(n * rate / 100))
     chosen = torch.zeros(n, dtype=torch.bool, device=importance.device)
     chosen[torch.argsort(importance, stable=True)[:k]] = True
     return chosen
+
+
+def pruned_entry_limit(fraction: float, fan_in: int) -> float:
+    """The kept-entry count below which a unit counts as pruned, ``fraction * fan_in``,
+    rounded to 1e-6 so that a fraction written as the exact quotient of the reference's
+    literal (e.g. 20/2304) gives that literal despite the last bit of float rounding."""
+    return round(fraction * fan_in, 6)
+
+
+def full_shape(selection: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """A per-kernel ``[out, in]`` selection of a conv layer expanded to the weight's shape."""
+    if selection.shape == mask.shape:
+        return selection
+    return selection.reshape(*selection.shape, *([1] * (mask.dim() - 2))).expand_as(mask)
+
+
+def silent_last(importance: torch.Tensor, silent: torch.Tensor) -> torch.Tensor:
+    """``importance`` with the silent units moved below every active one (their own order
+    kept): importance is >= 0, so subtracting ``max + 1`` puts them all under zero."""
+    if not bool(silent.any()):
+        return importance
+    return torch.where(silent, importance - (importance.max() + 1), importance)
+
+
+def cap_selection(chosen: torch.Tensor, importance: torch.Tensor, cap: int) -> torch.Tensor:
+    """Keep at most ``cap`` of the ``chosen`` units, the least important first."""
+    index = chosen.nonzero().flatten()
+    if index.numel() <= cap:
+        return chosen
+    keep = index[torch.argsort(importance[index], stable=True)[:cap]]
+    capped = torch.zeros_like(chosen)
+    capped[keep] = True
+    return capped
 
 
 # --------------------------------------------------------------------------------------------
@@ -237,7 +313,17 @@ class SDSNNPruner(MaskedPruner):
                                                   self._regrow_count(la))
                          for la in self.layers} if config.regrowth else {}
         self.grad_sums: dict[str, torch.Tensor] = {}
-        self.next_epoch = 0
+        self.next_epoch = 0  # index of the next step (an epoch, or an N-batch period)
+        self.batches = 0
+        self.pending: list[dict[str, Any]] = []
+        # default mode: per-unit activity over the period (silent units rank last) ...
+        self.recorder = ActivityRecorder(model, structure, self.layers, readout="mean",
+                                         ann_activity="post") \
+            if config.silent_units_first else None
+        self.activity: dict[str, torch.Tensor] = {}
+        # ... and the gradient a dead unit's synapses would get (regrowth under hard masks)
+        self.dead_grad = DeadUnitGradient(model, structure, self.layers) \
+            if self.regrowth and self.masks.hard and config.signal == "gradient" else None
         # Reused layer-sized float buffers of the epoch step (not state): a fresh 67 MB
         # temporary costs ~4x a pass over it on the CPU, in page faults.
         self._scratch: dict[tuple[torch.Size, torch.device], torch.Tensor] = {}
@@ -274,10 +360,37 @@ class SDSNNPruner(MaskedPruner):
     def _ranges_updated(self, layer: PrunableLayer) -> bool:
         return layer.kind != "conv" or not self.cfg.ranges_fc_only_bug_compat
 
-    # -- per batch: gradient signal for regrowth under hard masks ---------------------------
+    # -- per batch: gradient signal for regrowth under hard masks, activity, cadence --------
     def _accumulating(self) -> bool:
         return (bool(self.regrowth) and self.cfg.signal == "gradient"
                 and self.next_epoch > self.cfg.prune_after)
+
+    def on_batch_start(self) -> None:
+        if self.recorder is not None and self.model.training:
+            self.recorder.start()
+        if self.dead_grad is not None:
+            self.dead_grad.active = self._accumulating()
+            self.dead_grad.start_batch()
+
+    def on_batch_end(self) -> None:
+        if self.recorder is not None:
+            for name, (_, post) in self.recorder.finish().items():
+                total = post.detach().abs().sum(0).float()
+                if name in self.activity:
+                    self.activity[name].add_(total)
+                else:
+                    self.activity[name] = total
+        every = self.cfg.every_batches
+        if every:
+            self.batches += 1
+            if self.batches % every == 0:
+                self.pending.append(self.step(self.batches // every - 1))
+
+    def detach(self) -> None:
+        if self.recorder is not None:
+            self.recorder.remove()
+        if self.dead_grad is not None:
+            self.dead_grad.remove()
 
     @torch.no_grad()
     def on_after_backward(self) -> None:
@@ -294,28 +407,48 @@ class SDSNNPruner(MaskedPruner):
         super().on_after_backward()
 
     def statistics(self) -> dict[str, torch.Tensor]:
-        # Nothing to sum over DDP ranks: ranges, importance and clipping come from the weights
-        # and the regrowth signal from gradients DDP has already averaged, all rank-identical.
-        return {}
+        # Ranges, importance and clipping come from the weights and the regrowth signal from
+        # gradients DDP has already averaged, all rank-identical; the activity of the period
+        # (silent units) is a sum over each rank's samples.
+        return {f"{name}.activity": total for name, total in self.activity.items()}
 
-    # -- the epoch step ---------------------------------------------------------------------
+    # -- the structural step ----------------------------------------------------------------
+    def on_epoch_end(self, epoch: int) -> dict[str, Any]:
+        if not self.cfg.every_batches:
+            return self.step(epoch)
+        events, self.pending = self.pending, []
+        return summarise_steps(events, self.masks.connectivity() if events else None)
+
     @structural_step  # data-parallel: masks checked identical on every rank afterwards
     @torch.no_grad()
-    def on_epoch_end(self, epoch: int) -> dict[str, Any]:
+    def step(self, epoch: int) -> dict[str, Any]:
+        """One SD-SNN step at index ``epoch`` (an epoch, or an N-batch period)."""
         self.next_epoch = epoch + 1
+        try:
+            return self._step(epoch)
+        finally:
+            self.grad_sums.clear()
+            self.activity = {}  # new tensors: the DDP synchroniser restarts its count
+            if self.dead_grad is not None:
+                self.dead_grad.reset()
+
+    def _step(self, epoch: int) -> dict[str, Any]:
         if not self.ranges:
             self._init_ranges()
-            return {"ranges_initialised": True}
-        events: dict[str, Any] = {"ranges": self._update_ranges()}
+            return {"step": epoch, "ranges_initialised": True}
+        events: dict[str, Any] = {"step": epoch, "ranges": self._update_ranges()}
         if epoch > self.cfg.clip_start:
             events["clipped"] = self._clip()
         if epoch > self.cfg.prune_after:
+            regrown: dict[str, torch.Tensor] = {}
             if self.regrowth:
-                events["regrowth"] = self._regrow(epoch)
+                events["regrowth"], regrown = self._regrow(epoch)
             events.update(self._prune_and_update_rates(epoch))
             self.commit_masks()
+            self._start_regrown(regrown)
             events["connectivity"] = self.masks.connectivity()
-        self.grad_sums.clear()
+            events["regrown"] = sum(events.get("regrowth", {}).get(
+                "synapses_regenerated", {}).values())
         return events
 
     def _init_ranges(self) -> None:
@@ -351,9 +484,10 @@ class SDSNNPruner(MaskedPruner):
                 for layer in [*self.layers, *self.static_clip]}
 
     # -- regeneration -----------------------------------------------------------------------
-    def _regrow(self, epoch: int) -> dict[str, Any]:
+    def _regrow(self, epoch: int) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
         start = self.cfg.prune_after + 1
         regrown: dict[str, int] = {}
+        restored: dict[str, torch.Tensor] = {}
         percentiles: dict[str, float] = {}
         for layer in self.layers:
             conv = layer.kind == "conv"
@@ -366,15 +500,36 @@ class SDSNNPruner(MaskedPruner):
             pruned = ~(self.masks.kernel_mask(layer.name) if conv else self.masks[layer.name])
             restore, _ = self.regrowth[layer.name].step(
                 signal, pruned, q, self._regrow_count(layer))
-            regrown[layer.name] = self.masks.regrow(layer.name, restore) \
-                if bool(restore.any()) else 0
+            regrown[layer.name] = 0
+            if bool(restore.any()):
+                restore = full_shape(restore, self.masks[layer.name]) & ~self.masks[layer.name]
+                restored[layer.name] = restore
+                regrown[layer.name] = self.masks.regrow(layer.name, restore)
             percentiles[layer.name] = q
-        return {"synapses_regenerated": regrown, "percentile": percentiles}
+        return {"synapses_regenerated": regrown, "percentile": percentiles}, restored
 
     def _signal_source(self, layer: PrunableLayer) -> torch.Tensor | None:
-        if self.cfg.signal == "gradient":
-            return self.grad_sums.get(layer.name)  # None: no training step this epoch
-        return layer.weight.detach()
+        if self.cfg.signal != "gradient":
+            return layer.weight.detach()
+        grads = self.grad_sums.get(layer.name)  # None: no training step this period
+        virtual = self.dead_grad.sums.get(layer.name) if self.dead_grad else None
+        if grads is not None and virtual is not None:
+            grads.add_(virtual)  # dead rows: the straight-through part only (their grads are 0)
+        return grads
+
+    def _start_regrown(self, restored: dict[str, torch.Tensor]) -> None:
+        """Hard masks: regrown entries start at a typical weight's size, signed by their
+        gradient, and a revived unit gets its outgoing weights back (see DeadUnitGradient)."""
+        if not self.masks.hard:
+            return  # soft masks: restored weights keep their retrained values
+        for name, restore in restored.items():
+            layer = self.structure[name]
+            grads = self.grad_sums.get(name)
+            if grads is not None:
+                regrown_start_values(layer.weight.data, restore, grads, self.masks[name])
+            revived = restore.flatten(1).any(1)
+            if self.dead_grad is not None:
+                self.dead_grad.restore(name, revived, self.structure)
 
     # -- neuronal pruning and neurotrophic rates --------------------------------------------
     def _prune_and_update_rates(self, epoch: int) -> dict[str, Any]:
@@ -393,7 +548,8 @@ class SDSNNPruner(MaskedPruner):
             if layer.kind == "conv":
                 nxt = self._next_layer(i)
                 alive = layer.num_units - counted[layer.name]
-                alive_next = nxt.num_units - self._count_pruned(nxt, kept) if nxt else alive
+                alive_next = nxt.num_units - self._count_pruned(
+                    nxt, kept, self._next_fraction(nxt)) if nxt else alive
                 self.rates[layer.name] = conv_rate_step(
                     self.rates[layer.name], epoch, start, alive, alive_next, self.cfg)
             else:
@@ -414,26 +570,49 @@ class SDSNNPruner(MaskedPruner):
         width = self.ranges[layer.name].width_importance(out=self._buffer(layer.weight))
         importance = range_width_importance_per_unit(width, self._importance_mask(layer),
                                                      inplace=True)
+        silent = self._silent_units(layer)
+        if silent is not None:
+            importance = silent_last(importance, silent)
         chosen = bottom_units(importance, self.rates[layer.name])
         history = self.history[layer.name]
         if layer.kind != "conv" or self.cfg.conv_history:
             chosen &= ~history  # a neuron in the history set is never newly pruned again
+        if self.cfg.step_cap < 1:
+            cap = max(1, int(self.cfg.step_cap * layer.num_units))
+            chosen = cap_selection(chosen & self.masks.unit_alive(layer.name), importance, cap)
         history |= chosen
+        if self.dead_grad is not None:
+            self.dead_grad.save(layer.name, chosen, self.structure)
         return chosen
+
+    def _silent_units(self, layer: PrunableLayer) -> torch.Tensor | None:
+        """Units that carried no signal over the period (None: nothing was recorded)."""
+        total = self.activity.get(layer.name)
+        return None if total is None else total <= 0
 
     def _prune_layer(self, layer: PrunableLayer) -> int:
         return self.masks.prune_units(layer.name, self._select_units(layer))
 
-    def _count_pruned(self, layer: PrunableLayer, kept: dict[str, torch.Tensor]) -> int:
-        """Units with fewer than ``fraction * fan-in`` kept incoming entries."""
+    def _next_fraction(self, layer: PrunableLayer) -> float | None:
+        for pattern, fraction in self.cfg.next_pruned_fraction_overrides.items():
+            if fnmatch.fnmatchcase(layer.name, pattern):
+                return fraction
+        return None
+
+    def _count_pruned(self, layer: PrunableLayer, kept: dict[str, torch.Tensor],
+                      fraction: float | None = None) -> int:
+        """Units with fewer than ``fraction * fan-in`` kept incoming entries (``fraction``:
+        the layer's own when None)."""
         if layer.name not in self.masks:
             return 0  # an unpruned consumer (e.g. the output layer) has lost nothing
         mask = self.masks[layer.name]
         if layer.name not in kept:
             # A uint8 view summed in int32 is about 2x faster than a bool count per row.
             kept[layer.name] = mask.flatten(1).view(torch.uint8).sum(1, dtype=torch.int32)
-        threshold = self._pruned_fraction(layer) * mask[0].numel()
-        return int((kept[layer.name] < threshold).sum())
+        if fraction is None:
+            fraction = self._pruned_fraction(layer)
+        limit = pruned_entry_limit(fraction, mask[0].numel())
+        return int((kept[layer.name] < limit).sum())
 
     def _next_layer(self, index: int) -> PrunableLayer | None:
         """The layer whose surviving units feed layer ``index``'s rate: the next pruned
@@ -448,6 +627,9 @@ class SDSNNPruner(MaskedPruner):
         state = super().state_dict()
         state.update(
             next_epoch=self.next_epoch,
+            batches=self.batches,
+            activity={k: v.cpu().clone() for k, v in self.activity.items()},
+            dead_unit_columns=self.dead_grad.state_dict() if self.dead_grad else {},
             rates=dict(self.rates),
             history={k: v.cpu().clone() for k, v in self.history.items()},
             ranges={k: r.state_dict() for k, r in self.ranges.items()},
@@ -462,6 +644,8 @@ class SDSNNPruner(MaskedPruner):
                 f"checkpoint SD-SNN state covers layers {sorted(state['rates'])} but this run "
                 f"prunes {sorted(self.rates)}; use the same model and prune.sdsnn.include")
         self.next_epoch = int(state["next_epoch"])
+        self.batches = int(state.get("batches", 0))
+        self.activity = {k: v.clone() for k, v in state.get("activity", {}).items()}
         self.rates = {k: float(v) for k, v in state["rates"].items()}
         for name, saved in state["history"].items():
             self.history[name] = saved.to(self.history[name].device, torch.bool)
@@ -480,6 +664,38 @@ class SDSNNPruner(MaskedPruner):
                 ranges.load_state_dict(state["ranges"][name])
         for name, tracker in self.regrowth.items():
             tracker.load_state_dict(state["regrowth"][name])
+        if self.dead_grad is not None and state.get("dead_unit_columns"):
+            self.dead_grad.load_state_dict(state["dead_unit_columns"])
+
+
+def summarise_steps(events: list[dict[str, Any]], connectivity: float | None
+                    ) -> dict[str, Any]:
+    """One epoch's record of several N-batch steps: per-layer counts summed over the steps,
+    the last rates, the connectivity now, and each step's own events under ``steps``."""
+    if not events:
+        return {}
+    out: dict[str, Any] = {"steps": events}
+    for key in ("neurons_pruned",):
+        out[key] = _sum_layers(e.get(key, {}) for e in events)
+    regrowth = [e["regrowth"]["synapses_regenerated"] for e in events if "regrowth" in e]
+    if regrowth:
+        out["regrowth"] = {"synapses_regenerated": _sum_layers(regrowth)}
+        out["regrown"] = sum(e.get("regrown", 0) for e in events)
+    for key in ("rates", "units_counted_pruned"):
+        last = [e[key] for e in events if key in e]
+        if last:
+            out[key] = last[-1]
+    if connectivity is not None and any("connectivity" in e for e in events):
+        out["connectivity"] = connectivity
+    return out
+
+
+def _sum_layers(dicts: Any) -> dict[str, int]:
+    total: dict[str, int] = {}
+    for d in dicts:
+        for name, value in d.items():
+            total[name] = total.get(name, 0) + int(value)
+    return total
 
 
 register_pruner("sdsnn", SDSNNPruner, SDSNNConfig,
