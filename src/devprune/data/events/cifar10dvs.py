@@ -14,6 +14,7 @@ or ``events_np/<class>/*.npz``.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from pathlib import Path
 
@@ -56,7 +57,7 @@ def _find_layout(folder: Path) -> tuple[Path, str, Callable[[Path], np.ndarray]]
         if _has_files(base, "*.aedat"):
             return base, "*.aedat", read_cifar10dvs
     if _has_files(folder / "events_np", "*.npz"):
-        return folder / "events_np", "*.npz", read_event_npz
+        return folder / "events_np", "*.npz", functools.partial(read_event_npz, sensor=SENSOR)
     raise DataError(
         f"CIFAR10-DVS not found under {folder}. Download the ten class archives "
         "(airplane.zip ... truck.zip) from the publisher's figshare page "

@@ -36,7 +36,7 @@ def gesture_groups(folder: Path, split: str) -> list[RecordingGroup]:
     recordings_dir = _find_recordings(folder)
     if recordings_dir is None:
         if (folder / "events_np" / split).is_dir():
-            return npz_groups(folder / "events_np" / split, digit_folder)
+            return npz_groups(folder / "events_np" / split, digit_folder, SENSOR)
         raise DataError(
             f"DVS128 Gesture not found under {folder}. Download DvsGesture.tar.gz from the "
             "publisher (IBM Research, https://research.ibm.com/interactive/dvsgesture/) and "
@@ -87,6 +87,11 @@ def read_gesture_labels(csv_path: Path) -> np.ndarray:
     rows = rows.reshape(-1, 3)
     if rows.size and (rows[:, 0].min() < 1 or rows[:, 0].max() > NUM_CLASSES):
         raise DataError(f"{csv_path}: classes must be 1-{NUM_CLASSES}")
+    bad = np.flatnonzero((rows[:, 1] < 0) | (rows[:, 2] <= rows[:, 1])) if rows.size else []
+    if len(bad):
+        start, end = rows[bad[0], 1:]
+        raise DataError(f"{csv_path}: row {bad[0] + 1} has start {start} and end {end} us; need "
+                        "0 <= start < end")
     rows[:, 0] -= 1
     return rows
 
@@ -101,7 +106,7 @@ def _recording_group(aedat_path: Path) -> RecordingGroup:
 
 
 def _gesture_loader(aedat_path: Path, rows: np.ndarray) -> Callable[[], list[np.ndarray]]:
-    return lambda: split_gestures(read_aedat31(aedat_path), rows)
+    return lambda: split_gestures(read_aedat31(aedat_path, SENSOR), rows)
 
 
 def split_gestures(events: np.ndarray, rows: np.ndarray) -> list[np.ndarray]:

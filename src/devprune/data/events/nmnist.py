@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from devprune.data.events.npz import digit_folder, npz_groups
-from devprune.data.events.types import RecordingGroup, SensorSize, make_events
+from devprune.data.events.types import RecordingGroup, SensorSize, check_stream, make_events
 from devprune.errors import DataError
 
 SENSOR = SensorSize(width=34, height=34)
@@ -40,6 +40,8 @@ def decode_nmnist(raw: bytes, source: str = "<bytes>") -> np.ndarray:
     is_marker = rec[:, 1] == OVERFLOW_Y
     t = t + np.cumsum(is_marker) * OVERFLOW_STEP_US
     rec, t = rec[~is_marker], t[~is_marker]
+    check_stream(t, rec[:, 0], rec[:, 1], source, sensor=SENSOR,
+                 where=lambda i: f"byte {5 * int(np.flatnonzero(~is_marker)[i])}")
     return make_events(t, rec[:, 0], rec[:, 1], rec[:, 2] >> 7)
 
 
@@ -58,7 +60,7 @@ def nmnist_groups(folder: Path, split: str) -> list[RecordingGroup]:
         if (base / f"{name}.zip").is_file():
             return _zip_groups(base / f"{name}.zip")
     if (folder / "events_np" / split).is_dir():
-        return npz_groups(folder / "events_np" / split, digit_folder)
+        return npz_groups(folder / "events_np" / split, digit_folder, SENSOR)
     raise DataError(
         f"N-MNIST {split} split not found under {folder}. Download Train.zip and Test.zip from "
         "the publisher (https://www.garrickorchard.com/datasets/n-mnist, or its Mendeley Data "

@@ -111,7 +111,7 @@ def load_frames(
         missing.setdefault(table[wanted[row]].group, []).append(int(row))
     pending = _PendingWrites(cache, keys)
     for group_index, rows in missing.items():
-        frames = integrate_group(dataset, _decode(groups[group_index]), spec)
+        frames = _integrate(dataset, groups[group_index], spec)
         out = widen_to_hold(out, frames)
         out[rows] = frames[[table[wanted[row]].member for row in rows]]
         # Every sample of a decoded recording is cached, wanted or not: decoding was paid.
@@ -148,6 +148,14 @@ class _PendingWrites:
         frames = np.concatenate([f.astype(dtype, copy=False) for f in self.frames])
         self.cache.store(np.concatenate(self.indices), self.keys, frames)
         self.indices, self.frames, self.nbytes = [], [], 0
+
+
+def _integrate(dataset: EventDatasetSpec, group: RecordingGroup, spec: FrameSpec) -> np.ndarray:
+    """Frames of one recording; a stream the integration cannot take names the recording."""
+    try:
+        return integrate_group(dataset, _decode(group), spec)
+    except ValueError as err:
+        raise DataError(f"{dataset.name} recording {group.keys[0]}: {err}") from err
 
 
 def _decode(group: RecordingGroup) -> list[np.ndarray]:

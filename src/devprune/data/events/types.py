@@ -4,6 +4,12 @@ An event stream is a 1-D numpy structured array with fields ``t`` (microseconds,
 ``x``, ``y`` (pixel column / row, int16) and ``p`` (polarity, int8: 1 = ON / brightness
 increase, 0 = OFF). Readers return events sorted by ``t`` (stable, so simultaneous events
 keep file order), which the frame integration relies on.
+
+Readers check what they decode with :func:`check_stream` before sorting: a negative
+timestamp, a coordinate outside the sensor or a timestamp that goes back by more than
+``MAX_BACKSTEP_US`` (1 s: corruption, not the sensor's jitter of a few microseconds to
+milliseconds, which AEDAT files may hold and which is sorted) is a DataError naming the file
+and the byte offset of the first bad event.
 """
 
 from __future__ import annotations
@@ -12,6 +18,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+
+from devprune.errors import DataError
+
+MAX_BACKSTEP_US = 1_000_000
 
 EVENT_DTYPE = np.dtype([("t", np.int64), ("x", np.int16), ("y", np.int16), ("p", np.int8)])
 
@@ -32,6 +42,31 @@ def sort_by_time(events: np.ndarray) -> np.ndarray:
     if t.size < 2 or bool(np.all(t[1:] >= t[:-1])):
         return events
     return events[np.argsort(t, kind="stable")]
+
+
+def check_stream(t: np.ndarray, x: np.ndarray, y: np.ndarray, source: str, *,
+                 where: Callable[[int], str], sensor: SensorSize | None = None) -> None:
+    """Refuse a decoded stream with negative or jumping-back timestamps or coordinates
+    outside ``sensor``; ``where(i)`` says where event ``i`` is in the file (e.g. its byte)."""
+    if t.size and int(t.min()) < 0:
+        i = int(np.argmax(t < 0))
+        raise DataError(f"{source}: negative timestamp {int(t[i])} at {where(i)}; the file is "
+                        "corrupt")
+    if t.size > 1:
+        back = t[1:] < np.maximum.accumulate(t[:-1]) - MAX_BACKSTEP_US
+        if back.any():
+            i = int(np.argmax(back)) + 1
+            raise DataError(
+                f"{source}: timestamps not sorted: {int(t[i])} us at {where(i)} comes after "
+                f"{int(t[:i].max())} us (more than {MAX_BACKSTEP_US:,} us back); the file is "
+                "corrupt or its events are out of order")
+    if sensor is not None and x.size:
+        outside = (x < 0) | (x >= sensor.width) | (y < 0) | (y >= sensor.height)
+        if outside.any():
+            i = int(np.argmax(outside))
+            raise DataError(
+                f"{source}: event at {where(i)} has x={int(x[i])}, y={int(y[i])}, outside the "
+                f"{sensor.width}x{sensor.height} sensor; a file of another dataset or corrupt")
 
 
 @dataclass(frozen=True)
