@@ -123,3 +123,41 @@ def test_cli_refusals_are_one_line_and_write_nothing(tmp_path: Path, tiny_yaml: 
     assert main(["train", str(tiny_yaml), "--set", "run.name=../escape", "--quiet"]) == 2
     assert "run.name" in capsys.readouterr().err
     assert not (tmp_path / "escape").exists()
+
+
+KILLER = """
+import os, signal, sys
+import torch
+import devprune.utils.io as io
+from devprune.cli import main
+
+def save_then_die(obj, path):  # SIGKILL halfway through writing the first last.pt
+    if str(path).endswith("last.pt"):
+        with io.atomic_writer(path, "wb") as handle:
+            handle.write(b"PK half a checkpoint")
+            handle.flush()
+            os.kill(os.getpid(), signal.SIGKILL)
+    with io.atomic_writer(path, "wb") as handle:
+        torch.save(obj, handle)
+
+io.atomic_torch_save = save_then_die
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_a_sigkill_during_the_first_checkpoint_write_resumes_from_the_cli(
+    tmp_path: Path, tiny_yaml: Path
+) -> None:
+    import subprocess
+    import sys
+
+    run, straight = tmp_path / "run", tmp_path / "straight"
+    args = [str(tiny_yaml), "--quiet", "--set", "train.epochs=2", "train.threads=1"]
+    killed = subprocess.run([sys.executable, "-c", KILLER, "train", *args, "--out", str(run)],
+                            capture_output=True, text=True, timeout=300)
+    assert killed.returncode == -9, killed.stderr
+    assert not (run / "last.pt").exists() and list(run.glob(".last.pt.*.tmp"))
+    assert main(["train", "--resume", "--out", str(run), "--quiet"]) == 0
+    assert main(["train", *args, "--out", str(straight)]) == 0
+    assert not list(run.glob(".*.tmp"))
+    assert _records(run) == _records(straight)
