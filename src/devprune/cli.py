@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "devprune.compact.commands",
     "devprune.measure.commands",
     "devprune.export.commands",
+    "devprune.compare.commands",
 ]
 
 EPILOG = """\

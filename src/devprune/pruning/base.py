@@ -165,15 +165,9 @@ def register_pruner(
 
 
 def _load_builtin_methods() -> None:
-    # Imported lazily so that `devprune.pruning.base` stays import-cycle free.
-    import importlib
-
-    for module in ("devprune.pruning.dpap", "devprune.pruning.sdsnn"):
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as err:
-            if err.name != module:
-                raise
+    # Importing the package registers every built-in method (its __init__ imports them);
+    # done lazily so that `devprune.pruning.base` itself stays import-cycle free.
+    import devprune.pruning  # noqa: F401
 
 
 def available_pruners() -> dict[str, str]:

@@ -98,3 +98,29 @@ def plot_accuracy_vs_connectivity(runs: dict[str, Records], path: Path) -> Path:
     ax.legend(loc="best", fontsize="small")
     ax.grid(alpha=0.3)
     return _save(fig, path)
+
+
+def plot_frontier(series: dict[str, list[tuple[float, float, float, float]]],
+                  dense: tuple[float, float] | None, path: Path, *, xlabel: str, title: str,
+                  log_x: bool = True) -> Path:
+    """Accuracy against a cost axis, one line per method: ``series[method]`` holds points
+    ``(x, x_std, accuracy %, accuracy std)`` (means over seeds, error bars = std); ``dense``
+    is (accuracy %, std), drawn as a horizontal line with its band."""
+    fig, ax = plt.subplots(figsize=(8, 5.5))
+    if dense is not None:
+        ax.axhline(dense[0], color="k", linestyle="--", linewidth=1,
+                   label=f"dense {dense[0]:.2f}%")
+        ax.axhspan(dense[0] - dense[1], dense[0] + dense[1], color="k", alpha=0.08)
+    markers = "osD^v<>phX*"
+    for i, (name, points) in enumerate(series.items()):
+        points = sorted(points)
+        xs, xerr, ys, yerr = (list(v) for v in zip(*points, strict=True))
+        ax.errorbar(xs, ys, xerr=xerr, yerr=yerr, marker=markers[i % len(markers)],
+                    linestyle="-" if len(points) > 1 else "none", capsize=3, markersize=6,
+                    label=name)
+    if log_x:
+        ax.set_xscale("log")
+    ax.set(xlabel=xlabel, ylabel="final test accuracy (%)", title=title)
+    ax.legend(loc="lower right", fontsize="small")
+    ax.grid(alpha=0.3, which="both")
+    return _save(fig, path)
