@@ -493,10 +493,9 @@ class SDSNNPruner(MaskedPruner):
             conv = layer.kind == "conv"
             p0 = self.cfg.regrow_p0_conv if conv else self.cfg.regrow_p0_fc
             q = regrowth_percentile(epoch, start, p0, self.cfg.regrow_growth, self.cfg.regrow_cap)
-            values = self._signal_source(layer)
-            if values is None:
+            signal = self._regrowth_signal(layer)
+            if signal is None:
                 continue
-            signal = candidate_signal(values, self.cfg.signal, kernels=conv)
             pruned = ~(self.masks.kernel_mask(layer.name) if conv else self.masks[layer.name])
             restore, _ = self.regrowth[layer.name].step(
                 signal, pruned, q, self._regrow_count(layer))
@@ -508,14 +507,25 @@ class SDSNNPruner(MaskedPruner):
             percentiles[layer.name] = q
         return {"synapses_regenerated": regrown, "percentile": percentiles}, restored
 
-    def _signal_source(self, layer: PrunableLayer) -> torch.Tensor | None:
+    def _regrowth_signal(self, layer: PrunableLayer) -> torch.Tensor | None:
+        """Per candidate: the weight (reference), |summed gradient| (hard masks), and for the
+        rows of dead units ``max(-G, 0)`` of the gradient G through their saved outgoing
+        weights: a silent unit gains only from synapses that would excite it (spikes and
+        ReLU outputs are >= 0), the hard-mask twin of the reference's signed weight, which
+        after plain SGD is ``-lr * G``."""
+        conv = layer.kind == "conv"
         if self.cfg.signal != "gradient":
-            return layer.weight.detach()
+            return candidate_signal(layer.weight.detach(), self.cfg.signal, kernels=conv)
         grads = self.grad_sums.get(layer.name)  # None: no training step this period
+        if grads is None:
+            return None
+        signal = candidate_signal(grads, "gradient", kernels=conv)
         virtual = self.dead_grad.sums.get(layer.name) if self.dead_grad else None
-        if grads is not None and virtual is not None:
-            grads.add_(virtual)  # dead rows: the straight-through part only (their grads are 0)
-        return grads
+        if virtual is not None:
+            dead = ~self.masks.unit_alive(layer.name)
+            signal[dead] = virtual[dead].neg().clamp_(min=0.0)
+            grads[dead] = virtual[dead]  # the start values of regrown entries follow it
+        return signal
 
     def _start_regrown(self, restored: dict[str, torch.Tensor]) -> None:
         """Hard masks: regrown entries start at a typical weight's size, signed by their
