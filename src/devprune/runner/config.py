@@ -187,7 +187,7 @@ class TrainConfig:
         _require(self.milestones == sorted(set(self.milestones)), "train.milestones",
                  "must be strictly increasing epoch numbers, e.g. [40, 80, 120]")
         _require(all(m >= 0 for m in self.milestones), "train.milestones",
-                 f"epochs are counted from 0; got {self.milestones}")
+                 f"must be epoch numbers >= 0 (counted from 0); got {self.milestones}")
         _require(self.gamma > 0, "train.gamma", "must be positive")
         _require(0 <= self.threads <= MAX_THREADS, "train.threads",
                  f"must be in [0, {MAX_THREADS}] (0 = torch's default); got {self.threads}")
