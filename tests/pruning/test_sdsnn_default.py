@@ -168,3 +168,13 @@ def test_state_round_trip_keeps_the_cadence_and_dead_unit_columns():
     assert torch.equal(twin.dead_grad.saved["0"]["2"], p.dead_grad.saved["0"]["2"])
     assert p.dead_grad.saved["0"]["2"].abs().sum() > 0  # a unit was pruned and saved
     assert torch.equal(twin.activity["0"], p.activity["0"])
+
+
+def test_epoch_line_shows_the_synapses_regrown_this_epoch():
+    train = pytest.importorskip("devprune.runner.train")
+    record = {"epoch": 1, "train_loss": 0.5, "val_accuracy": None, "test_accuracy": 0.9,
+              "connectivity": 0.6, "layers": {"fc1": {"units_alive": 700, "units_total": 800}},
+              "wall_time_s": 12.0, "pruning": {"regrown": 37}}
+    assert "  regrown 37  12s" in train.epoch_line(record, 3)
+    record["pruning"] = {}
+    assert "regrown" not in train.epoch_line(record, 3)

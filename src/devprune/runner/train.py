@@ -300,6 +300,9 @@ def epoch_line(record: dict[str, Any], epochs: int) -> str:
     time_side = (record.get("pruning") or {}).get("time")
     if time_side:
         line += f"  T {time_side['time_steps']}/{time_side['full_time_steps']}"
+    regrown = (record.get("pruning") or {}).get("regrown")
+    if regrown is not None:  # synapses regenerated this epoch (SD-SNN)
+        line += f"  regrown {regrown}"
     return line + f"  {record['wall_time_s']:.0f}s"
 
 
