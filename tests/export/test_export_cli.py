@@ -89,6 +89,17 @@ def test_unwritable_path_is_one_line_exit_2(pruned_run: Path, tmp_path: Path,
     assert "is a directory" in _one_line_error(capsys)
 
 
+def test_an_existing_file_is_replaced_only_with_force(pruned_run: Path, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "model.nir"
+    out.write_text("mine")
+    assert main(["export", str(pruned_run), "--out", str(out)]) == 2
+    assert "--force" in _one_line_error(capsys)
+    assert out.read_text() == "mine"
+    assert main(["export", str(pruned_run), "--out", str(out), "--force"]) == 0
+    assert int(nir.read(out).metadata["time_steps"]) == 2
+
+
 def test_missing_run_is_one_line_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert main(["export", str(tmp_path / "nope"), "--out", str(tmp_path / "m.nir")]) == 2
     _one_line_error(capsys)

@@ -44,13 +44,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="random samples the spike comparison runs (default 4)")
     parser.add_argument("--no-verify", action="store_true",
                         help="skip running the file back and comparing spikes")
+    parser.add_argument("--force", action="store_true", help="replace an existing --out file")
     parser.set_defaults(func=_export)
 
 
-def check_writable(out: Path) -> None:
-    """Fail early, with one line, when ``out`` cannot be written."""
+def check_writable(out: Path, force: bool = False) -> None:
+    """Fail early, with one line, when ``out`` cannot (or, without ``force``, may not) be
+    written."""
     if out.is_dir():
         raise ConfigError(f"--out {out} is a directory; give a file name such as model.nir")
+    if out.exists() and not force:
+        raise ConfigError(f"export --out {out} already exists; choose another --out, or pass "
+                          "--force to replace it")
     parent = out.parent
     try:
         parent.mkdir(parents=True, exist_ok=True)
@@ -79,7 +84,7 @@ def _time_steps_info(run: Path, which: str | None) -> dict[str, Any]:
 
 
 def export_run(run: Path, out: Path, *, which: str | None = None, dt: float | None = None,
-               samples: int = 4, verify: bool = True) -> dict[str, Any]:
+               samples: int = 4, verify: bool = True, force: bool = False) -> dict[str, Any]:
     """Export ``run`` to ``out``; returns the graph, the comparisons and a summary."""
     from devprune.compact import compact
     from devprune.compact.commands import load_run
@@ -90,7 +95,7 @@ def export_run(run: Path, out: Path, *, which: str | None = None, dt: float | No
     nir = import_nir()
     if samples < 1:
         raise ConfigError(f"--samples must be >= 1, got {samples}")
-    check_writable(out)
+    check_writable(out, force)
     model, masks, _example, build = load_run(run, which)
     generator = torch.Generator().manual_seed(0)
     example = torch.rand(samples, *build["in_shape"], generator=generator)
@@ -145,7 +150,7 @@ def summary_lines(graph: Any, comparisons: list[Any]) -> list[str]:
 
 def _export(args: argparse.Namespace) -> int:
     result = export_run(args.run, args.out, which=args.checkpoint, dt=args.dt,
-                        samples=args.samples, verify=not args.no_verify)
+                        samples=args.samples, verify=not args.no_verify, force=args.force)
     print("\n".join(summary_lines(result["graph"], result["comparisons"])))
     print(f"wrote {args.out} ({result['bytes']} bytes); read it with nir.read({str(args.out)!r})")
     return 0
