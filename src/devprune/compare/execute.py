@@ -28,12 +28,15 @@ def cell_done(cell: Cell, out: Path) -> bool:
 
 
 def cell_overrides(cell: Cell, grid: Grid, out: Path) -> list[str]:
-    """The cell's overrides, with a matched target resolved from the matched run."""
+    """The cell's overrides, with a matched target resolved from the matched run: the
+    baseline prunes the layers the matched run pruned, each to that run's connectivity."""
     extra: tuple[str, ...] = ()
     if cell.match is not None:
         matched = next(c for c in grid.cells if c.name == cell.match and c.seed == cell.seed)
         target = matched_target(matched.run_dir(out))
-        extra = (f"prune.{cell.method}.target={json.dumps(target)}",)
+        # The same layers, each at the matched run's connectivity.
+        extra = (f"prune.{cell.method}.target={json.dumps(target)}",
+                 f"prune.{cell.method}.include={json.dumps(sorted(target))}")
     return cell.all_overrides(extra)
 
 

@@ -15,7 +15,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import MaxNLocator, ScalarFormatter
 
 from devprune.utils.io import atomic_write_bytes
 
@@ -120,6 +120,7 @@ def plot_frontier(series: dict[str, list[tuple[float, float, float, float]]],
                     label=name)
     if log_x:
         ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(ScalarFormatter())  # 5, 10, 20 rather than 10^1
     ax.set(xlabel=xlabel, ylabel="final test accuracy (%)", title=title)
     ax.legend(loc="lower right", fontsize="small")
     ax.grid(alpha=0.3, which="both")
