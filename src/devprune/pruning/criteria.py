@@ -35,16 +35,30 @@ def keep_count(fraction: float, total: int) -> int:
     return max(1, min(total, math.floor(fraction * total + 0.5)))
 
 
+def _top_k_flat(flat: torch.Tensor, k: int) -> torch.Tensor:
+    """Bool mask of the ``k`` largest entries of 1-D ``flat`` (ties: lower index first).
+
+    One selection (``kthvalue``) instead of a sort: the threshold value t is found, every
+    entry above it is kept, and the remaining places go to the first entries equal to t.
+    """
+    keep = torch.zeros(flat.numel(), dtype=torch.bool, device=flat.device)
+    if k <= 0:
+        return keep
+    if k >= flat.numel():
+        return keep.fill_(True)
+    threshold = torch.kthvalue(flat, flat.numel() - k + 1).values
+    keep = flat > threshold
+    ties = (flat == threshold).nonzero().flatten()
+    keep[ties[: k - int(keep.sum())]] = True
+    return keep
+
+
 def top_k_mask(scores: torch.Tensor, alive: torch.Tensor, k: int) -> torch.Tensor:
     """Bool mask of the ``k`` highest-scoring entries among ``alive`` ones (ties: lower flat
     index first, so the choice is deterministic)."""
     flat = scores.flatten().float().masked_fill(~alive.flatten(), -math.inf)
     k = min(k, int(alive.sum()))
-    keep = torch.zeros(flat.numel(), dtype=torch.bool, device=flat.device)
-    if k > 0:
-        order = torch.argsort(flat, descending=True, stable=True)
-        keep[order[:k]] = True
-    return keep.reshape(scores.shape)
+    return _top_k_flat(flat, k).reshape(scores.shape)
 
 
 def layerwise_keep(scores: Mapping[str, torch.Tensor], alive: Mapping[str, torch.Tensor],
@@ -63,16 +77,20 @@ def global_keep(scores: Mapping[str, torch.Tensor], alive: Mapping[str, torch.Te
     names = list(scores)
     flat = torch.cat([scores[n].flatten().float().masked_fill(~alive[n].flatten(), -math.inf)
                       for n in names])
-    cost = torch.cat([torch.full((scores[n].numel(),), (sizes or {}).get(n, 1),
-                                 dtype=torch.float64) for n in names])
-    budget = fraction * float(cost.sum())
-    order = torch.argsort(flat, descending=True, stable=True)
-    # Keep the best-ranked entries while the weights they stand for fit the budget.
-    within = torch.cumsum(cost[order], 0) <= budget + 0.5
-    within &= torch.isfinite(flat[order])
-    within[0] |= bool(torch.isfinite(flat[order[0]]))  # never prune everything
-    keep = torch.zeros(flat.numel(), dtype=torch.bool)
-    keep[order[within]] = True
+    live = int(torch.isfinite(flat).sum())
+    if sizes is None:  # one weight per score: the k best, by selection
+        keep = _top_k_flat(flat.cpu(), min(live, max(1, math.floor(fraction * flat.numel()
+                                                                   + 0.5))))
+    else:
+        cost = torch.cat([torch.full((scores[n].numel(),), sizes.get(n, 1), dtype=torch.float64)
+                          for n in names])
+        order = torch.argsort(flat.cpu(), descending=True, stable=True)
+        # Keep the best-ranked units while the weights they stand for fit the budget.
+        within = torch.cumsum(cost[order], 0) <= fraction * float(cost.sum()) + 0.5
+        within[:live] |= torch.arange(live) == 0  # never prune every unit
+        within[live:] = False
+        keep = torch.zeros(flat.numel(), dtype=torch.bool)
+        keep[order[within]] = True
     out, offset = {}, 0
     for n in names:
         size = scores[n].numel()
