@@ -40,8 +40,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--dt", type=float, default=None,
                         help="Euler step the NIR neuron constants are written for "
                         "(default 1e-4, what snnTorch's importer assumes)")
-    parser.add_argument("--samples", type=int, default=4,
-                        help="random samples the spike comparison runs (default 4)")
+    parser.add_argument("--samples", type=int, default=16,
+                        help="test samples the spike comparison runs (default 16; random "
+                        "input when the run's dataset is not present)")
     parser.add_argument("--no-verify", action="store_true",
                         help="skip running the file back and comparing spikes")
     parser.add_argument("--force", action="store_true", help="replace an existing --out file")
@@ -67,24 +68,41 @@ def check_writable(out: Path, force: bool = False) -> None:
                           "writable --out path")
 
 
-def _time_steps_info(run: Path, which: str | None) -> dict[str, Any]:
-    """The configured time steps and whether training changed them (DPAP's time side)."""
+def _run_info(run: Path, which: str | None) -> tuple[dict[str, Any], Any]:
+    """Time-step metadata (the configured T and whether training changed it: DPAP's time
+    side) and the run's data config."""
     from devprune.compact.commands import _build_info, _checkpoint_path, _rebuild_model
     from devprune.runner.checkpoint import load_checkpoint
     from devprune.runner.config import config_from_dict
 
     payload = load_checkpoint(_checkpoint_path(run, which))
-    configured = getattr(_rebuild_model(_build_info(config_from_dict(payload["config"]))),
-                         "time_steps", None)
+    cfg = config_from_dict(payload["config"])
+    configured = getattr(_rebuild_model(_build_info(cfg)), "time_steps", None)
     saved = payload.get("time_steps")
     info: dict[str, Any] = {"time_steps_learnt": saved is not None and saved != configured}
     if isinstance(configured, int):
         info["time_steps_configured"] = configured
-    return info
+    return info, cfg.data
+
+
+def _verification_batch(data_cfg: Any, in_shape: Any, samples: int
+                        ) -> tuple[torch.Tensor, str]:
+    """The first test samples of the run's dataset, else (data absent) seeded random input."""
+    from devprune.errors import DevpruneError
+    from devprune.runner.data import _dataset
+
+    try:
+        test = _dataset(data_cfg, "test", samples)
+        x, _ = test.batch(torch.arange(min(samples, len(test))), augment=False)
+        return x.float(), f"{len(x)} {data_cfg.name} test samples"
+    except (DevpruneError, OSError):
+        generator = torch.Generator().manual_seed(0)
+        return (torch.rand(samples, *in_shape, generator=generator),
+                f"{samples} random samples ({data_cfg.name} not present)")
 
 
 def export_run(run: Path, out: Path, *, which: str | None = None, dt: float | None = None,
-               samples: int = 4, verify: bool = True, force: bool = False) -> dict[str, Any]:
+               samples: int = 16, verify: bool = True, force: bool = False) -> dict[str, Any]:
     """Export ``run`` to ``out``; returns the graph, the comparisons and a summary."""
     from devprune.compact import compact
     from devprune.compact.commands import load_run
@@ -97,11 +115,11 @@ def export_run(run: Path, out: Path, *, which: str | None = None, dt: float | No
         raise ConfigError(f"--samples must be >= 1, got {samples}")
     check_writable(out, force)
     model, masks, _example, build = load_run(run, which)
-    generator = torch.Generator().manual_seed(0)
-    example = torch.rand(samples, *build["in_shape"], generator=generator)
+    info, data_cfg = _run_info(run, which)
+    example, source = _verification_batch(data_cfg, build["in_shape"], samples)
     before = {n: m for n, m in model.named_modules() if isinstance(m, WEIGHT_LAYERS)}
     small = compact(model, masks, example)
-    meta = {"run": str(run), "model": str(build["model"]), **_time_steps_info(run, which)}
+    meta = {"run": str(run), "model": str(build["model"]), **info}
     graph = build_nir_graph(small, example, dt=DEFAULT_DT if dt is None else dt,
                             before=before, metadata=meta)
     buffer = io.BytesIO()
@@ -125,7 +143,8 @@ def export_run(run: Path, out: Path, *, which: str | None = None, dt: float | No
         raise ConfigError(f"cannot write {out}: {err.strerror or err}; choose a writable --out "
                           "path") from None
     nir.read(out)  # the file on disk must read back too
-    return {"graph": back, "comparisons": comparisons, "compacted": small, "bytes": len(data)}
+    return {"graph": back, "comparisons": comparisons, "compacted": small, "bytes": len(data),
+            "verified_on": source}
 
 
 def summary_lines(graph: Any, comparisons: list[Any]) -> list[str]:
@@ -152,5 +171,7 @@ def _export(args: argparse.Namespace) -> int:
     result = export_run(args.run, args.out, which=args.checkpoint, dt=args.dt,
                         samples=args.samples, verify=not args.no_verify, force=args.force)
     print("\n".join(summary_lines(result["graph"], result["comparisons"])))
+    if result["comparisons"]:
+        print(f"(spikes compared on {result['verified_on']})")
     print(f"wrote {args.out} ({result['bytes']} bytes); read it with nir.read({str(args.out)!r})")
     return 0
