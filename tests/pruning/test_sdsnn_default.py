@@ -178,3 +178,15 @@ def test_epoch_line_shows_the_synapses_regrown_this_epoch():
     assert "  regrown 37  12s" in train.epoch_line(record, 3)
     record["pruning"] = {}
     assert "regrown" not in train.epoch_line(record, 3)
+
+
+def test_units_the_cap_defers_count_as_pruned_for_the_rate_rule():
+    rates = {}
+    for cap in (0.1, 1.0):
+        _, p = _mlp(count_threshold=1, fc_rate=40.0, regrowth=False, max_step_fraction=cap)
+        p.on_epoch_end(0)
+        events = p._prune_and_update_rates(3)  # e = 2C + 1: alpha = 1
+        assert events["units_counted_pruned"] == {"0": 4}  # int(10 * 0.4), pruned or deferred
+        assert events["neurons_pruned"] == {"0": 1 if cap < 1 else 4}
+        rates[cap] = p.rates["0"]
+    assert rates[0.1] == rates[1.0] == pytest.approx(40 + (10 - 4) / 10)

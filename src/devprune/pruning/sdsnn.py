@@ -327,6 +327,8 @@ class SDSNNPruner(MaskedPruner):
         # Reused layer-sized float buffers of the epoch step (not state): a fresh 67 MB
         # temporary costs ~4x a pass over it on the CPU, in page faults.
         self._scratch: dict[tuple[torch.Size, torch.device], torch.Tensor] = {}
+        # units the rate selected this step but the per-step cap deferred (not state)
+        self._deferred: dict[str, int] = {}
 
     # -- construction helpers ---------------------------------------------------------------
     def _static_clip_layers(self, chosen: list[PrunableLayer]) -> list[PrunableLayer]:
@@ -554,7 +556,10 @@ class SDSNNPruner(MaskedPruner):
             newly[layer.name] = self.masks.prune_units(layer.name, chosen)
             if layer.name in kept:
                 kept[layer.name].masked_fill_(chosen, 0)
-            counted[layer.name] = self._count_pruned(layer, kept)
+            # Units the cap deferred count as pruned for the rate rules: the cap spreads the
+            # removal over steps, it must not raise the rate trajectory.
+            counted[layer.name] = self._count_pruned(layer, kept) + \
+                self._deferred.get(layer.name, 0)
             if layer.kind == "conv":
                 nxt = self._next_layer(i)
                 alive = layer.num_units - counted[layer.name]
@@ -589,7 +594,9 @@ class SDSNNPruner(MaskedPruner):
             chosen &= ~history  # a neuron in the history set is never newly pruned again
         if self.cfg.step_cap < 1:
             cap = max(1, int(self.cfg.step_cap * layer.num_units))
-            chosen = cap_selection(chosen & self.masks.unit_alive(layer.name), importance, cap)
+            selected = chosen & self.masks.unit_alive(layer.name)
+            chosen = cap_selection(selected, importance, cap)
+            self._deferred[layer.name] = int(selected.sum()) - int(chosen.sum())
         history |= chosen
         if self.dead_grad is not None:
             self.dead_grad.save(layer.name, chosen, self.structure)
