@@ -79,7 +79,8 @@ def test_non_finite_values_nested_in_free_form_mappings(tiny_yaml: Path) -> None
 
 
 def test_numbers_too_large_for_their_use() -> None:
-    assert "too large for a float" in _error({"train": {"lr": 10**400}})
+    assert "at most 3.4e38" in _error({"train": {"lr": 10**400}})
+    assert _error({"train": {"lr": 1e300}}).startswith("train.lr: 1e+300 is too large")
     message = _error({"train": {"epochs": 2**64}})
     assert message.startswith("train.epochs: ") and "64 bits" in message
     for section in ("train", "data"):
@@ -136,3 +137,12 @@ def test_a_config_file_bomb_from_the_cli(tmp_path: Path, capsys: pytest.CaptureF
     binary.write_bytes(b"\xff\xfe\x00garbage")
     assert main(["train", str(binary)]) == 2
     assert "not UTF-8" in capsys.readouterr().err
+
+
+def test_a_model_too_large_for_memory_is_one_line(tmp_path: Path, tiny_yaml: Path,
+                                                  capsys: pytest.CaptureFixture) -> None:
+    assert main(["train", str(tiny_yaml), "--out", str(tmp_path / "run"), "--quiet",
+                 "--set", "model.kwargs={hidden: [100000000000]}"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "model: building snn-mlp" in err and "smaller" in err
+    assert not (tmp_path / "run").exists()

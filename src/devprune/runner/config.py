@@ -43,6 +43,7 @@ INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 MAX_SEED = 2**63 - 1
 MAX_THREADS = 1024
 MAX_TIME_STEPS = 4096
+MAX_FLOAT = 3.4028234663852886e38  # float32's largest: settings meet float32 tensors
 # YAML (config files and --set values): refused when larger, before anything is built.
 MAX_YAML_CHARS = 1_000_000
 MAX_YAML_NODES = 100_000
@@ -352,11 +353,11 @@ def _check_scalar(value: Any, tp: type, path: str) -> Any:
         raise ConfigError(f"{path}: {value} is too large; integers must fit in 64 bits "
                           f"([-2**63, 2**63 - 1])")
     if tp is float:
-        try:
-            return float(value)
-        except OverflowError:
-            raise ConfigError(f"{path}: {value} is too large for a float; give a finite "
-                              "number below 1.8e308") from None
+        if abs(value) > MAX_FLOAT:
+            shown = f"{value:.6g}" if isinstance(value, float) else f"{str(value)[:12]}..."
+            raise ConfigError(f"{path}: {shown} is too large; settings are used in float32 "
+                              "arithmetic, so their magnitude must be at most 3.4e38")
+        return float(value)
     return value
 
 

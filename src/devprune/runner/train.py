@@ -104,6 +104,10 @@ def build_network(cfg: Config, data: RunData, device: torch.device) -> nn.Module
                             time_steps=cfg.model.time_steps, **cfg.model.kwargs)
     except TypeError as err:
         raise ConfigError(f"model.kwargs: {err}; remove or rename the key") from err
+    except (RuntimeError, MemoryError) as err:  # e.g. layer sizes past the machine's memory
+        detail = " ".join(str(err).split())[:300]
+        raise ConfigError(f"model: building {cfg.model.name} with kwargs {cfg.model.kwargs} "
+                          f"failed ({type(err).__name__}: {detail}); use smaller sizes") from err
     return model.to(device)
 
 
