@@ -175,3 +175,19 @@ def test_a_bad_file_in_a_dataset_is_one_line_from_the_cli(
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "byte 10 has x=99" in err, err
     assert not (tmp_path / "run").exists()
+
+
+def test_a_zip_member_too_large_for_a_sample_is_refused(tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    import zipfile
+
+    from devprune.data.events import nmnist
+
+    folder = tmp_path / "nmnist"
+    folder.mkdir()
+    with zipfile.ZipFile(folder / "Test.zip", "w", zipfile.ZIP_DEFLATED) as archive:
+        for label in range(10):
+            archive.writestr(f"Test/{label}/00001.bin", b"\0" * 5 * 4096)
+    monkeypatch.setattr(nmnist, "MAX_SAMPLE_BYTES", 5 * 4096 - 1)
+    with pytest.raises(DataError, match=r"Test\.zip:Test/0/00001\.bin: 20,480 bytes"):
+        get_dataset("nmnist", "test", tmp_path, cache=False, val_fraction=0.0, seed=0)

@@ -28,6 +28,7 @@ from devprune.errors import DataError
 SENSOR = SensorSize(width=34, height=34)
 OVERFLOW_Y = 240
 OVERFLOW_STEP_US = 2**13
+MAX_SAMPLE_BYTES = 64 * 2**20  # a real sample is ~20 KB; a zip member past this is refused
 SPLIT_FOLDERS = {"train": "Train", "test": "Test"}
 
 
@@ -103,8 +104,12 @@ def _zip_groups(zip_path: Path) -> list[RecordingGroup]:
 
 def _zip_loader(zip_path: Path, member: str) -> Callable[[], list[np.ndarray]]:
     def load() -> list[np.ndarray]:
-        raw = _open_zip(zip_path).read(member)
-        return [decode_nmnist(raw, f"{zip_path}:{member}")]
+        archive = _open_zip(zip_path)
+        size = archive.getinfo(member).file_size
+        if size > MAX_SAMPLE_BYTES:
+            raise DataError(f"{zip_path}:{member}: {size:,} bytes uncompressed, far more than an "
+                            f"N-MNIST sample (limit {MAX_SAMPLE_BYTES:,}); the archive is corrupt")
+        return [decode_nmnist(archive.read(member), f"{zip_path}:{member}")]
 
     return load
 
