@@ -27,6 +27,7 @@ from torch import nn
 
 from devprune.errors import DataError, ModelStructureError
 from devprune.measure.energy import EnergyModel
+from devprune.measure.neurons import MembraneProbes
 from devprune.measure.synops import (
     SUPPORTED_LAYERS,
     binary_weight,
@@ -273,11 +274,13 @@ def workload_metrics(
     was_training = model.training
     model.eval()
     try:
-        with torch.no_grad(), _seeded(seed, device), _Recorder(model, through_pooling) as rec:
+        with torch.no_grad(), _seeded(seed, device), _Recorder(model, through_pooling) as rec, \
+                MembraneProbes(model) as membranes:
             for index, batch in enumerate(batches):
                 if max_batches is not None and index >= max_batches:
                     break
                 inputs = _inputs_of(batch).to(device)
+                membranes.new_pass()
                 model(inputs)
                 rec.end_batch()
                 samples += inputs.shape[0]
@@ -288,7 +291,8 @@ def workload_metrics(
         raise DataError("workload_metrics: the batches were empty; nothing was measured")
     with torch.no_grad(), _seeded(seed, device):
         posts = _post_names(model, example)
-    return summarise(rec, samples, energy, posts)
+    # MembraneUpdates, NeuronOperations and their per-neuron table (devprune.measure.neurons)
+    return {**summarise(rec, samples, energy, posts), **membranes.summary(samples)}
 
 
 # --------------------------------------------------------------------------------------------
