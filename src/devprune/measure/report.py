@@ -119,4 +119,9 @@ def summary_lines(static: dict[str, Any], workload: dict[str, Any] | None = None
             f"Energy_pJ {workload['Energy_pJ']:.1f} (ANN equivalent "
             f"{workload['ANN_Energy_pJ']:.1f})",
         ]
+        if "MembraneUpdates" in workload:  # runs measured before these existed lack them
+            neuron_ops = workload["NeuronOperations"]
+            lines.append(f"MembraneUpdates {workload['MembraneUpdates']:.1f}, NeuronOperations "
+                         f"Effective {neuron_ops['Effective']:.1f} Dense "
+                         f"{neuron_ops['Dense']:.1f}")
     return lines
