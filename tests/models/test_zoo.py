@@ -181,7 +181,7 @@ def test_bad_build_arguments_name_the_field(name, kwargs, field):
 def test_user_models_register_and_build(monkeypatch):
     from devprune.models import registry
 
-    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    monkeypatch.setattr(registry, "_REGISTRY", registry._REGISTRY.copy())
 
     @registry.register_model("my-net")
     def my_net(*, in_shape, num_classes):
@@ -190,5 +190,6 @@ def test_user_models_register_and_build(monkeypatch):
 
     assert list_models()["my-net"] == "A user's one-layer net."
     assert build_model("my-net", in_shape=(5,), num_classes=2)(torch.zeros(1, 5)).shape == (1, 2)
+    registry.register_model("my-net")(my_net)  # the same builder again: a re-import, allowed
     with pytest.raises(ConfigError, match="already registered"):
-        registry.register_model("my-net")(my_net)
+        registry.register_model("my-net")(lambda **kw: my_net(**kw))

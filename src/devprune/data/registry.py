@@ -10,7 +10,6 @@ ones, which :class:`~devprune.data.loaders.TensorBatchLoader` iterates fastest).
 
 from __future__ import annotations
 
-import difflib
 import inspect
 import os
 from collections.abc import Callable
@@ -24,6 +23,7 @@ from devprune.data.base import BatchTransform, DatasetInfo
 from devprune.data.paths import resolve_root
 from devprune.data.splits import check_split_args
 from devprune.errors import ConfigError
+from devprune.utils.registry import Registry
 
 
 class DatasetFactory(Protocol):
@@ -52,7 +52,7 @@ class DatasetEntry:
     locate: Locator | None = None  # None: generated in memory, nothing on disk
 
 
-_REGISTRY: dict[str, DatasetEntry] = {}
+_REGISTRY: Registry[DatasetEntry] = Registry("dataset", lambda entry: entry.factory)
 
 
 def register_dataset(
@@ -70,10 +70,7 @@ def register_dataset(
     """
     if name != info.name:
         raise ConfigError(f"register_dataset({name!r}): info.name is {info.name!r}; use one name")
-    old = _REGISTRY.get(name)
-    if old is not None and old.factory is not factory:
-        raise ConfigError(f"dataset {name!r} is already registered by {old.factory!r}")
-    _REGISTRY[name] = DatasetEntry(info, factory, description, locate)
+    _REGISTRY.add(name, DatasetEntry(info, factory, description, locate))
 
 
 def available_datasets() -> dict[str, DatasetEntry]:
@@ -83,10 +80,7 @@ def available_datasets() -> dict[str, DatasetEntry]:
 
 def dataset_entry(name: str) -> DatasetEntry:
     """The registry entry of ``name``; unknown names raise :class:`ConfigError`."""
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise ConfigError(unknown_name_message("dataset", name, list(_REGISTRY))) from None
+    return _REGISTRY.lookup(name)
 
 
 def dataset_info(name: str) -> DatasetInfo:
@@ -142,8 +136,3 @@ def _check_options(name: str, factory: DatasetFactory, options: dict[str, Any]) 
                           f"its options: {', '.join(accepted) or '(none)'}")
 
 
-def unknown_name_message(what: str, name: str, known: list[str]) -> str:
-    """``unknown dataset 'mnsit'; did you mean 'mnist'? known: ...``."""
-    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
-    return f"unknown {what} {name!r}{hint} known: {', '.join(known) or '(none)'}"

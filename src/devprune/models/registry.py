@@ -16,6 +16,7 @@ from typing import Any
 from torch import nn
 
 from devprune.errors import ConfigError
+from devprune.utils.registry import Registry
 
 ModelBuilder = Callable[..., nn.Module]
 
@@ -27,7 +28,7 @@ class ModelEntry:
     description: str
 
 
-_REGISTRY: dict[str, ModelEntry] = {}
+_REGISTRY: Registry[ModelEntry] = Registry("model", lambda entry: entry.builder)
 
 
 def register_model(
@@ -36,10 +37,8 @@ def register_model(
     """Register ``builder`` as ``name``; the description defaults to its docstring's first line."""
 
     def decorate(builder: ModelBuilder) -> ModelBuilder:
-        if name in _REGISTRY:
-            raise ConfigError(f"model {name!r} is already registered; pick another name.")
         doc = description or (inspect.getdoc(builder) or name).splitlines()[0]
-        _REGISTRY[name] = ModelEntry(name, builder, doc)
+        _REGISTRY.add(name, ModelEntry(name, builder, doc))
         return builder
 
     return decorate
@@ -73,9 +72,7 @@ def build_model(
     ``in_shape`` is one sample: ``(C, H, W)`` for images, ``(T, C, H, W)`` for event frames.
     ``time_steps`` (spiking models only) defaults to the model's paper value.
     """
-    entry = _REGISTRY.get(name)
-    if entry is None:
-        raise ConfigError(f"model: unknown name {name!r}; available: {sorted(_REGISTRY)}.")
+    entry = _REGISTRY.lookup(name)
     if not isinstance(num_classes, int) or num_classes < 1:
         raise ConfigError(f"num_classes must be a positive int, got {num_classes!r}.")
     shape = _check_shape(in_shape)

@@ -40,6 +40,7 @@ import torch
 from torch import nn
 
 from devprune.errors import CheckpointError, ConfigError
+from devprune.utils.registry import Registry, unknown_name_message
 
 
 class Synchroniser(Protocol):
@@ -152,7 +153,8 @@ class Pruner:
             )
 
 
-_REGISTRY: dict[str, tuple[type[Pruner], type | None, str]] = {}
+_REGISTRY: Registry[tuple[type[Pruner], type | None, str]] = Registry(
+    "pruning method", lambda entry: entry[0])
 
 
 def register_pruner(
@@ -161,7 +163,7 @@ def register_pruner(
     """Make a method available to ``build_pruner`` and the runner (``prune.method``)."""
     if config_cls is not None and not dataclasses.is_dataclass(config_cls):
         raise TypeError(f"config class of pruner {name!r} must be a dataclass")
-    _REGISTRY[name] = (cls, config_cls, description)
+    _REGISTRY.add(name, (cls, config_cls, description))
 
 
 def _load_builtin_methods() -> None:
@@ -179,9 +181,8 @@ def available_pruners() -> dict[str, str]:
 def pruner_config_class(name: str) -> type | None:
     _load_builtin_methods()
     if name not in _REGISTRY:
-        raise ConfigError(
-            f"prune.method: unknown method {name!r}; choose one of {sorted(_REGISTRY)}"
-        )
+        known = sorted(_REGISTRY)
+        raise ConfigError(f"prune.method: {unknown_name_message('method', name, known)}")
     return _REGISTRY[name][1]
 
 

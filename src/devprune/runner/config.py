@@ -24,7 +24,6 @@ Every field is documented on its dataclass below; docs/CONFIG.md gives the same 
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import hashlib
 import json
 import math
@@ -37,6 +36,7 @@ from typing import Any, Literal, Union
 import yaml
 
 from devprune.errors import ConfigError
+from devprune.utils.registry import did_you_mean
 
 # Limits of integers that size memory or are handed to C code (each message states its limit).
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
@@ -322,11 +322,6 @@ def _default_hint(field_: dataclasses.Field) -> str:
     return "; give a finite value"
 
 
-def _did_you_mean(word: str, choices: typing.Iterable[str]) -> str:
-    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
 def _describe(tp: Any) -> str:
     origin = typing.get_origin(tp)
     if origin is Literal:
@@ -380,7 +375,7 @@ def _check_value(value: Any, tp: Any, path: str) -> Any:
             return value
         raise ConfigError(
             f"{path}: {value!r} is not allowed; choose one of {list(args)}"
-            + _did_you_mean(value, args)
+            + did_you_mean(value, args)
         )
     if origin in (list, tuple):
         if not isinstance(value, (list, tuple)):
@@ -409,7 +404,7 @@ def _build_dataclass(cls: type, raw: Any, path: str) -> Any:
     if unknown:
         key = unknown[0]
         raise ConfigError(
-            f"{_join(path, key)}: unknown key{_did_you_mean(key, fields)}; "
+            f"{_join(path, key)}: unknown key{did_you_mean(key, fields)}; "
             f"allowed keys in {path or 'the top level'}: {sorted(fields)}"
         )
     by_name = {f.name: f for f in dataclasses.fields(cls)}
@@ -445,7 +440,7 @@ def _build_prune(raw: Any) -> PruneConfig:
     method = _check_value(raw.pop("method", "none"), str, "prune.method")
     if method not in methods:
         raise ConfigError(
-            f"prune.method: unknown method {method!r}{_did_you_mean(method, methods)}; "
+            f"prune.method: unknown method {method!r}{did_you_mean(method, methods)}; "
             f"choose one of {sorted(methods)}"
         )
     mode = _check_value(raw.pop("mode", "default"), PruneMode, "prune.mode")
@@ -454,7 +449,7 @@ def _build_prune(raw: Any) -> PruneConfig:
         key = next(iter(raw))
         allowed = ["method", "mode", *sorted(methods)]
         raise ConfigError(
-            f"prune.{key}: unknown key{_did_you_mean(key, allowed)}; allowed keys in prune: "
+            f"prune.{key}: unknown key{did_you_mean(key, allowed)}; allowed keys in prune: "
             f"{allowed} (a method's settings go under prune.<method>)"
         )
     if method != "none" and method not in sections:
@@ -500,7 +495,7 @@ def config_from_dict(raw: dict[str, Any]) -> Config:
         key = unknown[0]
         hint = "; 'base' is resolved by load_config" if key == "base" else ""
         raise ConfigError(
-            f"{key}: unknown top-level key{_did_you_mean(key, _TOP_LEVEL)}; allowed: "
+            f"{key}: unknown top-level key{did_you_mean(key, _TOP_LEVEL)}; allowed: "
             f"{[k for k in _TOP_LEVEL if k != 'base']}{hint}"
         )
     sections = {name: _build_dataclass(cls, raw.get(name), name)

@@ -12,7 +12,8 @@ from typing import Any
 import yaml
 
 from devprune.errors import ConfigError
-from devprune.runner.config import MAX_YAML_CHARS, _did_you_mean, deep_merge, yaml_load
+from devprune.runner.config import MAX_YAML_CHARS, deep_merge, yaml_load
+from devprune.utils.registry import did_you_mean
 
 PRESET_DIR = Path(__file__).resolve().parent.parent / "presets"
 
@@ -64,7 +65,7 @@ def _locate(spec: str, relative_to: Path | None) -> Path:
     if candidate.suffix in (".yaml", ".yml") or "/" in spec:
         raise ConfigError(f"config file {spec} does not exist")
     raise ConfigError(
-        f"{spec!r} is neither a config file nor a preset{_did_you_mean(spec, presets)}; "
+        f"{spec!r} is neither a config file nor a preset{did_you_mean(spec, presets)}; "
         "`devprune presets` lists the presets"
     )
 
