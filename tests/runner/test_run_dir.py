@@ -86,9 +86,37 @@ def test_an_unfinished_run_of_another_config_needs_force(tmp_path: Path,
     with pytest.raises(ConfigError, match=r"another configuration \(train\.lr: 0\.01 -> 0\.02"):
         _train(other, run, quiet=True)
     assert _snapshot(run) == before
-    _train(other, run, quiet=True, force=True)
+    _, lines = _train(other, run, force=True)
+    assert "kept the previous run" in lines[0]
     assert len(read_metrics(run / "metrics.jsonl")) == 1
     assert "lr: 0.02" in (run / "config.yaml").read_text()
+    (kept,) = tmp_path.glob("run.replaced-*")
+    assert _snapshot(kept) == before  # nothing deleted, --force included
+
+
+def test_force_keeps_a_finished_run_aside(tmp_path: Path, tiny_yaml: Path) -> None:
+    cfg = load_config(str(tiny_yaml), ["train.epochs=1"])
+    run = tmp_path / "run"
+    _train(cfg, run, quiet=True)
+    before = _snapshot(run)
+    with pytest.raises(ConfigError, match=r"already holds a run \(last\.pt\); pass --resume .*"
+                                          r"--force to keep it aside"):
+        _train(cfg, run, quiet=True)
+    _train(cfg, run, quiet=True, force=True)
+    _train(cfg, run, quiet=True, force=True)
+    kept = sorted(tmp_path.glob("run.replaced-*"))
+    assert len(kept) == 2 and all(_snapshot(k).keys() == before.keys() for k in kept)
+    assert _snapshot(kept[0]) == before
+
+
+def test_force_never_replaces_a_users_file_of_a_run_files_name(tmp_path: Path,
+                                                               tiny_yaml: Path) -> None:
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "report.md").write_text("my report")
+    with pytest.raises(ConfigError, match=r"holds report\.md, which the run would replace"):
+        _train(load_config(str(tiny_yaml)), mine, quiet=True, force=True)
+    assert [p.name for p in mine.iterdir()] == ["report.md"]
 
 
 def test_resume_with_fewer_epochs_than_done_keeps_config_yaml(tmp_path: Path,

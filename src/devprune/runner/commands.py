@@ -64,8 +64,8 @@ def _register_train(subparsers: argparse._SubParsersAction) -> None:
                    help="continue the run in --out from its last.pt (exactly, on CPU); a run "
                    "killed before its first checkpoint starts again")
     p.add_argument("--force", action="store_true",
-                   help="write into an --out folder that is not a run of this configuration "
-                   "(an existing run with a checkpoint is never replaced)")
+                   help="start anew in an --out folder that holds another run (it is kept "
+                   "aside as <out>.replaced-<time>) or other files (written beside them)")
     p.add_argument("--quiet", action="store_true",
                    help="no progress bars or banner; only the epoch lines and the result")
     p.set_defaults(func=cmd_train)

@@ -1,15 +1,16 @@
 """The run directory ``devprune train`` writes, and what it may write over.
 
-Nothing a user had is overwritten:
+Nothing a user had is overwritten, ``--force`` included:
 
 - a missing or empty folder gets a new run;
-- a folder holding ``last.pt`` is continued with ``--resume`` and refused without it;
+- a folder holding ``last.pt`` is continued with ``--resume``; without it, it is refused, or
+  with ``--force`` kept aside (renamed ``<out>.replaced-<time>``) and a new run started;
 - a run killed before its first checkpoint (``config.yaml`` / ``metrics.jsonl`` but no
   ``last.pt``) is started again in place, with or without ``--resume``, when its
-  ``config.yaml`` describes the same computation; a run of another configuration is refused
-  unless ``--force``;
-- any other non-empty folder is refused unless ``--force`` (the run's files are then written
-  beside the files already there).
+  ``config.yaml`` describes the same computation; a run of another configuration is refused,
+  or with ``--force`` kept aside;
+- any other non-empty folder is refused unless ``--force``; the run's files are then written
+  beside the files already there, unless one of them has the name of a run file.
 
 Temporary files a killed write left behind (``.<file>.<8 chars>.tmp``, see
 :mod:`devprune.utils.io`) are removed before a run starts or resumes.
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -74,10 +76,13 @@ def prepare_run_dir(out: Path, cfg: Config, *, resume: bool, force: bool = False
         raise ConfigError(f"--out {out} is a file, not a folder; choose another --out")
     entries = [p for p in out.iterdir() if not is_temp_file(p)] if out.is_dir() else []
     if (out / LAST).is_file():
-        if not resume:
+        if resume:
+            return RunDir(True, _cleaned(out, main))
+        if not force:
             raise ConfigError(f"run directory {out} already holds a run ({LAST}); pass --resume "
-                              "to continue it, or choose another --out")
-        return RunDir(True, _cleaned(out, main))
+                              "to continue it, --force to keep it aside and start anew, or "
+                              "choose another --out")
+        return _set_aside(out, main)
     if not entries:
         if resume:
             raise CheckpointError(f"--resume: {out} holds no {LAST}; start the run without "
@@ -91,6 +96,11 @@ def prepare_run_dir(out: Path, cfg: Config, *, resume: bool, force: bool = False
         raise ConfigError(f"--out {out} already exists and is not a devprune run (it holds "
                           f"{shown}{more}); choose another --out, or pass --force to write the "
                           "run into it")
+    clashes = sorted(p.name for p in entries if RUN_FILE.match(p.name))
+    if clashes:
+        raise ConfigError(f"--force writes the run beside the files in {out}, but it holds "
+                          f"{', '.join(clashes)}, which the run would replace; move them or "
+                          "choose another --out")
     if resume:
         raise CheckpointError(f"--resume: {out} holds no {LAST}; start the run without "
                               "--resume (or check the --out directory)")
@@ -103,16 +113,31 @@ def _restart_in_place(out: Path, cfg: Config, *, force: bool, main: bool) -> Run
     if diffs and not force:
         raise ConfigError(f"run directory {out} holds an unfinished run (no {LAST} yet) of "
                           f"another configuration ({'; '.join(diffs[:4])}); choose another "
-                          "--out, or pass --force to start this run there instead")
+                          "--out, or pass --force to keep it aside and start this run there")
+    if diffs:
+        return _set_aside(out, main)
     notes = _cleaned(out, main)
     stale = [p for p in out.iterdir() if STALE_FILE.match(p.name)]
     if main:
         for path in stale:
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
-    why = "of another configuration (--force)" if diffs else "killed before its first checkpoint"
-    notes.append(f"{out} holds a run {why} and no {LAST}: starting it again from epoch 1")
+    notes.append(f"{out} holds a run killed before its first checkpoint (no {LAST}): "
+                 "starting it again from epoch 1")
     return RunDir(False, notes)
+
+
+def _set_aside(out: Path, main: bool) -> RunDir:
+    """``--force`` over a run: rename it ``<out>.replaced-<time>`` (nothing is deleted)."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    kept = out.with_name(f"{out.name}.replaced-{stamp}")
+    for n in range(2, 1000):  # bounded: a free name is found long before
+        if not kept.exists():
+            break
+        kept = out.with_name(f"{out.name}.replaced-{stamp}-{n}")
+    if main:
+        out.rename(kept)
+    return RunDir(False, [f"kept the previous run in {out} as {kept} (--force); starting anew"])
 
 
 def saved_config_differences(out: Path, cfg: Config) -> list[str]:
