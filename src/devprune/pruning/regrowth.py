@@ -82,17 +82,24 @@ class RegrowthTracker:
             setattr(self, name, state[name].to(current.device, current.dtype))
 
 
+# A regrown weight starts at this fraction of the layer's mean |w| (see regrown_start_values).
+REGROWN_START_FRACTION = 0.1
+
+
 @torch.no_grad()
 def regrown_start_values(weight: torch.Tensor, restore: torch.Tensor, grad_sum: torch.Tensor,
                          kept: torch.Tensor) -> int:
     """Hard masks: set the restored entries of ``weight`` (zeros until now) to
-    ``-sign(summed gradient) * mean |w|`` of the layer's other kept entries, i.e. one step of
-    a typical weight's size in the direction the loss asked for over the period. A regrown
-    synapse left at zero on an otherwise silent neuron would leave its membrane at rest,
-    where a windowed surrogate passes no gradient, so it could never move. Returns how many
-    entries were set."""
+    ``-sign(summed gradient) * 0.1 * mean |w|`` of the layer's other kept entries: a small
+    step in the direction the loss asked for over the period. Not zero: a regrown synapse
+    left at zero on an otherwise silent neuron would leave its membrane at rest, where a
+    windowed surrogate passes no gradient, so it could never move. Small: a revived neuron
+    should start below threshold and grow into the network by learning (at a typical
+    weight's full size, ~100k regrown synapses in one step cost snn-mlp about a point).
+    Returns how many entries were set."""
     others = kept & ~restore
     scale = weight[others].abs().mean() if bool(others.any()) else weight.new_tensor(0.0)
+    scale = scale * REGROWN_START_FRACTION
     weight[restore] = -torch.sign(grad_sum[restore]).to(weight.dtype) * scale
     return int(restore.sum())
 
