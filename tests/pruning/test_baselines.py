@@ -237,7 +237,7 @@ def test_dynamic_sparse_keeps_connectivity_constant(method: str) -> None:
     assert int(after.sum()) == 120
     moved = int((after & ~before).sum())
     assert moved == 36  # floor(0.3 * 120) dropped, as many regrown among the earlier pruned
-    assert pruner.on_epoch_end(0)["synapses_regrown"] == 36
+    assert pruner.on_epoch_end(0)["regrown"] == 36
 
 
 def test_drop_and_grow_by_hand() -> None:

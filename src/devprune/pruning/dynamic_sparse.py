@@ -172,7 +172,8 @@ class DynamicSparsePruner(MaskedPruner):
 
     def on_epoch_end(self, epoch: int) -> dict[str, Any]:
         moved, self.moved = self.moved, 0
-        return {"connectivity": self.masks.connectivity(), "synapses_regrown": moved}
+        # "regrown": the key the epoch line shows (as for SD-SNN)
+        return {"connectivity": self.masks.connectivity(), "regrown": moved}
 
     @structural_step
     @torch.no_grad()
