@@ -12,6 +12,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from devprune.errors import ConfigError
 from devprune.measure.report import layer_table, summary_lines
 
@@ -26,6 +28,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "Definitions: docs/MEASUREMENT.md.")
     cmd.add_argument("run", metavar="RUN", help="run directory written by `devprune train`")
     cmd.add_argument("--dense", metavar="RUN", help="a dense twin run to show beside it")
+    cmd.add_argument("--neurobench", action="store_true",
+                     help="also run NeuroBench's Benchmark on the compacted model (the run's "
+                     "measurement subset of the test set) and write RUN/neurobench.json with "
+                     "devprune's numbers beside it (needs neurobench)")
     cmd.set_defaults(func=_measure)
 
 
@@ -62,4 +68,41 @@ def _measure(args: argparse.Namespace) -> int:
     print()
     print(layer_table(static, workload, dense_static=dense_static,
                       dense_workload=dense_workload))
+    if args.neurobench:
+        _neurobench(Path(args.run))
     return 0
+
+
+def neurobench_run(run: Path) -> dict[str, Any]:
+    """NeuroBench and devprune on the run's compacted model; writes RUN/neurobench.json."""
+    from devprune.compact import compact
+    from devprune.compact.commands import _checkpoint_path, load_run
+    from devprune.measure.neurobench_adapter import _import, neurobench_results
+    from devprune.runner.checkpoint import load_checkpoint
+    from devprune.runner.config import config_from_dict
+    from devprune.runner.data import _dataset
+    from devprune.utils.io import atomic_write_json
+
+    _import("neurobench")  # fail before any work when it is missing
+    model, masks, example, _build = load_run(run)
+    cfg = config_from_dict(load_checkpoint(_checkpoint_path(run, None))["config"])
+    small = compact(model, masks, example)
+    test = _dataset(cfg.data, "test", cfg.measure.subset)
+    inputs, targets = test.batch(torch.arange(min(cfg.measure.subset, len(test))),
+                                 augment=False)
+    result = neurobench_results(small, inputs.float(), targets,
+                                batch_size=cfg.data.eval_batch_size)
+    result["run"] = str(run)
+    result["model"] = "compacted"
+    atomic_write_json(run / "neurobench.json", result)
+    return result
+
+
+def _neurobench(run: Path) -> None:
+    from devprune.measure.neurobench_adapter import comparison_lines
+
+    result = neurobench_run(run)
+    print(f"\n## NeuroBench {result['neurobench_version']} on the compacted model "
+          f"({result['samples']} test samples)\n")
+    print("\n".join(comparison_lines(result)))
+    print(f"\nwrote {run / 'neurobench.json'}")
