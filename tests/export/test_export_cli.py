@@ -104,3 +104,25 @@ def test_missing_run_is_one_line_exit_2(tmp_path: Path, capsys: pytest.CaptureFi
     assert main(["export", str(tmp_path / "nope"), "--out", str(tmp_path / "m.nir")]) == 2
     _one_line_error(capsys)
     assert not (tmp_path / "m.nir").exists()
+
+
+def test_a_learnt_number_of_time_steps_is_exported(tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture) -> None:
+    """DPAP's time side shortens the simulation; the file runs the learnt length."""
+    prune = {"method": "dpap", "dpap": {**DPAP["dpap"], "temporal": True,
+                                        "time_offset": 100.0, "min_time_steps": 2}}
+    cfg: dict[str, Any] = yaml.safe_load(yaml.safe_dump(TINY))
+    cfg["train"]["epochs"] = 3
+    cfg["model"]["time_steps"] = 4
+    cfg["prune"] = prune
+    (tmp_path / "t.yaml").write_text(yaml.safe_dump(cfg))
+    run = tmp_path / "temporal"
+    assert main(["train", str(tmp_path / "t.yaml"), "--out", str(run), "--quiet"]) == 0
+    out = tmp_path / "t.nir"
+    assert main(["export", str(run), "--out", str(out), "--checkpoint", "last"]) == 0
+    text = capsys.readouterr().out
+    graph = nir.read(out)
+    assert int(graph.metadata["time_steps"]) == 2
+    assert bool(graph.metadata["time_steps_learnt"])
+    assert int(graph.metadata["time_steps_configured"]) == 4
+    assert "time steps 2 (learnt; configured 4)" in text and "(100.0000%)" in text
