@@ -250,3 +250,53 @@ def test_every_refusal_is_one_line() -> None:
     with pytest.raises(ModelStructureError) as info:
         to_nir(model, None, example)
     assert "\n" not in str(info.value)
+
+
+def test_event_frame_model_records_its_encoding_and_crop() -> None:
+    torch.manual_seed(3)
+    model = build_model("snn-small", in_shape=(5, 2, 10, 10), num_classes=3, crop=8,
+                        channels=(4, 6), hidden=12)
+    x = (torch.rand(2, 5, 2, 10, 10) < 0.5).float()
+    graph = roundtrip(to_nir(model, None, x))
+    assert str(graph.metadata["encoding"]) == "event-frames"
+    assert list(graph.metadata["encoding_crop"]) == [8, 8]
+    assert int(graph.metadata["time_steps"]) == 5
+    assert list(graph.nodes["input"].input_type["input"]) == [2, 8, 8]
+    assert compare_spikes(model, graph, x, snntorch=False)[0].exact
+
+
+class _TimeMajor(nn.Module):
+    """A user's own module: time-major input, no encoder, spikes out at every step."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        from devprune.snn import layers as ms
+
+        self.fc1, self.lif1 = ms.Linear(6, 8), LIF(tau=2.0, threshold=0.3)
+        self.fc2, self.lif2 = ms.Linear(8, 3), STBPLIF(threshold=0.2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.lif2(self.fc2(self.lif1(self.fc1(x))))
+
+
+def test_a_user_model_on_time_major_input_exports_its_spike_trains() -> None:
+    torch.manual_seed(4)
+    model = _TimeMajor()
+    x = torch.rand(7, 3, 6) * 2
+    graph = roundtrip(to_nir(model, None, x))
+    assert int(graph.metadata["time_steps"]) == 7
+    assert "time-major" in str(graph.metadata["encoding"])
+    assert "every step" in str(graph.metadata["readout"])
+    results = compare_spikes(model, graph, x)
+    assert all(r.exact for r in results if r.ran), [r.line() for r in results]
+
+
+def test_a_spikingjelly_neuron_is_refused_naming_the_layer() -> None:
+    neuron = pytest.importorskip("spikingjelly.activation_based.neuron")
+    from devprune.snn import layers as ms
+    from devprune.snn.encoders import DirectEncoder
+
+    model = nn.Sequential(DirectEncoder(2), ms.Flatten(), ms.Linear(16, 4),
+                          neuron.IFNode(step_mode="m"))
+    with pytest.raises(ModelStructureError, match=r"layer 3 \(IFNode\) has no NIR mapping"):
+        to_nir(model, None, torch.rand(2, 1, 4, 4))
