@@ -300,3 +300,39 @@ def test_a_spikingjelly_neuron_is_refused_naming_the_layer() -> None:
                           neuron.IFNode(step_mode="m"))
     with pytest.raises(ModelStructureError, match=r"layer 3 \(IFNode\) has no NIR mapping"):
         to_nir(model, None, torch.rand(2, 1, 4, 4))
+
+
+class _LinearReadout(nn.Module):
+    """Spiking hidden layer, non-spiking readout (Linear + BatchNorm1d), mean over time."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        from devprune.snn import layers as ms
+        from devprune.snn.encoders import DirectEncoder
+
+        self.encoder = DirectEncoder(4)
+        self.flatten = ms.Flatten()
+        self.fc1, self.lif1 = ms.Linear(16, 10), STBPLIF(threshold=0.3)
+        self.fc2, self.bn2 = ms.Linear(10, 3, bias=False), ms.BatchNorm1d(3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.bn2(self.fc2(self.lif1(self.fc1(self.flatten(self.encoder(x)))))).mean(0)
+
+
+def test_a_non_spiking_readout_exports_and_its_values_match() -> None:
+    torch.manual_seed(5)
+    model = _LinearReadout().eval()
+    with torch.no_grad():
+        model.bn2.running_mean.uniform_(-1, 1)
+        model.bn2.running_var.uniform_(0.5, 2)
+    x = torch.rand(3, 1, 4, 4) * 2
+    graph = roundtrip(to_nir(model, None, x))
+    assert "values (a non-spiking readout)" in str(graph.metadata["readout"])
+    assert isinstance(graph.nodes["fc2"], nir.Affine)  # the folded BN gave it a bias
+    assert [src for src, dst in graph.edges if dst == "output"] == ["fc2"]
+    ours = compare_spikes(model, graph, x, snntorch=False)[0]
+    assert ours.exact and ours.layers == {"lif1": (120, 120)}, ours.line()
+    assert ours.output_total == 4 * 3 * 3 and ours.output_max_diff < 1e-5
+    # a wrong bias is caught
+    graph.nodes["fc2"].bias = graph.nodes["fc2"].bias + 0.1
+    assert not compare_spikes(model, graph, x, snntorch=False)[0].exact

@@ -410,15 +410,18 @@ class _Builder:
         result = node.args[0]
         if not isinstance(result, fx.Node):
             raise ModelStructureError("NIR export: the model must return one tensor")
-        if result.op in ("call_method", "call_function") and self._is_time_reduction(result):
-            reduce = result.target if isinstance(result.target, str) else result.target.__name__
-            self.metadata["readout"] = f"{reduce} over time of the output node's spikes"
-            source = result.args[0]
-        else:
-            self.metadata["readout"] = "the output node's spikes at every step [T, ...]"
-            source = result
+        source = result.args[0] if result.op in ("call_method", "call_function") and \
+            self._is_time_reduction(result) else result
         self.output_shape = self.step_shape(source)
         self.output_sources = self.values[source.name]
+        spiking = all(self.specs[s].kind in ("lif", "if") for s in self.output_sources
+                      if s in self.specs) and "input" not in self.output_sources
+        what = "spikes" if spiking else "values (a non-spiking readout)"
+        if source is result:
+            self.metadata["readout"] = f"the output node's {what} at every step [T, ...]"
+        else:
+            reduce = result.target if isinstance(result.target, str) else result.target.__name__
+            self.metadata["readout"] = f"{reduce} over time of the output node's {what}"
 
 
 def _finish_node(nir: Any, spec: _Spec) -> Any:
