@@ -473,7 +473,9 @@ def build_nir_graph(model: nn.Module, example_input: Any, *, dt: float = DEFAULT
     nir = import_nir()
     if not (dt > 0 and math.isfinite(dt)):
         raise ConfigError(f"NIR export: dt must be a positive number, got {dt!r}")
-    model = copy.deepcopy(model).eval()
+    model = copy.deepcopy(model).cpu().eval()  # NIR holds numpy arrays: work on the CPU
+    if isinstance(example_input, torch.Tensor):
+        example_input = example_input.cpu()
     if not any(is_spiking_neuron(m) for m in model.modules()):
         raise ModelStructureError(
             f"NIR export: {type(model).__name__} has no spiking neurons; NIR export is for "

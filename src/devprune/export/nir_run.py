@@ -11,6 +11,7 @@ per neuron layer and at the output.
 from __future__ import annotations
 
 import contextlib
+import copy
 import importlib
 import io
 from dataclasses import dataclass, field
@@ -265,7 +266,9 @@ def compare_spikes(model: nn.Module, graph: Any, example_input: Any, *,
                    snntorch: bool = True) -> list[Comparison]:
     """Run ``graph`` with nirtorch (and snnTorch's importer where installed and asked for) on
     the devprune model's encoded ``example_input`` for its time steps; compare spikes."""
-    frames, _, reference = devprune_spikes(model, example_input, graph)
+    if isinstance(example_input, torch.Tensor):  # NIR runtimes run here on the CPU
+        example_input = example_input.cpu()
+    frames, _, reference = devprune_spikes(copy.deepcopy(model).cpu(), example_input, graph)
     # the output node's spikes [T, B, ...]: the last neuron feeding the output
     ref_out = _output_spikes(graph, reference)
     results = []
