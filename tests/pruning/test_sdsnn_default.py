@@ -1,6 +1,6 @@
-"""SD-SNN default mode (docs/SDSNN.md, "Deviations"): silent units rank last, a step removes
-at most a fraction of a layer, the N-batch cadence, and regeneration under hard masks (a dead
-unit's synapses get a signal, and a regrown synapse receives gradient and moves)."""
+"""SD-SNN default mode (docs/SDSNN.md#sdsnn-deviations): silent units rank last, a step
+removes at most a fraction of a layer, the N-batch cadence, and regeneration under hard masks
+(a dead unit's synapses get a signal, and a regrown synapse receives gradient and moves)."""
 
 import pytest
 import torch

@@ -16,7 +16,7 @@ Every epoch constant of the reference is relative to C (its literal 37 is 2C+1, 
 With ``every_batches = N`` a step runs every N training batches instead of every epoch, and
 every epoch constant counts those steps (as DPAP's ``every_batches``).
 
-``default`` mode adds what a short run needs (docs/SDSNN.md, "Deviations"): units that did
+``default`` mode adds what a short run needs (docs/SDSNN.md#sdsnn-deviations): units that did
 not fire over the period rank below every active one (``silent_first``), one step removes
 at most ``max_step_fraction`` of a layer's units, and regeneration can revive a pruned
 neuron from the gradient its synapses would get through its outgoing weights
