@@ -9,7 +9,8 @@ scans those trees and checks that
 * every relative Markdown link of a document (``[text](DPAP.md#dpap-reserve)``,
   ``[text](#anchor)``) resolves to a file inside the repository and an anchor in it;
 * nothing cites a specification outside the repository: the former shared documents by name,
-  a path to the shared folder, or a bare section number / decision letter of them.
+  a path to the shared folder, or a bare section number / decision letter of them;
+* no citation names a section by its title (``docs/NAME.md, "Title"``) instead of its anchor.
 
 This file itself is not scanned (its patterns would match themselves); the self-tests below
 show that a broken anchor, a missing file and an outside citation are each reported.
@@ -53,6 +54,8 @@ OUTSIDE = [
     # "(B1)", ", A12)", "(A6, A7)": the outside specification's decision letters
     (re.compile(r"(?:\(|,\s)[ABC]\d{1,2}(?=[),;])"), "a decision letter of the outside "
      "specification"),
+    # docs/NAME.md, "Some heading": a section named in words breaks silently when renamed
+    (re.compile(r"docs/[\w/.-]+\.md,?\s+[\"\u201c]"), "a section by its title"),
 ]
 
 
@@ -226,6 +229,7 @@ def test_checker_reports_broken_markdown_links(tree: Path):
     "# see /work/" + "shared/docs/x.md",
     "# the conv-range defect (B1)",
     '# "Product decisions" of ' + "PRODUCT" + ".md",
+    '# the default mode (docs/GUIDE.md, "The rule")',
 ])
 def test_checker_reports_citations_outside_the_repository(tree: Path, line: str):
     problems = _problems(tree, line + "\n")
