@@ -152,3 +152,25 @@ def test_grid_files_shipped_with_the_experiments_are_valid() -> None:
     for path in files:
         grid = load_grid(path)
         assert grid.cells and len(grid.seeds) >= 2
+
+
+def test_train_match_runs_a_baseline_at_another_runs_connectivity(tmp_path: Path,
+                                                                  capsys) -> None:
+    from devprune.cli import main
+
+    tiny = _tiny_yaml(tmp_path)
+    common = ["--quiet", "--set", "train.epochs=1", "measure.subset=20"]
+    assert main(["train", tiny, "--out", str(tmp_path / "dense"), *common]) == 0
+    assert main(["train", tiny, "--out", str(tmp_path / "rand"), *common, "prune.method=random",
+                 "prune.random.target=0.4", "prune.random.end=0"]) == 0
+    assert main(["train", tiny, "--out", str(tmp_path / "mag"), *common,
+                 "prune.method=magnitude", "prune.magnitude.end=0",
+                 "--match", str(tmp_path / "rand")]) == 0
+    layers = read_metrics(tmp_path / "mag" / "metrics.jsonl")[-1]["layers"]
+    wanted = matched_target(tmp_path / "rand")
+    assert {k: layers[k]["connectivity"] for k in wanted} == pytest.approx(wanted)
+    capsys.readouterr()
+    assert main(["train", tiny, "--out", str(tmp_path / "x"), *common, "prune.method=magnitude",
+                 "--match", str(tmp_path / "dense")]) == 2
+    assert "is a dense run" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()

@@ -15,6 +15,8 @@ examples:
   devprune train my.yaml --set train.epochs=50 --set prune.method=dpap --out runs/x
   devprune train mnist-mlp-dense-quick --set train.lr=5e-4 model.kwargs.hidden=[400]
   devprune train --resume --out runs/x                  # continue runs/x from last.pt
+  devprune train mnist-mlp-dense-quick --set prune.method=magnitude --match runs/dpap
+                                                        # baseline at a DPAP run's connectivity
   torchrun --standalone --nproc_per_node=4 -m devprune train mnist-mlp-dpap-quick  # DDP
 
 --set values are YAML scalars: 1e-3, true, null, [40, 80], {hidden: [800]}.
@@ -60,6 +62,9 @@ def _register_train(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--set", dest="overrides", nargs="+", action="extend", default=[],
                    metavar="KEY=VALUE", help="override config keys, e.g. train.lr=1e-4")
     p.add_argument("--out", type=Path, help="run directory (default: run.out or runs/<name>)")
+    p.add_argument("--match", type=Path, metavar="RUN",
+                   help="baselines: prune the layers RUN pruned, each to RUN's final "
+                   "connectivity (a matched comparison)")
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out from its last.pt (exactly, on CPU); a run "
                    "killed before its first checkpoint starts again")
@@ -104,8 +109,26 @@ def cmd_train(args: argparse.Namespace) -> int:
                               "lists them), or --resume --out RUN to continue a run")
         source = str(args.out / CONFIG_FILE)
     cfg = load_config(source, args.overrides)
+    if args.match is not None:
+        cfg = load_config(source, [*args.overrides, *_match_overrides(cfg, args.match)])
     train(cfg, args.out, resume=args.resume, quiet=args.quiet, force=args.force)
     return 0
+
+
+def _match_overrides(cfg: Any, run: Path) -> list[str]:
+    """``--match RUN``: the baseline prunes RUN's pruned layers, each to RUN's connectivity."""
+    import dataclasses
+
+    from devprune.runner.matching import matched_target
+
+    settings = cfg.method_config()
+    if settings is None or "target" not in {f.name for f in dataclasses.fields(settings)}:
+        raise ConfigError(f"train --match: prune.method={cfg.prune.method!r} takes no target; "
+                          "use a baseline (magnitude, random, lth, set, rigl)")
+    target = matched_target(run)
+    method = cfg.prune.method
+    return [f"prune.{method}.target={json.dumps(target)}",
+            f"prune.{method}.include={json.dumps(sorted(target))}"]
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
