@@ -114,17 +114,23 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist; start the run without --resume")
-    if not zipfile.is_zipfile(path):  # torch.save writes a zip archive; a cut one has no index
+    try:
+        complete = zipfile.is_zipfile(path)  # torch.save writes a zip; a cut one has no index
+    except (zipfile.BadZipFile, OSError, ValueError) as err:
+        raise _corrupt(path, err) from err
+    if not complete:
         raise _corrupt(path, ValueError("not a complete torch zip archive"))
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
+        if "Unsupported global" not in str(err):  # a damaged pickle stream, not a foreign one
+            raise _corrupt(path, err) from err
         raise CheckpointError(
             f"{path} holds pickled Python objects that devprune refuses to load (only tensors "
-            "and plain values are read, so a checkpoint cannot run code); it was not written "
-            "by `devprune train`: pass that run's last.pt or best.pt"
+            "and plain values are read, so a checkpoint cannot run code); it is damaged or was "
+            "not written by `devprune train`: pass that run's last.pt or best.pt"
         ) from err
-    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as err:
+    except Exception as err:  # anything else torch meets in a damaged file
         raise _corrupt(path, err) from err
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(
@@ -157,7 +163,8 @@ def verify_checksum(payload: dict[str, Any], path: str | Path) -> None:
 
 
 def _corrupt(path: Path, err: BaseException) -> CheckpointError:
-    first_line = (str(err).splitlines() or [""])[0][:160]
+    text = str(err).split("WeightsUnpickler error:")[-1].strip()  # torch's own detail only
+    first_line = (text.splitlines() or [""])[0][:160]
     return CheckpointError(
         f"checkpoint {path} is corrupt or truncated ({type(err).__name__}: {first_line}); "
         "delete it and resume from another checkpoint of the run (best.pt, or an "

@@ -24,7 +24,7 @@ def _feed(digest: Any, obj: Any) -> None:
     import torch
 
     if isinstance(obj, torch.Tensor):
-        flat = obj.detach().cpu().reshape(-1)
+        flat = obj.detach().cpu().contiguous().reshape(-1)
         digest.update(f"T{obj.dtype}{tuple(obj.shape)}".encode())
         digest.update(flat.view(torch.uint8).numpy().tobytes() if flat.numel() else b"")
     elif isinstance(obj, dict):
