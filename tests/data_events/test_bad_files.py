@@ -191,3 +191,48 @@ def test_a_zip_member_too_large_for_a_sample_is_refused(tmp_path: Path,
     monkeypatch.setattr(nmnist, "MAX_SAMPLE_BYTES", 5 * 4096 - 1)
     with pytest.raises(DataError, match=r"Test\.zip:Test/0/00001\.bin: 20,480 bytes"):
         get_dataset("nmnist", "test", tmp_path, cache=False, val_fraction=0.0, seed=0)
+
+
+def _mutations(raw: bytes, rng, count: int):
+    """Seeded random damage: overwritten bytes, truncation, inserted garbage."""
+    for _ in range(count):
+        out, op = bytearray(raw), rng.random()
+        if op < 0.6:
+            for _ in range(rng.randint(1, 4)):
+                out[rng.randrange(len(out))] = rng.randrange(256)
+        elif op < 0.8:
+            out = out[: rng.randrange(len(out))]
+        else:
+            at = rng.randrange(len(out))
+            out[at:at] = bytes(rng.randrange(256) for _ in range(rng.randint(1, 40)))
+        yield bytes(out)
+
+
+def test_fuzzed_event_files_are_data_errors_or_events_never_tracebacks() -> None:
+    import random
+
+    rng = random.Random(19)
+    packets = b"".join(aedat31_packet(1, [(polarity_word(rng.randrange(128),
+                                                         rng.randrange(128), 1), 10 * i + j)
+                                          for j in range(5)]) for i in range(6))
+    formats = [
+        (AEDAT31_HEADER + packets + aedat31_packet(0, [(5, 3)]),
+         lambda raw: decode_aedat31(raw, SOURCE, GESTURE_SENSOR)),
+        (aedat2_bytes([1, 2, 3, 4], [5, 6, 7, 8], [0, 1, 0, 1], [10, 20, 30, 40]),
+         lambda raw: decode_aedat2_dvs128(raw, SOURCE)),
+        (nmnist_bytes([1, 2, 3], [4, 5, 6], [0, 1, 1], [10, 20, 30]),
+         lambda raw: decode_nmnist(raw, SOURCE)),
+    ]
+    refused = 0
+    for original, decode in formats:
+        for raw in _mutations(original, rng, 700):
+            start = time.perf_counter()
+            try:
+                events = decode(raw)
+            except DataError as err:
+                assert str(err).startswith(f"{SOURCE}: ") and "\n" not in str(err)
+                refused += 1
+            else:
+                assert events.dtype.names == ("t", "x", "y", "p")
+            assert time.perf_counter() - start < 1.0
+    assert refused > 1000
