@@ -107,3 +107,17 @@ def test_any_flipped_bit_is_a_clear_error_or_an_unchanged_load(tmp_path: Path) -
             outcomes["loaded"] += 1
             assert payload_digest(loaded) == payload_digest(original) or "checksum" not in loaded
     assert outcomes["refused"] > outcomes["loaded"]
+
+
+def test_resume_refuses_an_incomplete_checkpoint(tmp_path: Path, tiny_yaml: Path,
+                                                 capsys: pytest.CaptureFixture) -> None:
+    run = tmp_path / "run"
+    assert main(["train", str(tiny_yaml), "--out", str(run), "--quiet",
+                 "--set", "train.epochs=1"]) == 0
+    payload = ckpt.load_checkpoint(run / "last.pt")
+    del payload["optimizer"]
+    ckpt.save_checkpoint(run / "last.pt", payload)  # a valid checksum over an incomplete one
+    capsys.readouterr()
+    assert main(["train", "--resume", "--out", str(run), "--set", "train.epochs=2"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "lacks ['optimizer']" in err

@@ -194,9 +194,17 @@ def save_session(s: Session, path: Path) -> None:
     ckpt.save_checkpoint(path, payload)
 
 
+RESUME_KEYS = ("epochs_done", "model", "optimizer", "scheduler", "pruner", "rng", "best",
+               "config", "config_hash")
+
+
 def check_resumable(cfg: Config, path: Path, payload: dict[str, Any]) -> None:
     """Refuse to continue checkpoint ``payload`` (read from ``path``) under ``cfg`` when the
     computation differs or ``cfg`` asks for fewer epochs than were already done."""
+    missing = [k for k in RESUME_KEYS if k not in payload]
+    if missing:
+        raise CheckpointError(f"checkpoint {path} lacks {missing}: it is not a complete "
+                              "`devprune train` checkpoint, so the run cannot continue from it")
     if payload["config_hash"] != config_hash(cfg):
         diffs = config_differences(payload["config"], cfg) or ["(settings hash differs)"]
         raise CheckpointError(
