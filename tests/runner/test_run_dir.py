@@ -189,3 +189,14 @@ def test_a_sigkill_during_the_first_checkpoint_write_resumes_from_the_cli(
     assert main(["train", *args, "--out", str(straight)]) == 0
     assert not list(run.glob(".*.tmp"))
     assert _records(run) == _records(straight)
+
+
+def test_a_damaged_metrics_log_is_one_line_on_resume(tmp_path: Path, tiny_yaml: Path,
+                                                     capsys: pytest.CaptureFixture) -> None:
+    run = tmp_path / "run"
+    _train(load_config(str(tiny_yaml)), run, quiet=True, stop_after=1)
+    metrics = run / "metrics.jsonl"
+    metrics.write_text(metrics.read_text()[:-40])
+    assert main(["train", "--resume", "--out", str(run), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "metrics.jsonl: line 1 is not valid JSON" in err

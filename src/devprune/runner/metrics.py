@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from devprune import __version__
+from devprune.errors import CheckpointError
 from devprune.utils.io import atomic_write_text
 
 
@@ -56,7 +57,19 @@ def read_metrics(path: str | Path) -> list[dict[str, Any]]:
     path = Path(path)
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    records = []
+    for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
+        try:
+            record = json.loads(line) if line.strip() else None
+        except json.JSONDecodeError as err:
+            raise CheckpointError(f"{path}: line {number} is not valid JSON ({err.msg}); the "
+                                  "file was damaged: restore it, or start the run again") from err
+        if record is not None and not (isinstance(record, dict) and "epoch" in record):
+            raise CheckpointError(f"{path}: line {number} is not an epoch record; pass a run "
+                                  "directory written by `devprune train`")
+        if record is not None:
+            records.append(record)
+    return records
 
 
 def write_metrics(path: str | Path, records: list[dict[str, Any]]) -> None:
