@@ -15,6 +15,7 @@ from devprune.pruning.dynamic_sparse import drop_and_grow, rewire_share
 from devprune.pruning.lottery import round_keep_fraction
 from devprune.pruning.schedules import StepClock, gmp_keep_fraction
 from devprune.pruning.targets import layer_fractions
+from tests.pruning.loop import train_batches
 
 
 class TwoLayer(nn.Module):
@@ -276,15 +277,7 @@ BASELINES = {
 
 
 def _train_epoch(model: nn.Module, pruner, opt, x: torch.Tensor, batches: int = 3) -> None:
-    for _ in range(batches):
-        pruner.on_batch_start()
-        loss = model(x).pow(2).mean() + model(x).sum() * 0.01
-        opt.zero_grad()
-        loss.backward()
-        pruner.on_after_backward()
-        opt.step()
-        pruner.on_after_step()
-        pruner.on_batch_end()
+    train_batches(model, pruner, opt, x, batches, lambda out: out.pow(2).mean() + out.sum() * 0.01)
 
 
 @pytest.mark.parametrize("method", sorted(BASELINES))

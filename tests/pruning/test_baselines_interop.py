@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from devprune.pruning import build_pruner
+from tests.pruning.loop import train_batches
 from tests.pruning.test_dpap_interop import LeakyMLP
 
 pytest.importorskip("snntorch")
@@ -29,15 +30,7 @@ def test_baseline_prunes_an_snntorch_model(method: str, settings: dict) -> None:
     opt = torch.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=0.1)
     pruner.bind_optimizer(opt)
     for epoch in range(3):
-        for _ in range(4):
-            pruner.on_batch_start()
-            loss = (model(x) - 0.3).pow(2).mean()
-            opt.zero_grad()
-            loss.backward()
-            pruner.on_after_backward()
-            opt.step()
-            pruner.on_after_step()
-            pruner.on_batch_end()
+        train_batches(model, pruner, opt, x, 4, lambda out: (out - 0.3).pow(2).mean())
         pruner.on_epoch_end(epoch)
     mask = pruner.masks["fc1"]
     assert int(mask.sum()) == round(settings["target"] * mask.numel())

@@ -25,59 +25,45 @@ from typing import Any, ClassVar, Literal
 import torch
 from torch import nn
 
-from devprune.errors import ConfigError
 from devprune.pruning import criteria
 from devprune.pruning.base import register_pruner, structural_step
-from devprune.pruning.masked import MaskedPruner, select_layers
 from devprune.pruning.schedules import StepClock
-from devprune.pruning.targets import Target, check_target, layer_fractions
-from devprune.structure import discover
+from devprune.pruning.targeted import TargetPruner, TargetSettings
 
 
 @dataclass
-class DSTConfig:
-    """``prune.set`` / ``prune.rigl``: constant-connectivity training with drop and regrowth.
+class DSTConfig(TargetSettings):
+    """``prune.set`` / ``prune.rigl``: constant-connectivity training with drop and regrowth
+    (``target``: kept fraction of every pruned layer, a number for all or a per-layer
+    mapping; ``include``, ``exclude``, ``include_output``, ``mode``: see
+    :class:`TargetSettings`).
 
     Attributes:
-        target: kept fraction of every pruned layer (a number: the same in every layer; a
-            mapping: per layer).
         every_batches: batches between two drop-and-regrow steps (> 0).
         end: the last step index that rewires (later the mask is fixed).
         alpha: share of a layer's kept weights replaced at step 0 (cosine-decayed to 0).
-        regrow: ``random`` (SET) or ``gradient`` (RigL).
+        regrow: ``random`` (SET) or ``gradient`` (RigL); None = the method's own.
         seed: the initial random mask and SET's draws; None = torch's seed at build time.
-        include / exclude / include_output: which layers are pruned.
-        mode: always ``default`` (hard masks).
     """
 
     method: ClassVar[str] = "dst"
     default_regrow: ClassVar[str] = "gradient"
 
-    target: Target = 0.1
     every_batches: int = 100
     end: int = 10
     alpha: float = 0.3
     regrow: Literal["random", "gradient"] | None = None
     seed: int | None = None
-    include: list[str] | None = None
-    exclude: list[str] | None = None
-    include_output: bool = False
-    mode: Literal["default"] = "default"
 
     def __post_init__(self) -> None:
-        key = f"prune.{self.method}"
-        self.target = check_target(self.target, f"{key}.target")
+        super().__post_init__()
         if self.regrow is None:
             self.regrow = self.default_regrow
-        if self.mode != "default":
-            raise ConfigError(f"prune.mode: the {self.method} baseline uses hard masks only; "
-                              "set prune.mode=default")
-        if self.every_batches < 1:
-            raise ConfigError(f"{key}.every_batches: must be >= 1 (batches between rewirings)")
-        if self.end < 0:
-            raise ConfigError(f"{key}.end: must be >= 0")
-        if not 0.0 <= self.alpha < 1.0 or not math.isfinite(self.alpha):
-            raise ConfigError(f"{key}.alpha: {self.alpha!r} is not a share in [0, 1)")
+        self.require(self.every_batches >= 1, "every_batches",
+                     "must be >= 1 (batches between rewirings)")
+        self.require(self.end >= 0, "end", "must be >= 0")
+        self.require(0.0 <= self.alpha < 1.0 and math.isfinite(self.alpha), "alpha",
+                     f"{self.alpha!r} is not a share in [0, 1)")
 
 
 @dataclass
@@ -114,28 +100,21 @@ def drop_and_grow(mask: torch.Tensor, weight: torch.Tensor, grow_scores: torch.T
     return survivors | grown, moved
 
 
-class DynamicSparsePruner(MaskedPruner):
+class DynamicSparsePruner(TargetPruner):
     """Random sparse start, then periodic magnitude drop and random / gradient regrowth."""
 
     name = "dst"
     config_class: ClassVar[type[DSTConfig]] = DSTConfig
+    cfg: DSTConfig
 
     def __init__(self, model: nn.Module, example_input: Any = None,
                  config: DSTConfig | None = None) -> None:
-        cfg = config or self.config_class()
-        structure = discover(model, example_input)
-        layers = select_layers(structure, cfg.include, cfg.exclude, cfg.include_output)
-        super().__init__(model, example_input, cfg, mode="default", layers=layers,
-                         structure=structure)
-        self.cfg = cfg
-        self.layers = layers
-        self.seed = cfg.seed if cfg.seed is not None else torch.initial_seed()
-        self.clock = StepClock(cfg.every_batches)
+        super().__init__(model, example_input, config)
+        self.seed = self.cfg.seed if self.cfg.seed is not None else torch.initial_seed()
+        self.clock = StepClock(self.cfg.every_batches)
         self.grads: dict[str, torch.Tensor] = {}
         self.moved = 0
-        fractions = layer_fractions(cfg.target, [la.name for la in layers],
-                                    f"prune.{self.name}.target")
-        self._sparse_start(fractions)
+        self._sparse_start(self.fractions)
 
     @torch.no_grad()
     def _sparse_start(self, fractions: dict[str, float]) -> None:

@@ -16,56 +16,46 @@ rewound (the quick presets use a constant rate).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import nn
 
-from devprune.errors import CheckpointError, ConfigError
+from devprune.errors import CheckpointError
 from devprune.pruning import criteria
 from devprune.pruning.base import register_pruner, structural_step
-from devprune.pruning.masked import MaskedPruner, select_layers
-from devprune.pruning.targets import Target, check_target, layer_fractions
-from devprune.structure import discover
+from devprune.pruning.targeted import TargetPruner, TargetSettings
 
 
 @dataclass
-class LTHConfig:
-    """``prune.lth``: iterative magnitude pruning with rewinding.
+class LTHConfig(TargetSettings):
+    """``prune.lth``: iterative magnitude pruning with rewinding (``target``, ``include``,
+    ``exclude``, ``include_output``, ``mode``: see :class:`TargetSettings`).
 
     Attributes:
-        target: kept fraction after the last round (global number or per-layer mapping).
         rounds: k, the number of prune-and-rewind rounds.
         round_epochs: epochs trained in each round before it prunes.
         rewind_epoch: surviving weights return to their values at the start of this epoch
             (0: the initial weights; must lie within the first round).
         scope: ``global`` or ``layer`` threshold (a per-layer target implies ``layer``).
         reset_optimizer: clear the optimizer state at each rewind.
-        include / exclude / include_output: which layers are pruned.
-        mode: always ``default`` (hard masks).
     """
 
-    target: Target = 0.1
+    method: ClassVar[str] = "lth"
+
     rounds: int = 3
     round_epochs: int = 1
     rewind_epoch: int = 0
     scope: Literal["global", "layer"] = "global"
     reset_optimizer: bool = True
-    include: list[str] | None = None
-    exclude: list[str] | None = None
-    include_output: bool = False
-    mode: Literal["default"] = "default"
 
     def __post_init__(self) -> None:
-        self.target = check_target(self.target, "prune.lth.target")
-        if self.mode != "default":
-            raise ConfigError("prune.mode: the lth baseline uses hard masks only; set "
-                              "prune.mode=default")
-        if self.rounds < 1 or self.round_epochs < 1:
-            raise ConfigError("prune.lth.rounds / round_epochs: must be >= 1")
-        if not 0 <= self.rewind_epoch < self.round_epochs:
-            raise ConfigError(f"prune.lth.rewind_epoch: {self.rewind_epoch} must lie in the "
-                              f"first round, [0, round_epochs={self.round_epochs})")
+        super().__post_init__()
+        self.require(self.rounds >= 1 and self.round_epochs >= 1, "rounds / round_epochs",
+                     "must be >= 1")
+        self.require(0 <= self.rewind_epoch < self.round_epochs, "rewind_epoch",
+                     f"{self.rewind_epoch} must lie in the first round, "
+                     f"[0, round_epochs={self.round_epochs})")
 
     @property
     def epochs_needed(self) -> int:
@@ -78,23 +68,16 @@ def round_keep_fraction(round_index: int, rounds: int, target: float) -> float:
     return float(target) ** (round_index / rounds)
 
 
-class LTHPruner(MaskedPruner):
+class LTHPruner(TargetPruner):
     """Prunes and rewinds at the end of every round; trains the ticket afterwards."""
 
     name = "lth"
+    config_class = LTHConfig
+    cfg: LTHConfig
 
     def __init__(self, model: nn.Module, example_input: Any = None,
                  config: LTHConfig | None = None) -> None:
-        cfg = config or LTHConfig()
-        structure = discover(model, example_input)
-        layers = select_layers(structure, cfg.include, cfg.exclude, cfg.include_output)
-        super().__init__(model, example_input, cfg, mode="default", layers=layers,
-                         structure=structure)
-        self.cfg = cfg
-        self.layers = layers
-        self.fractions = layer_fractions(cfg.target, [la.name for la in layers],
-                                         "prune.lth.target")
-        self.per_layer = cfg.scope == "layer" or isinstance(cfg.target, dict)
+        super().__init__(model, example_input, config)
         self.epoch = 0  # the epoch now training
         self.rewind_state: dict[str, torch.Tensor] | None = None
 

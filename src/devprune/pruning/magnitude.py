@@ -24,38 +24,31 @@ from typing import Any, ClassVar, Literal
 import torch
 from torch import nn
 
-from devprune.errors import ConfigError
 from devprune.pruning import criteria
 from devprune.pruning.base import register_pruner, structural_step
-from devprune.pruning.masked import MaskedPruner, select_layers
 from devprune.pruning.schedules import StepClock, gmp_keep_fraction
-from devprune.pruning.targets import Target, check_target, layer_fractions
-from devprune.structure import discover
+from devprune.pruning.targeted import TargetPruner, TargetSettings
 
 
 @dataclass
-class ScheduledConfig:
-    """``prune.magnitude`` / ``prune.random``: a baseline pruned to a target on a schedule.
+class ScheduledConfig(TargetSettings):
+    """``prune.magnitude`` / ``prune.random``: a baseline pruned to a target on a schedule
+    (``target``, ``include``, ``exclude``, ``include_output``, ``mode``: see
+    :class:`TargetSettings`).
 
     Attributes:
-        target: kept fraction of the prunable weights at the end, in (0, 1]: one number
-            (global) or a mapping layer-name pattern -> fraction (per layer, e.g. matched to a
-            DPAP run with ``devprune compare``'s ``match``).
         scope: ``global`` (one threshold over all pruned layers) or ``layer``.
         granularity: ``weight`` (unstructured) or ``unit`` (whole filters / neurons).
         norm: 1 or 2, the norm ranking units (``granularity: unit``).
         schedule: ``gradual`` (cubic, from ``start`` to ``end``) or ``oneshot`` (at ``end``).
         start / end: step indices (epochs, or periods of ``every_batches`` batches).
         every_batches: 0 = a step at every epoch end; N = a step every N training batches.
-        include / exclude / include_output: which layers are pruned (as for DPAP).
         seed: the random priorities of ``random`` (unused by ``magnitude``); None = drawn
             from torch's seed when the pruner is built (the run's ``train.seed``).
-        mode: always ``default`` (hard masks).
     """
 
     method: ClassVar[str] = "scheduled"
 
-    target: Target = 0.1
     scope: Literal["global", "layer"] = "global"
     granularity: Literal["weight", "unit"] = "weight"
     norm: int = 1
@@ -63,28 +56,17 @@ class ScheduledConfig:
     start: int = 0
     end: int = 2
     every_batches: int = 0
-    include: list[str] | None = None
-    exclude: list[str] | None = None
-    include_output: bool = False
     seed: int | None = None
-    mode: Literal["default"] = "default"
 
     def __post_init__(self) -> None:
-        key = f"prune.{self.method}"
-        self.target = check_target(self.target, f"{key}.target")
-        if self.mode != "default":
-            raise ConfigError(f"prune.mode: the {self.method} baseline uses hard masks only; "
-                              "set prune.mode=default ('reference' is the authors' soft "
-                              "masking of DPAP / SD-SNN)")
-        if self.norm not in (1, 2):
-            raise ConfigError(f"{key}.norm: {self.norm!r} is not 1 or 2")
-        if self.start < 0 or self.every_batches < 0:
-            raise ConfigError(f"{key}.start / every_batches: must be >= 0")
-        if self.end < self.start and self.schedule == "gradual":
-            raise ConfigError(f"{key}.end: {self.end} precedes start {self.start}; the "
-                              "schedule prunes from step start to step end (end >= start)")
-        if self.end < 0:
-            raise ConfigError(f"{key}.end: must be >= 0")
+        super().__post_init__()
+        self.require(self.norm in (1, 2), "norm", f"{self.norm!r} is not 1 or 2")
+        self.require(self.start >= 0 and self.every_batches >= 0, "start / every_batches",
+                     "must be >= 0")
+        self.require(self.end >= 0, "end", "must be >= 0")
+        self.require(self.end >= self.start or self.schedule == "oneshot", "end",
+                     f"{self.end} precedes start {self.start}; the schedule prunes from step "
+                     "start to step end (end >= start)")
 
     @property
     def first_step(self) -> int:
@@ -101,27 +83,18 @@ class RandomConfig(ScheduledConfig):
     method: ClassVar[str] = "random"
 
 
-class ScheduledPruner(MaskedPruner):
+class ScheduledPruner(TargetPruner):
     """Prunes the lowest-scoring weights or units down to the schedule's kept fraction."""
 
     name = "scheduled"
+    config_class: ClassVar[type[ScheduledConfig]] = ScheduledConfig
+    cfg: ScheduledConfig
 
     def __init__(self, model: nn.Module, example_input: Any = None,
                  config: ScheduledConfig | None = None) -> None:
-        cfg = config or self.config_class()
-        structure = discover(model, example_input)
-        layers = select_layers(structure, cfg.include, cfg.exclude, cfg.include_output)
-        super().__init__(model, example_input, cfg, mode="default", layers=layers,
-                         structure=structure)
-        self.cfg = cfg
-        self.layers = layers
-        self.fractions = layer_fractions(cfg.target, [la.name for la in layers],
-                                         f"prune.{self.name}.target")
-        self.per_layer = cfg.scope == "layer" or isinstance(cfg.target, dict)
-        self.clock = StepClock(cfg.every_batches)
+        super().__init__(model, example_input, config)
+        self.clock = StepClock(self.cfg.every_batches)
         self.pending: list[dict[str, Any]] = []
-
-    config_class: ClassVar[type[ScheduledConfig]] = ScheduledConfig
 
     # -- criterion (overridden by the random baseline) ---------------------------------------
     def scores(self, name: str, weight: torch.Tensor) -> torch.Tensor:
