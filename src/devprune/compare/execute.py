@@ -16,9 +16,8 @@ from pathlib import Path
 from devprune.compare.grid import Cell, Grid
 from devprune.runner.config import load_config
 from devprune.runner.matching import matched_target
-
-SUMMARY = "summary.json"
-LAST = "last.pt"
+from devprune.runner.rundir import LAST
+from devprune.runner.rundir import SUMMARY_FILE as SUMMARY
 
 Log = Callable[[str], None]
 

@@ -12,6 +12,7 @@ from typing import Any
 from devprune.compare.grid import Cell, Grid
 from devprune.runner.metrics import read_metrics
 from devprune.runner.plots import plot_frontier
+from devprune.runner.rundir import METRICS_FILE, SUMMARY_FILE
 from devprune.utils.io import atomic_write_json, atomic_write_text
 
 # (column, unit scale, format) of the table, in order; each is averaged over seeds.
@@ -28,8 +29,8 @@ QUANTITIES: dict[str, tuple[str, float, str]] = {
 
 def run_row(run: Path) -> dict[str, Any]:
     """The quantities of one finished run directory."""
-    summary = json.loads((run / "summary.json").read_text())
-    layers = read_metrics(run / "metrics.jsonl")[-1]["layers"]
+    summary = json.loads((run / SUMMARY_FILE).read_text())
+    layers = read_metrics(run / METRICS_FILE)[-1]["layers"]
     pruned = [v for v in layers.values() if v.get("prunable")]
     alive = sum(v["units_alive"] for v in pruned)
     total = sum(v["units_total"] for v in pruned)
@@ -64,11 +65,11 @@ def aggregate(grid: Grid, out: Path) -> list[dict[str, Any]]:
     for key in grid.settings():
         cells = [c for c in grid.cells if c.key == key]
         runs = [run_row(c.run_dir(out)) for c in cells
-                if (c.run_dir(out) / "summary.json").is_file()]
+                if (c.run_dir(out) / SUMMARY_FILE).is_file()]
         row: dict[str, Any] = {"setting": key, "name": cells[0].name,
                                "target": cells[0].target, "match": cells[0].match,
                                "seeds": [c.seed for c in cells
-                                         if (c.run_dir(out) / "summary.json").is_file()],
+                                         if (c.run_dir(out) / SUMMARY_FILE).is_file()],
                                "seeds_planned": len(cells)}
         if runs:
             row.update(method=runs[0]["method"], mode=runs[0]["mode"],

@@ -10,9 +10,7 @@ from pathlib import Path
 
 from devprune.errors import ConfigError
 from devprune.runner.metrics import read_metrics
-
-SUMMARY_FILE = "summary.json"
-METRICS_FILE = "metrics.jsonl"
+from devprune.runner.rundir import METRICS_FILE, SUMMARY_FILE
 
 
 def matched_target(run: str | Path) -> dict[str, float]:
