@@ -146,3 +146,12 @@ def test_a_model_too_large_for_memory_is_one_line(tmp_path: Path, tiny_yaml: Pat
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "model: building snn-mlp" in err and "smaller" in err
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("text", ["train lr=1", "train.\nlr=1", "|\n x=1", "tráin.lr=1"])
+def test_override_keys_are_plain_dotted_names(text: str) -> None:
+    from devprune.runner.config import parse_override
+
+    with pytest.raises(ConfigError, match="expected KEY=VALUE") as info:
+        parse_override(text)
+    assert "\n" not in str(info.value)

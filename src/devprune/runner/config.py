@@ -655,7 +655,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     """``"train.lr=1e-4"`` -> (["train", "lr"], 0.0001); the value is read as a YAML scalar."""
     key, sep, value = text.partition("=")
     key = key.strip()
-    if not sep or not key or any(not part for part in key.split(".")):
+    if not sep or not re.fullmatch(r"[\w-]+(\.[\w-]+)*", key, flags=re.ASCII):
         raise ConfigError(
             f"--set {text!r}: expected KEY=VALUE with a dotted key, e.g. train.lr=0.001 or "
             "model.kwargs.hidden=[800]"
