@@ -41,3 +41,20 @@ def test_large_counts_survive_the_compact_storage(tmp_path):
     cache.store([0], ["a"], frames)
     out, _ = FrameCache(tmp_path, (1, 1, 1, 2)).load([0], ["a"])
     assert out.tolist() == frames.tolist()
+
+
+def test_a_killed_writes_temp_file_is_removed_once_stale(tmp_path):
+    import os
+    import time
+
+    old = tmp_path / ".chunk_0000.npz.k1ll3d0a.tmp"
+    young = tmp_path / ".chunk_0001.npz.wr1t1ng0.tmp"
+    mine = tmp_path / ".notes.txt.abcdefgh.tmp"
+    for path in (old, young, mine):
+        path.write_bytes(b"partial")
+    hour_ago = time.time() - 3600
+    os.utime(old, (hour_ago, hour_ago))
+    os.utime(mine, (hour_ago, hour_ago))
+    cache = FrameCache(tmp_path, (2, 2, 3, 3))
+    assert cache.removed_temp == 1
+    assert not old.exists() and young.exists() and mine.exists()

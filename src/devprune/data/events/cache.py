@@ -8,11 +8,16 @@ first epoch (few fsyncs) and later loads (few opens) fast, and a run on a subset
 that subset. The folder name encodes every setting that changes the frames (T, method,
 window, down-sampling, size), and each entry keeps its sample key, checked on reading: if
 files were added or removed and indices shifted, stale entries are ignored and recomputed.
-Files are written atomically (temp file + rename).
+Files are written atomically (temp file + rename); the temporary file of a write that a kill
+interrupted is removed the next time the cache is opened, once it is ``STALE_TEMP_S`` old (a
+younger one may be another process's write in progress).
 """
 
 from __future__ import annotations
 
+import contextlib
+import re
+import time
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,6 +31,8 @@ from devprune.utils.io import atomic_writer
 
 CHUNK_BYTES = 64 * 2**20  # uncompressed uint8 frames per chunk file
 MAX_CHUNK = 1000
+STALE_TEMP_S = 600.0
+_TEMP_CHUNK = re.compile(r"^\.chunk_\d{4}\.npz\.[a-z0-9_]{8}\.tmp$")
 
 
 def write_npz(handle: IO[bytes], **arrays: np.ndarray) -> None:
@@ -35,6 +42,19 @@ def write_npz(handle: IO[bytes], **arrays: np.ndarray) -> None:
         for name, array in arrays.items():
             with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
                 np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
+
+
+def remove_stale_temp_files(folder: Path, min_age_s: float = STALE_TEMP_S) -> int:
+    """Delete chunk temp files an interrupted write left in ``folder``; returns how many."""
+    if not folder.is_dir():
+        return 0
+    now, removed = time.time(), 0
+    for path in folder.iterdir():
+        with contextlib.suppress(FileNotFoundError):
+            if _TEMP_CHUNK.match(path.name) and now - path.stat().st_mtime >= min_age_s:
+                path.unlink()
+                removed += 1
+    return removed
 
 
 class FrameCache:
@@ -47,6 +67,7 @@ class FrameCache:
         self.chunk_size = max(1, min(MAX_CHUNK, CHUNK_BYTES // max(per_sample, 1)))
         self.hits = 0
         self.misses = 0
+        self.removed_temp = remove_stale_temp_files(self.folder)
 
     def path(self, chunk: int) -> Path:
         return self.folder / f"chunk_{chunk:04d}.npz"
