@@ -58,3 +58,17 @@ def test_a_killed_writes_temp_file_is_removed_once_stale(tmp_path):
     cache = FrameCache(tmp_path, (2, 2, 3, 3))
     assert cache.removed_temp == 1
     assert not old.exists() and young.exists() and mine.exists()
+
+
+def test_a_damaged_chunk_file_is_a_data_error(tmp_path):
+    import pytest
+
+    from devprune.errors import DataError
+
+    keys = [f"k{i}" for i in range(3)]
+    FrameCache(tmp_path, (2, 2, 3, 3)).store([0, 1], keys, frames_for([0, 1]))
+    chunk = tmp_path / "chunk_0000.npz"
+    for damaged in (chunk.read_bytes()[:100], b"PK\x03\x04" + b"\0" * 50, b"garbage"):
+        chunk.write_bytes(damaged)
+        with pytest.raises(DataError, match=r"chunk_0000\.npz is unreadable .*; delete"):
+            FrameCache(tmp_path, (2, 2, 3, 3)).load([0], keys)

@@ -116,8 +116,9 @@ class FrameCache:
         try:
             with np.load(path) as archive:
                 index, key, frames = archive["index"], archive["key"], archive["frames"]
-        except (OSError, ValueError, KeyError) as err:
-            raise DataError(f"frame cache file {path} is unreadable ({err}); delete "
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
+            detail = " ".join(str(err).split())[:200]
+            raise DataError(f"frame cache file {path} is unreadable ({detail}); delete "
                             f"{self.folder} to rebuild it") from err
         if frames.shape != (len(index), *self.sample_shape) or len(key) != len(index):
             raise DataError(f"frame cache file {path} has frames {frames.shape}, expected "
