@@ -162,7 +162,7 @@ def _keep(cell) -> float:
     if isinstance(cell, STBPLIF):
         return cell.decay
     if isinstance(cell, PLIF):
-        return 1 - float(torch.sigmoid(cell.w))
+        return 1 - float(torch.sigmoid(cell.w.detach()))
     return 1 - 1 / cell.tau
 
 
@@ -170,7 +170,7 @@ def _gain(cell) -> float:
     if isinstance(cell, STBPLIF):
         return 1.0
     if isinstance(cell, PLIF):
-        return float(torch.sigmoid(cell.w))
+        return float(torch.sigmoid(cell.w.detach()))
     return 1 / cell.tau
 
 
