@@ -98,6 +98,12 @@ def test_an_existing_file_is_replaced_only_with_force(pruned_run: Path, tmp_path
     assert out.read_text() == "mine"
     assert main(["export", str(pruned_run), "--out", str(out), "--force"]) == 0
     assert int(nir.read(out).metadata["time_steps"]) == 2
+    capsys.readouterr()
+    before = (pruned_run / "last.pt").read_bytes()
+    assert main(["export", str(pruned_run), "--out", str(pruned_run / "last.pt"),
+                 "--force"]) == 2
+    assert "files of the run" in _one_line_error(capsys)
+    assert (pruned_run / "last.pt").read_bytes() == before
 
 
 def test_missing_run_is_one_line_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
