@@ -132,3 +132,13 @@ def test_a_learnt_number_of_time_steps_is_exported(tmp_path: Path,
     assert bool(graph.metadata["time_steps_learnt"])
     assert int(graph.metadata["time_steps_configured"]) == 4
     assert "time steps 2 (learnt; configured 4)" in text and "(100.0000%)" in text
+
+
+def test_missing_nir_is_one_line_exit_2(pruned_run: Path, tmp_path: Path,
+                                        monkeypatch: pytest.MonkeyPatch,
+                                        capsys: pytest.CaptureFixture) -> None:
+    monkeypatch.setitem(__import__("sys").modules, "nir", None)  # import raises ImportError
+    out = tmp_path / "m.nir"
+    assert main(["export", str(pruned_run), "--out", str(out)]) == 2
+    assert "pip install 'devprune[export]'" in _one_line_error(capsys)
+    assert not out.exists()
