@@ -153,3 +153,32 @@ def test_workload_metrics_reports_the_same_numbers() -> None:
     assert work["MembraneUpdates"] == alone["MembraneUpdates"] > 0
     assert work["NeuronOperations"] == alone["NeuronOperations"]
     assert work["membranes"]["net.1"]["kind"] == "Leaky"
+
+
+def test_spikingjelly_nodes_are_counted_like_their_devprune_twins() -> None:
+    sj = pytest.importorskip("spikingjelly.activation_based.neuron")
+    functional = pytest.importorskip("spikingjelly.activation_based.functional")
+    torch.manual_seed(0)
+    current = torch.rand(6, 4, 10) * 1.5
+    current[:, :, :3] = 0  # three silent neurons: only the first step counts for them
+
+    class Wrap(nn.Module):
+        def __init__(self, node: nn.Module, reset: bool) -> None:
+            super().__init__()
+            self.node, self.reset = node, reset
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            if self.reset:
+                functional.reset_net(self)
+            return self.node(x.transpose(0, 1))
+
+    batches = [current.transpose(0, 1)]
+    pairs = [(sj.LIFNode(tau=2.0, step_mode="m"), LIF(tau=2.0, threshold=1.0)),
+             (sj.IFNode(step_mode="m"), IF(threshold=1.0))]
+    for node, twin in pairs:
+        theirs = membrane_metrics(Wrap(node, True), batches)
+        ours = membrane_metrics(Wrap(twin, False), batches)
+        assert theirs["membranes"]["node"]["counted"]
+        assert theirs["MembraneUpdates"] == ours["MembraneUpdates"] > 0
+        assert theirs["NeuronOperations"] == ours["NeuronOperations"]
+        assert ours["MembraneUpdates"] <= (6 * 10 - 3 * 5)

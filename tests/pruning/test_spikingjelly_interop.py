@@ -103,6 +103,8 @@ def test_spikingjelly_model_is_pruned_measured_and_compacted(method: str) -> Non
     assert work["SynapticOperations"]["Effective_ACs"] > 0  # spikes into net.4, net.9, net.11
     assert work["connections"]["net.0"]["input"] == "real"  # direct encoding: MACs
     assert work["connections"]["net.4"]["input"] == "spikes"
+    assert all(layer["counted"] for layer in work["membranes"].values())
+    assert 0 < work["MembraneUpdates"] < work["NeuronOperations"]["Dense"] / 4
 
     small = compact(model, masks, x)
     with torch.no_grad():

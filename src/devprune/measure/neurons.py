@@ -14,8 +14,10 @@ update (scale and add the input, leak, threshold, reset), so they cost 4.
 Membranes are read without touching the model: devprune neurons (``MembraneNeuron``) are
 replayed from their recorded input current with their own ``charge``/``reset``, which is the
 computation their ``forward`` does; snnTorch neurons are read from ``layer.mem`` before and
-after each call, as NeuroBench does. Other neurons (SpikingJelly nodes) are listed under
-``layers`` with ``counted: False``.
+after each call, as NeuroBench does; SpikingJelly ``LIFNode``/``ParametricLIFNode``/``IFNode``
+are replayed step by step from their state at the call (``single_step_forward``), then
+left in the state the call left.
+Other neurons are listed under ``membranes`` with ``counted: False``.
 """
 
 from __future__ import annotations
@@ -36,6 +38,18 @@ SNNTORCH_COSTS = {
     "Alpha": {"subtract": 18, "zero": 24},
 }
 DEVPRUNE_COST = 4  # snnTorch Leaky's update; see the module docstring
+# SpikingJelly nodes whose update is snnTorch Leaky's (up to an input scale): cost 4
+SPIKINGJELLY_NODES = ("LIFNode", "ParametricLIFNode", "IFNode")
+
+
+def _is_spikingjelly(module: nn.Module) -> bool:
+    return any(c.__module__.startswith("spikingjelly") for c in type(module).__mro__)
+
+
+def _memories(module: nn.Module) -> dict[str, Any]:
+    """A copy of a SpikingJelly node's state (its ``_memories``)."""
+    return {k: v.detach().clone() if isinstance(v, torch.Tensor) else v
+            for k, v in module._memories.items()}
 
 
 def _is_snntorch(module: nn.Module) -> bool:
@@ -72,10 +86,15 @@ class _Probe:
         self.neuron_steps = 0
         self.first_call = True
         self.pre: torch.Tensor | None = None
+        self.twin_state: dict[str, Any] = {}
         self.handles: list[Any] = []
         if isinstance(module, MembraneNeuron):
             self.kind, self.cost = type(module).__name__, DEVPRUNE_COST
             self.handles.append(module.register_forward_hook(self._devprune))
+        elif _is_spikingjelly(module) and type(module).__name__ in SPIKINGJELLY_NODES:
+            self.kind, self.cost = type(module).__name__, DEVPRUNE_COST
+            self.handles.append(module.register_forward_pre_hook(self._spikingjelly_pre))
+            self.handles.append(module.register_forward_hook(self._spikingjelly_post))
         elif _is_snntorch(module) and type(module).__name__ in SNNTORCH_COSTS:
             mechanism = getattr(module, "_reset_mechanism", "subtract")
             self.kind = type(module).__name__
@@ -98,6 +117,35 @@ class _Probe:
             updates, steps = replay_membrane_updates(module, inputs[0])
         self.updates += updates
         self.neuron_steps += steps
+
+    def _spikingjelly_pre(self, module: nn.Module, _inputs: tuple) -> None:
+        self.twin_state = _memories(module)  # the node's state at this call
+
+    def _spikingjelly_post(self, module: nn.Module, inputs: tuple, _out: Any) -> None:
+        """Replay the call step by step from the saved state (``single_step_forward``, no
+        hooks), then put back the state the call left."""
+        x, after_call = inputs[0], _memories(module)
+        steps = x.unbind(0) if getattr(module, "step_mode", "s") == "m" else (x,)
+        mode = module.step_mode
+        module._memories.update(self.twin_state)
+        module.step_mode = "s"
+        try:
+            with torch.no_grad():
+                for x_t in steps:
+                    before = module.v
+                    before = before.clone() if isinstance(before, torch.Tensor) else None
+                    module.single_step_forward(x_t)
+                    after = module.v.detach()
+                    if self.first_call or before is None or before.shape != after.shape:
+                        self.updates += after.numel()
+                    else:
+                        self.updates += int(torch.count_nonzero(before - after))
+                    self.first_call = False
+                    self.neuron_steps += after.numel()
+        finally:
+            module.step_mode = mode
+            module._memories.update(after_call)
+            self.twin_state = {}
 
     def _snntorch_pre(self, module: nn.Module, _inputs: tuple) -> None:
         mem = getattr(module, "mem", None)
