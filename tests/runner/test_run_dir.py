@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from devprune.cli import main
-from devprune.errors import CheckpointError, ConfigError
+from devprune.errors import CheckpointError, ConfigError, DevpruneError
 from devprune.runner.config import load_config
 from devprune.runner.metrics import read_metrics
 from devprune.runner.train import train
@@ -200,3 +200,15 @@ def test_a_damaged_metrics_log_is_one_line_on_resume(tmp_path: Path, tiny_yaml: 
     assert main(["train", "--resume", "--out", str(run), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "metrics.jsonl: line 1 is not valid JSON" in err
+
+
+def test_a_refusal_after_the_checks_changes_nothing(tmp_path: Path, tiny_yaml: Path) -> None:
+    """--force over a run, then the dataset is missing: the old run stays where it was."""
+    run = tmp_path / "run"
+    _train(load_config(str(tiny_yaml), ["train.epochs=1"]), run, quiet=True)
+    (run / ".last.pt.k1ll3d0a.tmp").write_bytes(b"x")
+    before = _snapshot(run)
+    missing = load_config(str(tiny_yaml), ["data.name=mnist", f"data.root={tmp_path / 'none'}"])
+    with pytest.raises(DevpruneError, match="mnist"):
+        _train(missing, run, quiet=True, force=True)
+    assert _snapshot(run) == before and not list(tmp_path.glob("run.replaced-*"))

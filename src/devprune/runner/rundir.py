@@ -14,6 +14,10 @@ Nothing a user had is overwritten, ``--force`` included:
 
 Temporary files a killed write left behind (``.<file>.<8 chars>.tmp``, see
 :mod:`devprune.utils.io`) are removed before a run starts or resumes.
+
+:func:`prepare_run_dir` only reads: it returns a :class:`RunDir` plan (or refuses), and
+:meth:`RunDir.apply` carries it out once the run is known to start (session built, checkpoint
+accepted), so a refusal at any point before leaves the folder as it was.
 """
 
 from __future__ import annotations
@@ -45,10 +49,23 @@ TEMP_FILE = re.compile(r"^\.(?P<name>.+)\.[a-z0-9_]{8}\.tmp$")
 
 @dataclass
 class RunDir:
-    """What :func:`prepare_run_dir` decided: restore ``last.pt`` or not, and lines to log."""
+    """What :func:`prepare_run_dir` decided: restore ``last.pt`` or not, and what to change in
+    the folder before the run writes there (:meth:`apply`)."""
 
+    out: Path
     resume: bool
+    set_aside_as: Path | None = None  # --force over a run: rename the folder to this
+    remove: list[Path] = field(default_factory=list)  # a kill's temp files, stale run files
     notes: list[str] = field(default_factory=list)
+
+    def apply(self) -> list[str]:
+        """Carry out the plan (the main process only); returns lines to log."""
+        if self.set_aside_as is not None:
+            self.out.rename(self.set_aside_as)
+        for path in self.remove:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+        return self.notes
 
 
 def is_temp_file(path: Path) -> bool:
@@ -57,39 +74,45 @@ def is_temp_file(path: Path) -> bool:
     return bool(match) and bool(RUN_FILE.match(match.group("name")))
 
 
-def clean_temp_files(out: Path) -> list[Path]:
-    """Remove the temporary files a killed write left in ``out``; returns them."""
-    removed = [p for p in out.iterdir() if p.is_file() and is_temp_file(p)]
-    for path in removed:
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
-    return removed
+def temp_files(out: Path) -> list[Path]:
+    """The temporary files a killed write left in ``out``."""
+    return [p for p in out.iterdir() if p.is_file() and is_temp_file(p)] if out.is_dir() else []
 
 
-def prepare_run_dir(out: Path, cfg: Config, *, resume: bool, force: bool = False,
-                    main: bool = True) -> RunDir:
-    """Check that ``cfg`` may run in ``out`` (see the module doc); only ``main`` changes files.
+def prepare_run_dir(out: Path, cfg: Config, *, resume: bool, force: bool = False) -> RunDir:
+    """Decide how ``cfg`` may run in ``out`` (see the module doc), changing nothing.
 
-    Raises ConfigError / CheckpointError naming ``out`` and the fix; nothing is written then.
+    Raises ConfigError / CheckpointError naming ``out`` and the fix.
     """
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} is a file, not a folder; choose another --out")
     entries = [p for p in out.iterdir() if not is_temp_file(p)] if out.is_dir() else []
     if (out / LAST).is_file():
         if resume:
-            return RunDir(True, _cleaned(out, main))
+            return _with_temp_clean_up(RunDir(out, True))
         if not force:
             raise ConfigError(f"run directory {out} already holds a run ({LAST}); pass --resume "
                               "to continue it, --force to keep it aside and start anew, or "
                               "choose another --out")
-        return _set_aside(out, main)
+        return _set_aside(out)
     if not entries:
         if resume:
             raise CheckpointError(f"--resume: {out} holds no {LAST}; start the run without "
                                   "--resume (or check the --out directory)")
-        return RunDir(False, _cleaned(out, main) if out.is_dir() else [])
+        return _with_temp_clean_up(RunDir(out, False))
     if any((out / name).is_file() for name in RUN_MARKERS):
-        return _restart_in_place(out, cfg, force=force, main=main)
+        return _restart_in_place(out, cfg, force=force)
+    _check_foreign(out, entries, force=force)
+    if resume:
+        raise CheckpointError(f"--resume: {out} holds no {LAST}; start the run without "
+                              "--resume (or check the --out directory)")
+    return RunDir(out, False, notes=[f"writing the run into the existing folder {out} "
+                                     "(--force)"])
+
+
+def _check_foreign(out: Path, entries: list[Path], *, force: bool) -> None:
+    """A folder that is not a run: refused unless --force, and even then if the run would
+    replace one of its files."""
     if not force:
         shown = ", ".join(sorted(p.name for p in entries)[:3])
         more = f" and {len(entries) - 3} more" if len(entries) > 3 else ""
@@ -101,13 +124,9 @@ def prepare_run_dir(out: Path, cfg: Config, *, resume: bool, force: bool = False
         raise ConfigError(f"--force writes the run beside the files in {out}, but it holds "
                           f"{', '.join(clashes)}, which the run would replace; move them or "
                           "choose another --out")
-    if resume:
-        raise CheckpointError(f"--resume: {out} holds no {LAST}; start the run without "
-                              "--resume (or check the --out directory)")
-    return RunDir(False, [f"writing the run into the existing folder {out} (--force)"])
 
 
-def _restart_in_place(out: Path, cfg: Config, *, force: bool, main: bool) -> RunDir:
+def _restart_in_place(out: Path, cfg: Config, *, force: bool) -> RunDir:
     """A run without a checkpoint: start it again, if it is this configuration (or --force)."""
     diffs = saved_config_differences(out, cfg)
     if diffs and not force:
@@ -115,19 +134,15 @@ def _restart_in_place(out: Path, cfg: Config, *, force: bool, main: bool) -> Run
                           f"another configuration ({'; '.join(diffs[:4])}); choose another "
                           "--out, or pass --force to keep it aside and start this run there")
     if diffs:
-        return _set_aside(out, main)
-    notes = _cleaned(out, main)
-    stale = [p for p in out.iterdir() if STALE_FILE.match(p.name)]
-    if main:
-        for path in stale:
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
-    notes.append(f"{out} holds a run killed before its first checkpoint (no {LAST}): "
-                 "starting it again from epoch 1")
-    return RunDir(False, notes)
+        return _set_aside(out)
+    plan = _with_temp_clean_up(RunDir(out, False))
+    plan.remove += [p for p in out.iterdir() if STALE_FILE.match(p.name)]
+    plan.notes.append(f"{out} holds a run killed before its first checkpoint (no {LAST}): "
+                      "starting it again from epoch 1")
+    return plan
 
 
-def _set_aside(out: Path, main: bool) -> RunDir:
+def _set_aside(out: Path) -> RunDir:
     """``--force`` over a run: rename it ``<out>.replaced-<time>`` (nothing is deleted)."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
     kept = out.with_name(f"{out.name}.replaced-{stamp}")
@@ -135,9 +150,17 @@ def _set_aside(out: Path, main: bool) -> RunDir:
         if not kept.exists():
             break
         kept = out.with_name(f"{out.name}.replaced-{stamp}-{n}")
-    if main:
-        out.rename(kept)
-    return RunDir(False, [f"kept the previous run in {out} as {kept} (--force); starting anew"])
+    return RunDir(out, False, set_aside_as=kept,
+                  notes=[f"kept the previous run in {out} as {kept} (--force); starting anew"])
+
+
+def _with_temp_clean_up(plan: RunDir) -> RunDir:
+    found = temp_files(plan.out)
+    if found:
+        plan.remove += found
+        plan.notes.append(f"removed {len(found)} temporary file(s) an interrupted write left "
+                          f"in {plan.out}")
+    return plan
 
 
 def saved_config_differences(out: Path, cfg: Config) -> list[str]:
@@ -155,11 +178,3 @@ def saved_config_differences(out: Path, cfg: Config) -> list[str]:
     if config_hash(saved) == config_hash(cfg):
         return []
     return config_differences(config_to_dict(saved), cfg) or ["(settings hash differs)"]
-
-
-def _cleaned(out: Path, main: bool) -> list[str]:
-    if not main or not out.is_dir():
-        return []
-    removed = clean_temp_files(out)
-    return [f"removed {len(removed)} temporary file(s) an interrupted write left in {out}"
-            ] if removed else []

@@ -360,18 +360,19 @@ def _train(cfg: Config, out: Path, *, resume: bool, quiet: bool, log: Log,
     main = distributed.is_main()
     if not main:
         log, quiet = _silent, True
-    run_dir = prepare_run_dir(out, cfg, resume=resume, force=force, main=main)
+    run_dir = prepare_run_dir(out, cfg, resume=resume, force=force)  # reads only
     payload = _checked_checkpoint(cfg, out) if run_dir.resume else None
-    distributed.barrier()  # every rank has checked the directory before rank 0 writes to it
     s = build_session(cfg, out)
-    for note in run_dir.notes if not quiet else []:
-        log(note)
     if payload is not None:
         restore_session(s, out / LAST, payload)
-        if not quiet:
-            log(f"resuming {out} after epoch {s.epochs_done}{_changed(payload, cfg)}")
-    if main:
+    distributed.barrier()  # every rank has checked the directory before rank 0 changes it
+    if main:  # the run starts: nothing was changed in `out` before this point
+        notes = run_dir.apply()
+        for note in notes if not quiet else []:
+            log(note)
         atomic_write_text(out / CONFIG_FILE, dump_config(cfg))
+    if payload is not None and not quiet:
+        log(f"resuming {out} after epoch {s.epochs_done}{_changed(payload, cfg)}")
     if not quiet:
         log(_banner(s))
     while s.epochs_done < cfg.train.epochs:
