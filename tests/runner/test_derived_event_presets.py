@@ -46,10 +46,13 @@ def test_derived_presets_share_data_model_and_seed() -> None:
 def test_sdsnn_derived_preset_prunes_within_its_run() -> None:
     cfg = load_config("derived-events-snn-sdsnn-quick")
     sdsnn = cfg.method_config()
-    # pruning runs at epochs e > 2C (0-based); at least one step must leave a training epoch
-    # after it, and clipping moves with C
-    pruning_epochs = [e for e in range(cfg.train.epochs) if e > sdsnn.prune_after]
-    assert len(pruning_epochs) >= 2
+    assert sdsnn.every_batches > 0, "one step per epoch gives a 3-epoch run too few steps"
+    # pruning runs at steps s > 2C (0-based); the last must leave a training epoch after it
+    # for the 10%-per-step cap to reach the rate, and clipping moves with C
+    per_epoch = _batches_per_epoch(cfg) // sdsnn.every_batches
+    pruning_steps = [s for s in range(cfg.train.epochs * per_epoch) if s > sdsnn.prune_after]
+    assert len(pruning_steps) >= 6
+    assert pruning_steps[0] < (cfg.train.epochs - 1) * per_epoch
     assert sdsnn.clip_start == sdsnn.count_threshold
 
 
