@@ -291,14 +291,14 @@ def test_a_user_model_on_time_major_input_exports_its_spike_trains() -> None:
     assert all(r.exact for r in results if r.ran), [r.line() for r in results]
 
 
-def test_a_spikingjelly_neuron_is_refused_naming_the_layer() -> None:
+def test_an_unmapped_spikingjelly_neuron_is_refused_naming_the_layer() -> None:
     neuron = pytest.importorskip("spikingjelly.activation_based.neuron")
     from devprune.snn import layers as ms
     from devprune.snn.encoders import DirectEncoder
 
     model = nn.Sequential(DirectEncoder(2), ms.Flatten(), ms.Linear(16, 4),
-                          neuron.IFNode(step_mode="m"))
-    with pytest.raises(ModelStructureError, match=r"layer 3 \(IFNode\) has no NIR mapping"):
+                          neuron.QIFNode(step_mode="m"))  # LIF/PLIF/IF nodes are mapped
+    with pytest.raises(ModelStructureError, match=r"layer 3 \(QIFNode\) has no NIR mapping"):
         to_nir(model, None, torch.rand(2, 1, 4, 4))
 
 

@@ -42,6 +42,7 @@ from devprune.errors import ConfigError, ModelStructureError
 from devprune.snn import layers as ms
 from devprune.snn.base import is_spiking_neuron
 from devprune.snn.encoders import BernoulliEncoder, DirectEncoder, EventFrameEncoder
+from devprune.snn.layers import is_multi_step
 from devprune.snn.neurons import IF, LIF, PLIF, STBPLIF
 from devprune.structure import ADD_OPS, LeafTracer
 
@@ -49,6 +50,7 @@ DEFAULT_DT = 1e-4
 NEURON_TYPES = (STBPLIF, LIF, PLIF, IF)
 ENCODERS = {DirectEncoder: "direct", BernoulliEncoder: "bernoulli",
             EventFrameEncoder: "event-frames"}
+SPIKINGJELLY_NODES = ("LIFNode", "ParametricLIFNode", "IFNode")
 PASS_THROUGH = (nn.Dropout, nn.Identity)
 INSTALL_HINT = "pip install 'devprune[export]' (nir and nirtorch)"
 
@@ -98,9 +100,12 @@ def neuron_parameters(name: str, neuron: nn.Module, dt: float) -> tuple[str, dic
 
     Raises :class:`ModelStructureError` for neurons NIR cannot express.
     """
+    if type(neuron).__name__ in SPIKINGJELLY_NODES and _from_spikingjelly(neuron):
+        return _spikingjelly_parameters(name, neuron, dt)
     if not is_spiking_neuron(neuron) or type(neuron) not in NEURON_TYPES:
         raise _refuse(name, type(neuron).__name__,
-                      "has no NIR mapping; use a devprune neuron (stbp-lif, lif, plif, if)")
+                      "has no NIR mapping; use a devprune neuron (stbp-lif, lif, plif, if) or "
+                      "a SpikingJelly LIFNode/ParametricLIFNode/IFNode")
     if neuron.reset_mode != "hard":
         raise _refuse(name, f"{type(neuron).__name__}, soft reset",
                       "subtracts the threshold on a spike, which NIR neurons cannot express "
@@ -119,6 +124,45 @@ def neuron_parameters(name: str, neuron: nn.Module, dt: float) -> tuple[str, dic
         return "lif", {**base, "tau": dt * neuron.tau, "r": 1.0, "v_leak": 0.0}
     leak = float(torch.sigmoid(neuron.w.detach().float()))  # the float32 value PLIF uses
     return "lif", {**base, "tau": dt / leak, "r": 1.0, "v_leak": 0.0}
+
+
+def _from_spikingjelly(module: nn.Module) -> bool:
+    return any(c.__module__.startswith("spikingjelly.") for c in type(module).__mro__)
+
+
+def _below(threshold: float) -> float:
+    """The largest float32 below ``threshold``: ``v > it`` is ``v >= threshold`` in float32."""
+    return float(np.nextafter(np.float32(threshold), np.float32(-np.inf)))
+
+
+def _spikingjelly_parameters(name: str, node: nn.Module, dt: float
+                             ) -> tuple[str, dict[str, float]]:
+    """SpikingJelly's LIFNode / ParametricLIFNode / IFNode (hard reset to 0).
+
+    Charge ``H = V + (X - V) / tau`` (``decay_input``) or ``H = V - V / tau + X``; fire where
+    ``H >= v_threshold``; ``V = v_reset`` where fired. NIR fires where ``v > v_threshold``, so
+    the file holds the largest float32 below SpikingJelly's threshold (the same test in
+    float32).
+    """
+    cls = type(node).__name__
+    if node.v_reset is None:
+        raise _refuse(name, f"{cls}, soft reset (v_reset=None)",
+                      "subtracts the threshold on a spike, which NIR neurons cannot express; "
+                      "train it with v_reset=0.0")
+    if float(node.v_reset) != 0.0:
+        raise _refuse(name, f"{cls}, v_reset={node.v_reset}", "resets to a non-zero potential "
+                      "while NIR runtimes start membranes at 0; train it with v_reset=0.0")
+    if not isinstance(node.v_threshold, (int, float)):
+        raise _refuse(name, cls, "has a tensor threshold; NIR export supports a scalar one")
+    base = {"v_threshold": _below(float(node.v_threshold)), "v_reset": 0.0}
+    if cls == "IFNode":
+        return "if", {**base, "r": 1.0 / dt}
+    if cls == "ParametricLIFNode":
+        leak = float(torch.sigmoid(node.w.detach().float()))
+    else:
+        leak = 1.0 / float(node.tau)
+    gain = leak if getattr(node, "decay_input", True) else 1.0  # dt r / tau
+    return "lif", {**base, "tau": dt / leak, "r": gain / leak, "v_leak": 0.0}
 
 
 def _pair(value: Any) -> tuple[int, int]:
@@ -212,11 +256,39 @@ class _Builder:
             self.values[first.name] = ["input"]
             self.called.add(first.name)
             return
+        repeat = self._repeat_encoding(node)
+        if repeat is not None:  # x.unsqueeze(0).repeat(T, 1, ...): direct encoding
+            shape = self.shapes[repeat.name]
+            self.time_steps, self.input_shape = int(shape[0]), shape[2:]
+            self.metadata["encoding"] = "direct"
+            self.values[node.name] = []
+            self.values[repeat.name] = ["input"]
+            return
         shape = self.shapes[node.name]
         self.time_steps = int(shape[0])
         self.input_shape = shape[2:]
         self.metadata["encoding"] = "none: the model input is time-major [T, B, ...]"
         self.values[node.name] = ["input"]
+
+    def _repeat_encoding(self, node: fx.Node) -> fx.Node | None:
+        """The ``repeat`` node of ``x.unsqueeze(0).repeat(T, 1, ...)`` right after the input
+        (the SpikingJelly idiom for direct encoding), else None."""
+        users = list(node.users)
+        if len(users) != 1 or users[0].op != "call_method" or users[0].target != "unsqueeze":
+            return None
+        unsqueeze = users[0]
+        dim = unsqueeze.args[1] if len(unsqueeze.args) > 1 else unsqueeze.kwargs.get("dim")
+        after = list(unsqueeze.users)
+        if dim != 0 or len(after) != 1 or after[0].op != "call_method" or \
+                after[0].target not in ("repeat", "expand"):
+            return None
+        repeat = after[0]
+        sizes = repeat.args[1:]
+        if not sizes or not all(isinstance(v, int) for v in sizes) or \
+                any(v not in (1, -1) for v in sizes[1:]):
+            return None
+        self.called.update({unsqueeze.name, repeat.name})
+        return repeat
 
     def _module(self, node: fx.Node) -> None:
         if node.name in self.called:  # the encoder, handled with the placeholder
@@ -366,9 +438,10 @@ class _Builder:
         # devprune's Flatten counts dims per step [B, ...]; a plain nn.Flatten would get the
         # time-major tensor and has been refused by step_shape below if it mixed T and B
         start, end = flatten.start_dim, flatten.end_dim
-        if not isinstance(flatten, ms.Flatten):
-            raise _refuse(name, "torch.nn.Flatten on [T, B, ...]", "would mix time and batch; "
-                          "use devprune.snn.layers.Flatten")
+        # SpikingJelly's multi-step Flatten folds T into the batch, as devprune's does
+        if not isinstance(flatten, ms.Flatten) and not is_multi_step(flatten):
+            raise _refuse(name, "torch.nn.Flatten on [T, B, ...]", "would mix time and "
+                          "batch; use devprune.snn.layers.Flatten")
         start = start - 1 if start > 0 else start + len(in_shape) + 1
         end = end - 1 if end > 0 else end
         if start != 0 or end != -1:
@@ -380,6 +453,8 @@ class _Builder:
                                                "start_dim": 0, "end_dim": -1}))
 
     def _function(self, node: fx.Node) -> None:
+        if node.name in self.called:  # the direct-encoding repeat, handled with the input
+            return
         if node.op == "call_function" and node.target in ADD_OPS:
             tensors = [a for a in node.args if isinstance(a, fx.Node)]
             if len(tensors) != 2 or node.kwargs:
@@ -493,8 +568,8 @@ def build_nir_graph(model: nn.Module, example_input: Any, *, dt: float = DEFAULT
         "source": f"devprune {__version__}",
         "time_steps": int(builder.time_steps),
         "dt": float(dt),
-        "neuron_discretisation": "forward Euler at dt reproduces devprune's per-step update "
-                                 "exactly; membranes start at 0",
+        "neuron_discretisation": "forward Euler at dt reproduces the source model's per-step "
+                                 "update exactly; membranes start at 0",
         **builder.metadata,
         **(metadata or {}),
     }

@@ -194,7 +194,13 @@ def devprune_spikes(model: nn.Module, example_input: Any, graph: Any, seed: int 
         model.train(was_training)
         for h in hooks:
             h.remove()
-    frames = encoded[0] if encoded else example_input
+    if encoded:
+        frames = encoded[0]
+    elif str(graph.metadata.get("encoding")) == "direct":  # x.unsqueeze(0).repeat(T, ...)
+        steps = int(graph.metadata["time_steps"])
+        frames = example_input.unsqueeze(0).expand(steps, *example_input.shape)
+    else:
+        frames = example_input  # already time-major
     return frames, output.detach(), spikes
 
 
