@@ -1,14 +1,18 @@
-"""Regeneration: percentile schedule, persistence counters (strict > C_g), signals."""
+"""Regeneration: percentile schedule, persistence counters (strict > C_g), signals, and the
+straight-through gradient of a dead unit's synapses under hard masks."""
 
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 from devprune.pruning.regrowth import (
+    DeadUnitGradient,
     RegrowthTracker,
     candidate_signal,
     regrowth_percentile,
 )
+from devprune.structure import discover
 
 
 def test_percentile_schedule_rises_from_p0_plus_one_to_the_cap():
@@ -60,3 +64,22 @@ def test_tracker_state_round_trip():
     assert torch.equal(other.was_above, tracker.was_above)
     with pytest.raises(ValueError, match="shape"):
         RegrowthTracker((4,), torch.device("cpu"), 5).load_state_dict(tracker.state_dict())
+
+
+def test_dead_unit_gradient_goes_through_the_saved_outgoing_columns():
+    model = nn.Sequential(nn.Linear(2, 2, bias=False), nn.Linear(2, 1, bias=False))
+    x = torch.tensor([[1.0, 2.0], [3.0, 4.0]])
+    structure = discover(model, x)
+    dead = DeadUnitGradient(model, structure, [structure["0"]])
+    with torch.no_grad():
+        model[1].weight.copy_(torch.tensor([[2.0, 3.0]]))
+    dead.save("0", torch.tensor([False, True]), structure)  # unit 1 dies: its column is 3
+    with torch.no_grad():
+        model[1].weight[:, 1] = 0.0  # hard masks zero it
+    dead.active = True
+    model(x).sum().backward()  # dL/dy = 1 for each sample
+    # (delta @ W_saved)^T @ x: unit 1 gets 3 * (1 + 3), 3 * (2 + 4); live unit 0 nothing
+    assert dead.sums["0"].tolist() == [[0.0, 0.0], [12.0, 18.0]]
+    assert model[0].weight.grad[1].tolist() == [0.0, 0.0]  # its true gradient is zero
+    dead.restore("0", torch.tensor([False, True]), structure)
+    assert model[1].weight.tolist() == [[2.0, 3.0]]
