@@ -90,3 +90,12 @@ def test_max_pooling_and_soft_reset_are_refused() -> None:
     model.net[6] = neuron.LIFNode(v_reset=None, step_mode="m")
     with pytest.raises(ModelStructureError, match=r"net\.6 .*soft reset"):
         to_nir(model, None, x)
+
+
+def test_state_left_by_an_earlier_batch_does_not_matter() -> None:
+    model = _csnn(all_lif=True)
+    with torch.no_grad():
+        model.net(torch.rand(3, 7, 1, 16, 16))  # no reset: nodes keep a batch-7 state
+    x = torch.rand(2, 1, 16, 16) * 3
+    graph = to_nir(model, None, x)
+    assert compare_spikes(model, graph, x, snntorch=False)[0].exact

@@ -549,6 +549,9 @@ def build_nir_graph(model: nn.Module, example_input: Any, *, dt: float = DEFAULT
     if not (dt > 0 and math.isfinite(dt)):
         raise ConfigError(f"NIR export: dt must be a positive number, got {dt!r}")
     model = copy.deepcopy(model).cpu().eval()  # NIR holds numpy arrays: work on the CPU
+    for module in model.modules():  # SpikingJelly nodes keep state between calls
+        if _from_spikingjelly(module) and callable(getattr(module, "reset", None)):
+            module.reset()
     if isinstance(example_input, torch.Tensor):
         example_input = example_input.cpu()
     if not any(is_spiking_neuron(m) for m in model.modules()):
