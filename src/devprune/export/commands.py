@@ -75,9 +75,9 @@ def check_writable(out: Path, force: bool = False) -> None:
                           "writable --out path")
 
 
-def _run_info(run: Path, which: str | None) -> tuple[dict[str, Any], Any]:
-    """Time-step metadata (the configured T and whether training changed it: DPAP's time
-    side) and the run's data config."""
+def _run_info(run: Path, which: str | None, model: Any) -> tuple[dict[str, Any], Any]:
+    """Time-step metadata (the configured T and whether training changed it, DPAP's time
+    side: ``model`` is the loaded run model) and the run's data config."""
     from devprune.compact.commands import _build_info, _checkpoint_path, _rebuild_model
     from devprune.runner.checkpoint import load_checkpoint
     from devprune.runner.config import config_from_dict
@@ -85,7 +85,7 @@ def _run_info(run: Path, which: str | None) -> tuple[dict[str, Any], Any]:
     payload = load_checkpoint(_checkpoint_path(run, which))
     cfg = config_from_dict(payload["config"])
     configured = getattr(_rebuild_model(_build_info(cfg)), "time_steps", None)
-    saved = payload.get("time_steps")
+    saved = getattr(model, "time_steps", None)
     info: dict[str, Any] = {"time_steps_learnt": saved is not None and saved != configured}
     if isinstance(configured, int):
         info["time_steps_configured"] = configured
@@ -122,7 +122,7 @@ def export_run(run: Path, out: Path, *, which: str | None = None, dt: float | No
         raise ConfigError(f"--samples must be >= 1, got {samples}")
     check_writable(out, force)
     model, masks, _example, build = load_run(run, which)
-    info, data_cfg = _run_info(run, which)
+    info, data_cfg = _run_info(run, which, model)
     example, source = _verification_batch(data_cfg, build["in_shape"], samples)
     before = {n: m for n, m in model.named_modules() if isinstance(m, WEIGHT_LAYERS)}
     small = compact(model, masks, example)
