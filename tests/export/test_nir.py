@@ -183,6 +183,10 @@ def test_other_neurons_export_and_match(neuron: str) -> None:
     graph = roundtrip(to_nir(model, None, x, dt=1e-3))
     kinds = {type(n).__name__ for n in graph.nodes.values()}
     assert ("IF" if neuron == "if" else "LIF") in kinds
+    hidden = graph.nodes["features.layer1.spike"].metadata
+    assert str(hidden["devprune_class"]) == {"if": "IF", "lif": "LIF", "plif": "PLIF"}[neuron]
+    if neuron == "plif":  # its learnable ATan only shapes gradients: recorded, not exported
+        assert "ATan" in str(hidden["surrogate_not_exported"])
     results = compare_spikes(model, graph, x)
     assert results[0].exact, results[0].line()
     if HAS_SNNTORCH:  # its importer assumes dt=1e-4 and maps IF to a leaky neuron

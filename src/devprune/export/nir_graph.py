@@ -301,8 +301,11 @@ class _Builder:
         if is_spiking_neuron(module):
             kind, params = neuron_parameters(name, module, self.dt)
             shape = self.step_shape(node)
-            self.add(node, _Spec(kind, name, {**params, "shape": shape},
-                                 {"devprune_class": type(module).__name__}))
+            meta = {"devprune_class": type(module).__name__}
+            surrogate = getattr(module, "surrogate", getattr(module, "surrogate_function", None))
+            if surrogate is not None:  # shapes gradients only; recorded, not needed to run
+                meta["surrogate_not_exported"] = repr(surrogate)[:200]
+            self.add(node, _Spec(kind, name, {**params, "shape": shape}, meta))
         elif isinstance(module, nn.Conv2d):
             self._conv(node, name, module)
         elif isinstance(module, nn.Linear):
