@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
 from devprune.errors import ConfigError
+
+# `devprune train` finished and wrote its files, but the outcome is a failure (a layer pruned
+# to nothing); 2 stays the code of bad input.
+EXIT_FAILED_OUTCOME = 3
 
 TRAIN_EPILOG = """\
 examples:
@@ -111,7 +116,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     cfg = load_config(source, args.overrides)
     if args.match is not None:
         cfg = load_config(source, [*args.overrides, *_match_overrides(cfg, args.match)])
-    train(cfg, args.out, resume=args.resume, quiet=args.quiet, force=args.force)
+    summary = train(cfg, args.out, resume=args.resume, quiet=args.quiet, force=args.force)
+    emptied = summary.get("empty_layers") or {}
+    if emptied and not cfg.run.allow_empty_layers:
+        layers = ", ".join(f"{name} (epoch {epoch + 1})" for name, epoch in emptied.items())
+        print(f"devprune: failed outcome: pruning removed every unit of {layers}, so no "
+              "signal passes; the run's files are written. Prune less (prune.<method> "
+              "settings) or set run.allow_empty_layers=true if this is intended",
+              file=sys.stderr)
+        return EXIT_FAILED_OUTCOME
     return 0
 
 

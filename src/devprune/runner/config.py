@@ -248,12 +248,15 @@ class RunConfig:
         out: run directory (None = ``runs/<name>``; ``--out`` overrides).
         checkpoint_every: write ``last.pt`` every N epochs (the last epoch always is).
         keep: also keep this many per-epoch snapshots ``epoch-NNN.pt`` (0 = none).
+        allow_empty_layers: a run whose pruning removes every unit of a layer ends with
+            exit code 3 (a failed outcome) unless this is true.
     """
 
     name: str = "run"
     out: str | None = None
     checkpoint_every: int = 1
     keep: int = 0
+    allow_empty_layers: bool = False
 
     def __post_init__(self) -> None:
         _require(self.checkpoint_every > 0, "run.checkpoint_every", "must be positive")

@@ -38,9 +38,11 @@ def _headline_rows(summary: dict[str, Any] | None, records: list[dict[str, Any]]
     ]
     if summary is not None:
         best = summary.get("best_val")
+        best_conn = best.get("connectivity") if best else None
+        conn_text = f", connectivity {_pct(best_conn)}" if best_conn is not None else ""
         rows.append(("test accuracy at best-validation epoch",
-                     f"{_pct(best['test_accuracy'])} (epoch {best['epoch'] + 1})" if best
-                     else "- (no validation split)"))
+                     f"{_pct(best['test_accuracy'])} (epoch {best['epoch'] + 1}{conn_text})"
+                     if best else "- (no validation split)"))
         ref = summary["best_test_reference"]
         rows.append(("best test accuracy (reference convention, selected on test)",
                      f"{_pct(ref['test_accuracy'])} (epoch {ref['epoch'] + 1})"))

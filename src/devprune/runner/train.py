@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from devprune import distributed
-from devprune.errors import CheckpointError, ConfigError
+from devprune.errors import CheckpointError, ConfigError, TrainingDivergedError
 from devprune.pruning.base import Pruner, build_pruner
 from devprune.runner import checkpoint as ckpt
 from devprune.runner.config import (
@@ -266,6 +266,7 @@ def run_epoch(s: Session, epoch: int, *, progress: bool) -> dict[str, Any]:
     fit = train_epoch(s.model, s.data.train, s.loss_fn, s.optimizer, s.pruner, epoch=epoch,
                       device=s.device, forward=s.train_forward or s.forward,
                       progress=progress and s.main, all_reduce=parallel)
+    check_weights(s.model, epoch, lr, s.out)  # before anything of this epoch is written
     events = s.pruner.on_epoch_end(epoch) or {}
     # Statistics summed over ranks before the checkpoint saves them (no-op in one process).
     s.pruner.synchronise()
@@ -288,6 +289,51 @@ def run_epoch(s: Session, epoch: int, *, progress: bool) -> dict[str, Any]:
     return record
 
 
+# A weight past this magnitude means the optimisation ran away: a spiking network's loss
+# stays finite (spikes are bounded) while its weights explode and its accuracy sits at chance.
+WEIGHT_LIMIT = 1e10
+
+
+def check_weights(model: nn.Module, epoch: int, lr: float, out: Path | None = None) -> None:
+    """Raise TrainingDivergedError when a parameter of ``model`` is non-finite or larger in
+    magnitude than :data:`WEIGHT_LIMIT` (after ``epoch``, trained at ``lr``)."""
+    worst: tuple[str, float] | None = None
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if not param.is_floating_point() or param.numel() == 0:
+                continue
+            if not bool(torch.isfinite(param).all()):
+                worst = (name, float("nan"))
+                break
+            peak = float(param.abs().max())
+            if peak > WEIGHT_LIMIT and (worst is None or peak > worst[1]):
+                worst = (name, peak)
+    if worst is None:
+        return
+    name, peak = worst
+    what = "non-finite values" if peak != peak else f"|w| = {peak:.3g} (limit {WEIGHT_LIMIT:.0e})"
+    kept = ""
+    if out is not None:
+        kept = (f"; {out / LAST} (the last good epoch) is kept" if (out / LAST).is_file()
+                else f"; nothing was checkpointed in {out}")
+    raise TrainingDivergedError(
+        f"training diverged: parameter {name} has {what} after epoch {epoch + 1} (lr "
+        f"{lr:.3g}), so the network can only answer at chance; lower train.lr (e.g. --set "
+        f"train.lr={lr / 100:.3g}) or add warm-up (train.warmup_epochs){kept}"
+    )
+
+
+def empty_layers(records: list[dict[str, Any]]) -> dict[str, int]:
+    """Prunable layers whose every unit was pruned, with the (0-based) epoch it happened."""
+    found: dict[str, int] = {}
+    for record in records:
+        for name, layer in (record.get("layers") or {}).items():
+            if (name not in found and layer.get("prunable")
+                    and layer.get("units_alive") == 0 and layer.get("units_total")):
+                found[name] = int(record["epoch"])
+    return found
+
+
 def _measure_now(cfg: Config, epoch: int) -> bool:
     last = epoch == cfg.train.epochs - 1
     return last or (cfg.measure.every > 0 and (epoch + 1) % cfg.measure.every == 0)
@@ -298,7 +344,8 @@ def _update_best(s: Session, record: dict[str, Any]) -> bool:
     if val is None or val <= s.best.get("val_accuracy", -1.0):
         return False
     s.best = {"epoch": record["epoch"], "val_accuracy": val,
-              "test_accuracy": record["test_accuracy"]}
+              "test_accuracy": record["test_accuracy"],
+              "connectivity": record.get("connectivity")}
     return True
 
 
@@ -407,6 +454,11 @@ def _one_epoch(s: Session, *, quiet: bool, log: Log) -> None:
     improved = _update_best(s, record)  # every rank keeps the same state; rank 0 writes
     if not s.main:
         return
+    emptied = [n for n, e in empty_layers(s.records).items() if e == epoch]
+    if emptied and not s.cfg.run.allow_empty_layers:
+        log(f"warning: epoch {epoch + 1}: pruning removed every unit of {', '.join(emptied)} "
+            "(connectivity 0: no signal passes); the run will end with exit code 3 unless "
+            "run.allow_empty_layers=true")
     write_metrics(s.out / METRICS_FILE, s.records)
     if improved:
         save_session(s, s.out / BEST)
@@ -455,18 +507,26 @@ def build_summary(s: Session) -> dict[str, Any]:
     last = s.records[-1]
     by_test = max(s.records, key=lambda r: r["test_accuracy"])
     cfg = s.cfg
+    best = dict(s.best) or None
+    if best is not None and best.get("connectivity") is None:  # checkpoints before the field
+        best["connectivity"] = next((r["connectivity"] for r in s.records
+                                     if r["epoch"] == best["epoch"]), None)
     return {
         "run": cfg.run.name, "description": cfg.description,
         "dataset": cfg.data.name, "model": cfg.model.name,
         "method": cfg.prune.method, "mode": cfg.prune.mode,
         "epochs": s.epochs_done,
+        # Each of these pairs an accuracy with the connectivity of the same epoch.
         "final": {"epoch": last["epoch"], "test_accuracy": last["test_accuracy"],
-                  "val_accuracy": last["val_accuracy"]},
-        "best_val": dict(s.best) or None,
+                  "val_accuracy": last["val_accuracy"], "connectivity": last["connectivity"]},
+        "best_val": best,
         # The reference codes' "best test epoch": selected on the test set, never a headline.
         "best_test_reference": {"epoch": by_test["epoch"],
-                                "test_accuracy": by_test["test_accuracy"]},
-        "connectivity": last["connectivity"],
+                                "test_accuracy": by_test["test_accuracy"],
+                                "connectivity": by_test["connectivity"]},
+        "connectivity": last["connectivity"],  # of the final epoch
+        # prunable layers left with no unit, and the epoch (0-based) it happened
+        "empty_layers": empty_layers(s.records),
         "params_total": last["params_total"], "params_nonzero": last["params_nonzero"],
         "units": {name: {"alive": v["units_alive"], "total": v["units_total"]}
                   for name, v in last["layers"].items()},
@@ -484,9 +544,11 @@ def build_summary(s: Session) -> dict[str, Any]:
 
 def final_line(summary: dict[str, Any]) -> str:
     best = summary["best_val"]
-    best_text = (f"test {100 * best['test_accuracy']:.2f}% at best-val epoch {best['epoch'] + 1}"
+    best_conn = best.get("connectivity") if best else None
+    best_text = (f"best-val epoch {best['epoch'] + 1}: test {100 * best['test_accuracy']:.2f}%"
+                 + (f" at connectivity {100 * best_conn:.1f}%" if best_conn is not None else "")
                  if best else "no validation split")
-    return (f"done: final test {100 * summary['final']['test_accuracy']:.2f}%, {best_text}, "
-            f"connectivity {100 * summary['connectivity']:.1f}%, "
+    return (f"done: final test {100 * summary['final']['test_accuracy']:.2f}% at "
+            f"connectivity {100 * summary['connectivity']:.1f}%, {best_text}, "
             f"{summary['params_nonzero']:,}/{summary['params_total']:,} params non-zero, "
             f"{summary['wall_time_s']:.0f}s")
