@@ -52,3 +52,23 @@ def test_event_frame_encoder_errors():
         BernoulliEncoder(2)(torch.zeros(1, 4, dtype=torch.uint8))
     with pytest.raises(ConfigError, match="time_steps"):
         DirectEncoder(0)
+
+
+def test_time_steps_are_model_state_carried_by_state_dict() -> None:
+    from devprune.models import build_model
+
+    def net(steps: int):
+        return build_model("snn-mlp", in_shape=(1, 4, 4), num_classes=2, time_steps=steps,
+                           hidden=[3])
+
+    learnt = net(4)
+    learnt.time_steps = 2  # what DPAP's time side does
+    state = learnt.state_dict()
+    assert int(state["encoder.steps"]) == 2
+    fresh = net(4)
+    fresh.load_state_dict(state)
+    assert fresh.time_steps == 2 and fresh.encoder(torch.rand(5, 1, 4, 4)).shape[0] == 2
+    older = {k: v for k, v in state.items() if not k.endswith("steps")}  # before T was state
+    kept = net(4)
+    kept.load_state_dict(older)
+    assert kept.time_steps == 4

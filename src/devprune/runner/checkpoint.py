@@ -176,8 +176,9 @@ def load_model_state(model: torch.nn.Module, state: dict[str, Any], path: str | 
                      time_steps: int | None = None) -> None:
     """Load weights strictly, turning a shape or key mismatch into a CheckpointError.
 
-    ``time_steps`` (the checkpoint's ``time_steps``) restores a simulated length that
-    training shortened; None leaves the model's own.
+    A simulated length that training shortened travels in the state dict (the encoder's
+    ``steps`` buffer); ``time_steps`` (the payload's copy) serves checkpoints written before
+    it did. None leaves the model's own.
     """
     if time_steps is not None and isinstance(getattr(model, "time_steps", None), int):
         model.time_steps = int(time_steps)

@@ -22,12 +22,44 @@ def _check_time_steps(time_steps: int, encoder: str) -> int:
     return time_steps
 
 
-class DirectEncoder(nn.Module):
+class TimeStepsEncoder(nn.Module):
+    """An encoder whose number of time steps is model state.
+
+    T lives in the registered buffer ``steps`` (-1: all input frames), so ``state_dict``
+    carries a T that training learnt (DPAP's time side) to checkpoints, compacted files and
+    exports with no copy beside them; ``forward`` reads a Python int mirror of it (no tensor
+    read per call, no graph break under ``torch.compile``). A state dict written before T was
+    state (no ``steps`` entry) loads and leaves T as it is.
+    """
+
+    def __init__(self, time_steps: int | None) -> None:
+        super().__init__()
+        self.register_buffer("steps", torch.tensor(-1, dtype=torch.long))
+        self.time_steps = time_steps
+
+    @property
+    def time_steps(self) -> int | None:
+        return self._time_steps
+
+    @time_steps.setter
+    def time_steps(self, value: int | None) -> None:
+        if value is not None:
+            value = _check_time_steps(value, type(self).__name__)
+        self._time_steps = value
+        self.steps.fill_(-1 if value is None else value)
+
+    def _load_from_state_dict(self, state_dict: dict, prefix: str, *args: object) -> None:
+        state_dict.setdefault(prefix + "steps", self.steps.clone())  # an older checkpoint
+        super()._load_from_state_dict(state_dict, prefix, *args)
+        steps = int(self.steps)
+        self._time_steps = None if steps < 0 else steps
+
+
+class DirectEncoder(TimeStepsEncoder):
     """``[B, ...] -> [T, B, ...]`` by repetition (a broadcast view, no copy)."""
 
     def __init__(self, time_steps: int) -> None:
-        super().__init__()
-        self.time_steps = _check_time_steps(time_steps, "DirectEncoder")
+        super().__init__(_check_time_steps(time_steps, "DirectEncoder"))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x.unsqueeze(0).expand(self.time_steps, *x.shape)
@@ -36,7 +68,7 @@ class DirectEncoder(nn.Module):
         return f"time_steps={self.time_steps}"
 
 
-class BernoulliEncoder(nn.Module):
+class BernoulliEncoder(TimeStepsEncoder):
     """Rate coding: ``s[t] = 1[x > r_t]``, ``r_t ~ U(0, 1)`` i.i.d. per step and element.
 
     The input must be intensities in ``[0, 1]`` (un-normalised pixels); the spike
@@ -46,8 +78,7 @@ class BernoulliEncoder(nn.Module):
     """
 
     def __init__(self, time_steps: int) -> None:
-        super().__init__()
-        self.time_steps = _check_time_steps(time_steps, "BernoulliEncoder")
+        super().__init__(_check_time_steps(time_steps, "BernoulliEncoder"))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not x.is_floating_point():
@@ -62,7 +93,7 @@ class BernoulliEncoder(nn.Module):
         return f"time_steps={self.time_steps}"
 
 
-class EventFrameEncoder(nn.Module):
+class EventFrameEncoder(TimeStepsEncoder):
     """Event frames ``[B, T_in, C, H, W] -> [T, B, C, H', W']`` (one frame per step).
 
     ``time_steps`` keeps the first T frames (``None``: all); ``crop`` center-crops each
@@ -70,10 +101,7 @@ class EventFrameEncoder(nn.Module):
     """
 
     def __init__(self, time_steps: int | None = None, crop: int | tuple[int, int] | None = None):
-        super().__init__()
-        self.time_steps = None if time_steps is None else _check_time_steps(
-            time_steps, "EventFrameEncoder"
-        )
+        super().__init__(time_steps)
         if isinstance(crop, int):
             crop = (crop, crop)
         if crop is not None and (len(crop) != 2 or min(crop) < 1):
