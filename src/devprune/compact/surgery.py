@@ -68,10 +68,23 @@ def _unit_parameters(structure: ModelStructure, name: str) -> list[nn.Parameter]
     return params
 
 
+def copy_model(model: nn.Module) -> nn.Module:
+    """A deep copy of ``model`` whose modules are also registered wherever the originals
+    are tracked by class-level instance lists (snnTorch's ``SpikingNeuron.instances``, which
+    ``snntorch.utils.reset`` walks), so the copy resets like the original."""
+    clone = copy.deepcopy(model)
+    for (_, original), (_, twin) in zip(model.named_modules(), clone.named_modules(), strict=True):
+        for cls in type(original).__mro__:
+            registry = cls.__dict__.get("instances")
+            if isinstance(registry, list) and any(m is original for m in registry):
+                registry.append(twin)
+    return clone
+
+
 def masked_copy(model: nn.Module, masks: MaskSet, example_input: Any = None) -> nn.Module:
     """A deep copy of ``model`` with ``masks`` applied in hard mode: what :func:`compact`
     must reproduce."""
-    clone = copy.deepcopy(model)
+    clone = copy_model(model)
     apply_hard_masks(discover(clone, example_input), masks)
     return clone
 
@@ -145,7 +158,7 @@ def compact(model: nn.Module, masks: MaskSet, example_input: Any = None, *,
     trace; when given and ``verify`` is True the compacted model's outputs on it are checked
     against the masked model's (eval mode, same random state) and a mismatch raises.
     """
-    clone = copy.deepcopy(model)
+    clone = copy_model(model)
     structure = discover(clone, example_input)
     apply_hard_masks(structure, masks)
     plan, coupled = plan_removal(clone, structure, masks)
@@ -162,7 +175,19 @@ def compact(model: nn.Module, masks: MaskSet, example_input: Any = None, *,
     return clone
 
 
-def _run(model: nn.Module, example_input: Any, seed: int) -> torch.Tensor:
+def output_tensors(output: Any) -> list[torch.Tensor]:
+    """Every tensor of a model's output, in order: a tensor, or tensors nested in tuples,
+    lists and dicts (snnTorch's ``(spk, mem)``, a dict of heads...)."""
+    if isinstance(output, torch.Tensor):
+        return [output]
+    if isinstance(output, dict):
+        return [t for key in output for t in output_tensors(output[key])]
+    if isinstance(output, (tuple, list)):
+        return [t for item in output for t in output_tensors(item)]
+    return []
+
+
+def _run(model: nn.Module, example_input: Any, seed: int) -> Any:
     was_training = model.training
     model.eval()
     try:
@@ -186,15 +211,26 @@ def check_equal_outputs(reference: nn.Module, compacted: nn.Module, example_inpu
             "this model uses is not described by its structure (concatenation, reshape, a "
             "module with per-channel state); leave those layers out of the masks"
         ) from err
-    scale = max(float(expected.abs().max()), 1.0)
-    if expected.shape != got.shape or not torch.allclose(got, expected, rtol=1e-4,
-                                                         atol=1e-5 * scale):
-        diff = (got - expected).abs().max() if got.shape == expected.shape else float("nan")
+    expected_all, got_all = output_tensors(expected), output_tensors(got)
+    if not expected_all or len(expected_all) != len(got_all):
         raise ModelStructureError(
-            f"the compacted model's outputs differ from the masked model's (max |diff| "
-            f"{float(diff):.3g}); a coupling of this model is not handled — leave the "
-            "affected layers out of the masks or compact with verify=False at your own risk"
+            f"the compacted model returns {len(got_all)} tensor(s) where the masked model "
+            f"returns {len(expected_all)} ({type(expected).__name__}); outputs must be "
+            "tensors, or tuples / lists / dicts of tensors, to be compared"
         )
+    for index, (want, have) in enumerate(zip(expected_all, got_all, strict=True)):
+        want, have = want.detach().float(), have.detach().float()
+        scale = max(float(want.abs().max()), 1.0) if want.numel() else 1.0
+        if want.shape != have.shape or not torch.allclose(have, want, rtol=1e-4,
+                                                          atol=1e-5 * scale):
+            diff = (have - want).abs().max() if have.shape == want.shape else float("nan")
+            which = f" (output tensor {index})" if len(expected_all) > 1 else ""
+            raise ModelStructureError(
+                f"the compacted model's outputs differ from the masked model's{which} (max "
+                f"|diff| {float(diff):.3g}); a coupling of this model is not handled — leave "
+                "the affected layers out of the masks or compact with verify=False at your "
+                "own risk"
+            )
 
 
 def compacted_masks(masks: MaskSet, compacted: nn.Module, example_input: Any = None) -> MaskSet:
