@@ -91,8 +91,26 @@ class MaskSet:
         )
 
     def connectivity(self) -> float:
+        """*Mask* connectivity: the fraction of the masked layers' weight entries the masks
+        keep (what pruning targets count). Entries a mask keeps that carry no signal (input
+        columns fed only by dead units, which hard mode zeroes; zero weights) count as kept;
+        :meth:`weight_connectivity` is the measured connectivity."""
         kept = sum(int(torch.count_nonzero(m)) for m in self.masks.values())
         total = sum(m.numel() for m in self.masks.values())
+        return kept / max(total, 1)
+
+    @torch.no_grad()
+    def weight_connectivity(self, name: str | None = None) -> float:
+        """Connectivity as ``devprune.measure.static_metrics`` reports it (``Connectivity``;
+        the runner's ``connectivity``): the fraction of the masked layers' weights (of layer
+        ``name`` only, when given) that the masks keep and that are non-zero. Pruners report
+        this as ``connectivity`` and :meth:`connectivity` as ``mask_connectivity``."""
+        kept = total = 0
+        for layer_name in [name] if name is not None else list(self.masks):
+            mask = self.masks[layer_name]
+            weight = self.structure[layer_name].module.weight.detach()
+            kept += int(((weight != 0) & mask.to(weight.device)).sum())
+            total += mask.numel()
         return kept / max(total, 1)
 
     # -- edits ------------------------------------------------------------------------------

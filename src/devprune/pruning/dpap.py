@@ -493,7 +493,8 @@ class DPAPPruner(MaskedPruner):
             layers[name] = {
                 "units_alive": int(self.masks.unit_alive(name).sum()),
                 "units": layer.num_units,
-                "connectivity": 1.0 - self.synapses_removed[name] / self.masks[name].numel(),
+                "connectivity": self.masks.weight_connectivity(name),
+                "mask_connectivity": 1.0 - self.synapses_removed[name] / self.masks[name].numel(),
                 "units_pruned": sum(e["removed"][name]["units"] for e in events if e["pruned"]),
                 "weights_pruned": sum(e["removed"][name]["weights"]
                                       for e in events if e["pruned"]),
@@ -503,7 +504,10 @@ class DPAPPruner(MaskedPruner):
             "steps": [e["step"] for e in events],
             "pruning_steps": sum(1 for e in events if e["pruned"]),
             "factor": last["factor"] if last else None,
-            "connectivity": 1.0 - sum(self.synapses_removed.values()) / sum(
+            # the measured connectivity (static_metrics' Connectivity) and the entries DPAP's
+            # masks keep; they differ by the input columns of dead units (hard mode)
+            "connectivity": self.masks.weight_connectivity(),
+            "mask_connectivity": 1.0 - sum(self.synapses_removed.values()) / sum(
                 self.masks[n].numel() for n in self.masks.names()),
             "layers": layers,
         }

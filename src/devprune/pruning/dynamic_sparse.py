@@ -152,7 +152,8 @@ class DynamicSparsePruner(TargetPruner):
     def on_epoch_end(self, epoch: int) -> dict[str, Any]:
         moved, self.moved = self.moved, 0
         # "regrown": the key the epoch line shows (as for SD-SNN)
-        return {"connectivity": self.masks.connectivity(), "regrown": moved}
+        return {"connectivity": self.masks.weight_connectivity(),
+                "mask_connectivity": self.masks.connectivity(), "regrown": moved}
 
     @structural_step
     @torch.no_grad()

@@ -91,11 +91,13 @@ class LTHPruner(TargetPruner):
         self.epoch = epoch + 1
         done, rest = divmod(epoch + 1, self.cfg.round_epochs)
         if rest or not 1 <= done <= self.cfg.rounds:
-            return {"connectivity": self.masks.connectivity()}
+            return {"connectivity": self.masks.weight_connectivity(),
+                    "mask_connectivity": self.masks.connectivity()}
         keep = self._prune_round(done)
         self._rewind()
         return {"round": done, "keep_target": keep, "rewound_to_epoch": self.cfg.rewind_epoch,
-                "connectivity": self.masks.connectivity()}
+                "connectivity": self.masks.weight_connectivity(),
+                "mask_connectivity": self.masks.connectivity()}
 
     def _prune_round(self, round_index: int) -> float:
         fractions = {n: round_keep_fraction(round_index, self.cfg.rounds, f)

@@ -113,7 +113,8 @@ class ScheduledPruner(TargetPruner):
         if step is not None:
             self.pending.append(self.prune_step(step))
         events, self.pending = [e for e in self.pending if e["pruned"]], []
-        out: dict[str, Any] = {"connectivity": self.masks.connectivity()}
+        out: dict[str, Any] = {"connectivity": self.masks.weight_connectivity(),
+                               "mask_connectivity": self.masks.connectivity()}
         if events:
             out.update(steps=[e["step"] for e in events], keep_target=events[-1]["keep"],
                        weights_removed=sum(e["removed"] for e in events))

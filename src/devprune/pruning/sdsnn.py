@@ -419,7 +419,7 @@ class SDSNNPruner(MaskedPruner):
         if not self.cfg.every_batches:
             return self.step(epoch)
         events, self.pending = self.pending, []
-        return summarise_steps(events, self.masks.connectivity() if events else None)
+        return summarise_steps(events, self.masks.weight_connectivity() if events else None)
 
     @structural_step  # data-parallel: masks checked identical on every rank afterwards
     @torch.no_grad()
@@ -448,7 +448,8 @@ class SDSNNPruner(MaskedPruner):
             events.update(self._prune_and_update_rates(epoch))
             self.commit_masks()
             self._start_regrown(regrown)
-            events["connectivity"] = self.masks.connectivity()
+            events["connectivity"] = self.masks.weight_connectivity()  # = static_metrics'
+            events["mask_connectivity"] = self.masks.connectivity()
             events["regrown"] = sum(events.get("regrowth", {}).get(
                 "synapses_regenerated", {}).values())
         return events
@@ -698,7 +699,7 @@ def summarise_steps(events: list[dict[str, Any]], connectivity: float | None
     if regrowth:
         out["regrowth"] = {"synapses_regenerated": _sum_layers(regrowth)}
         out["regrown"] = sum(e.get("regrown", 0) for e in events)
-    for key in ("rates", "units_counted_pruned"):
+    for key in ("rates", "units_counted_pruned", "mask_connectivity"):
         last = [e[key] for e in events if key in e]
         if last:
             out[key] = last[-1]
