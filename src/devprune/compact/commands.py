@@ -1,6 +1,8 @@
 """``devprune compact RUN --out FILE``: physically compact a run's pruned model.
 
-Reads the run's ``best.pt`` (else ``last.pt``), rebuilds the model from the checkpoint's
+Reads the run's ``last.pt`` (the end of pruning; else ``best.pt``; ``--checkpoint best``
+for the best-validation epoch, which may come before most pruning), rebuilds the model from
+the checkpoint's
 config, loads its weights and masks, compacts it (checking equal outputs on a random
 example batch), writes the compacted-model file (docs/COMPACT.md) and prints a before/after
 table.
@@ -22,7 +24,9 @@ from devprune.errors import CheckpointError, ConfigError
 from devprune.masks import MaskSet
 from devprune.structure import discover
 
-CHECKPOINTS = ("best.pt", "last.pt")
+# last.pt first: the structure pruning ended with. best.pt (best validation accuracy) can be a
+# checkpoint from before any pruning, whose compaction removes nothing.
+CHECKPOINTS = ("last.pt", "best.pt")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -34,7 +38,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("run", type=Path, help="run directory (holds best.pt / last.pt)")
     parser.add_argument("--out", type=Path, required=True, help="compacted model file to write")
     parser.add_argument("--checkpoint", choices=["best", "last"], default=None,
-                        help="which checkpoint to compact (default: best if present, else last)")
+                        help="which checkpoint to compact (default: last, the pruned "
+                        "structure the run ended with; best = best validation epoch)")
     parser.add_argument("--no-verify", action="store_true",
                         help="skip the equal-outputs check on a random example batch")
     parser.add_argument("--force", action="store_true",
@@ -130,9 +135,23 @@ def check_out_path(out: Path, run: Path, *, force: bool) -> None:
                           "--force to replace it")
 
 
+def checkpoint_line(path: Path, payload: dict[str, Any], masks: MaskSet) -> str:
+    """Which checkpoint is compacted, the epoch it holds and its mask connectivity."""
+    total = ((payload.get("config") or {}).get("train") or {}).get("epochs")
+    role = {"last.pt": "the last epoch", "best.pt": "the best-validation epoch"}.get(
+        path.name, "a snapshot")
+    return (f"compacting {path} ({role}: after epoch {payload.get('epochs_done')}"
+            f"{f' of {total}' if total else ''}, mask connectivity "
+            f"{100 * masks.connectivity():.1f}%)")
+
+
 def _compact(args: argparse.Namespace) -> int:
+    from devprune.runner.checkpoint import load_checkpoint
+
     check_out_path(args.out, args.run, force=args.force)
     model, masks, example, build = load_run(args.run, args.checkpoint)
+    path = _checkpoint_path(args.run, args.checkpoint)
+    print(checkpoint_line(path, load_checkpoint(path), masks))
     small = compact(model, masks, example, verify=not args.no_verify)
     summary = compaction_summary(model, small)
     save_compacted(args.out, small, build, summary)
