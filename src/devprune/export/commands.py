@@ -1,6 +1,6 @@
 """``devprune export RUN --format nir --out model.nir``: a run's pruned SNN as a NIR file.
 
-Loads the run's checkpoint (best, else last) with its masks and learnt time steps, compacts
+Loads the run's checkpoint (last, else best) with its masks and learnt time steps, compacts
 the model, builds the NIR graph (docs/EXPORT.md), writes it to memory, reads it back, runs
 it with nirtorch (and snnTorch's importer where installed) on a seeded random batch for the
 model's time steps, compares the spikes with the devprune model, and only then writes the
@@ -36,7 +36,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--format", choices=FORMATS, default="nir", help="export format")
     parser.add_argument("--out", type=Path, required=True, help="file to write")
     parser.add_argument("--checkpoint", choices=["best", "last"], default=None,
-                        help="which checkpoint (default: best if present, else last)")
+                        help="which checkpoint (default: last, the pruned structure the "
+                        "run ended with; as compact)")
     parser.add_argument("--dt", type=float, default=None,
                         help="Euler step the NIR neuron constants are written for "
                         "(default 1e-4, what snnTorch's importer assumes)")
