@@ -17,6 +17,7 @@ single-step layers called once per step in a Python loop (snnTorch) give the sam
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -289,10 +290,27 @@ def workload_metrics(
         model.train(was_training)
     if example is None:
         raise DataError("workload_metrics: the batches were empty; nothing was measured")
+    _warn_single_step(model, rec, samples)
     with torch.no_grad(), _seeded(seed, device):
         posts = _post_names(model, example)
     # MembraneUpdates, NeuronOperations and their per-neuron table (devprune.measure.neurons)
     return {**summarise(rec, samples, energy, posts), **membranes.summary(samples)}
+
+
+def _warn_single_step(model: nn.Module, rec: _Recorder, samples: int) -> None:
+    """Warn when a spiking model was measured for one time step per sample: its time loop
+    lives outside it (snnTorch style), so wrap it in ``devprune.measure.TimeLoop``."""
+    spiking = any(r.spiking for r in rec.activations.values())
+    if not spiking or not rec.connections or getattr(model, "time_steps", None) == 1:
+        return
+    if all(r.rows <= samples for r in rec.connections.values()):
+        warnings.warn(
+            f"workload_metrics: the spiking model {type(model).__name__} ran one time step per "
+            "sample; if its time loop lives outside it (snnTorch style), measure "
+            "devprune.measure.TimeLoop(model) on [B, T, ...] input (or TimeLoop(model, "
+            "steps=T) for a static input) to count every step",
+            UserWarning, stacklevel=3,
+        )
 
 
 # --------------------------------------------------------------------------------------------
