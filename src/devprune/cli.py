@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from typing import NoReturn
 
 from devprune import __version__
 from devprune.errors import DevpruneError
@@ -32,8 +33,17 @@ typical session:
 """
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors are one line (exit code 2), like every other
+    devprune error: ``devprune train: error: <what> (devprune train --help)``."""
+
+    def error(self, message: str) -> NoReturn:
+        text = " ".join(message.split())
+        self.exit(2, f"{self.prog}: error: {text} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="devprune",
         description="Developmental, activity-driven pruning (DPAP, SD-SNN) for spiking and "
         "artificial neural networks.",
