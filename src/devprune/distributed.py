@@ -214,14 +214,6 @@ class StatisticsSync:
                           "a structural step; rank 0's masks were taken", RuntimeWarning,
                           stacklevel=2)
 
-    def state_dict(self) -> dict[str, torch.Tensor]:
-        return {k: v.cpu() for k, v in self._synced.items()}
-
-    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        current = self.pruner.statistics()
-        self._synced = {k: v.clone() for k, v in state.items()}
-        self._source = {k: current[k] for k in state if k in current}
-
 
 @torch.no_grad()
 def broadcast_masks(pruner: Pruner, src: int = 0) -> int:

@@ -32,12 +32,6 @@ class RemovalPlan:
     class_of: dict[str, str]  # layer -> representative name of its coupling class
     pinned: dict[str, str] = field(default_factory=dict)  # class -> why nothing is removed
 
-    def removes_anything(self, structure: ModelStructure) -> bool:
-        return any(
-            self.keep_out[la.name].numel() < la.num_units
-            or (self.keep_in[la.name] is not None and self.keep_in[la.name].numel() < la.fan_in)
-            for la in structure.layers
-        )
 
 
 def _class_of(structure: ModelStructure) -> dict[str, str]:

@@ -19,8 +19,6 @@ from devprune.pruning.importance import percentile
 from devprune.pruning.spine_ranges import count_run_, counter_dtype
 from devprune.structure import ModelStructure, PrunableLayer
 
-SIGNALS = ("weight", "magnitude", "gradient")
-
 
 def regrowth_percentile(epoch: int, start: int, p0: float, growth: float, cap: float) -> float:
     """``p(e) = min(cap, p0 + growth^(e - start))``; ``start`` is the first regrowth epoch

@@ -82,15 +82,6 @@ class SensorSize:
 
 
 @dataclass(frozen=True)
-class EventSample:
-    """One labelled recording: its events and where they came from (for error messages)."""
-
-    events: np.ndarray
-    label: int
-    source: str
-
-
-@dataclass(frozen=True)
 class RecordingGroup:
     """Samples that are decoded together: one file (a DVS-Gesture file holds ~11 gestures).
 
