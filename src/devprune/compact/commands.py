@@ -100,12 +100,17 @@ def _load_masks(model: nn.Module, example: torch.Tensor, state: dict[str, Any] |
 def load_run(run: Path, which: str | None = None) -> tuple[nn.Module, MaskSet, torch.Tensor,
                                                            dict[str, Any]]:
     """Model (with the checkpoint's weights), masks, a random example batch and build args."""
-    from devprune.runner.checkpoint import load_checkpoint, load_model_state
-    from devprune.runner.config import config_from_dict
+    from devprune.runner.checkpoint import (
+        checkpoint_config,
+        load_checkpoint,
+        load_model_state,
+        require_entries,
+    )
 
     path = _checkpoint_path(run, which)
     payload = load_checkpoint(path)
-    build = _build_info(config_from_dict(payload["config"]))
+    require_entries(payload, path, ("model", "config"))
+    build = _build_info(checkpoint_config(payload, path))
     if payload.get("time_steps") is not None:  # a length learnt in training (DPAP time side)
         build["time_steps"] = int(payload["time_steps"])
     model = _rebuild_model(build)
@@ -124,6 +129,10 @@ def check_out_path(out: Path, run: Path, *, force: bool) -> None:
     if out.is_dir():
         raise ConfigError(f"compact --out {out} is a folder; give a file path such as "
                           f"{out / 'compact.pt'}")
+    blocker = next((p for p in out.parents if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise ConfigError(f"compact --out {out}: {blocker} is a file, not a folder; choose "
+                          "another --out")
     run_dir = out.resolve().parent
     in_a_run = run_dir == run.resolve() or any((run_dir / m).is_file() for m in RUN_MARKERS)
     if RUN_FILE.match(out.name) and in_a_run:

@@ -8,7 +8,6 @@ and the per-layer Markdown table, optionally beside a dense twin run.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
@@ -37,18 +36,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def measurements(run_dir: str | Path) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """(static, workload) of a run: from summary.json, else the last measured epoch."""
+    from devprune.runner.metrics import read_metrics
+    from devprune.runner.report import read_summary
+
     run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise ConfigError(f"measure: run directory {run_dir} does not exist (or is a file); "
+                          "pass a run directory written by `devprune train`")
     candidates: list[dict[str, Any]] = []
-    summary = run_dir / "summary.json"
-    if summary.is_file():
-        candidates.append(json.loads(summary.read_text()))
-    metrics = run_dir / "metrics.jsonl"
-    if metrics.is_file():
-        lines = [ln for ln in metrics.read_text().splitlines() if ln.strip()]
-        candidates += [json.loads(ln) for ln in reversed(lines)]
+    summary = read_summary(run_dir)
+    if summary is not None:
+        candidates.append(summary)
+    candidates += list(reversed(read_metrics(run_dir / "metrics.jsonl")))
     for record in candidates:
-        if record.get("static"):
-            return record["static"], record.get("workload")
+        if isinstance(record.get("static"), dict):
+            static, workload = record["static"], record.get("workload")
+            if not isinstance(workload, (dict, type(None))):
+                workload = None
+            return static, workload
     raise ConfigError(
         f"{run_dir}: no summary.json or metrics.jsonl with 'static' measurements; pass a run "
         "directory written by `devprune train`"
@@ -78,14 +83,14 @@ def neurobench_run(run: Path) -> dict[str, Any]:
     from devprune.compact import compact
     from devprune.compact.commands import _checkpoint_path, load_run
     from devprune.measure.neurobench_adapter import _import, neurobench_results
-    from devprune.runner.checkpoint import load_checkpoint
-    from devprune.runner.config import config_from_dict
+    from devprune.runner.checkpoint import checkpoint_config, load_checkpoint
     from devprune.runner.data import _dataset
     from devprune.utils.io import atomic_write_json
 
     _import("neurobench")  # fail before any work when it is missing
     model, masks, example, _build = load_run(run)
-    cfg = config_from_dict(load_checkpoint(_checkpoint_path(run, None))["config"])
+    path = _checkpoint_path(run, None)
+    cfg = checkpoint_config(load_checkpoint(path), path)
     small = compact(model, masks, example)
     test = _dataset(cfg.data, "test", cfg.measure.subset)
     inputs, targets = test.batch(torch.arange(min(cfg.measure.subset, len(test))),

@@ -144,7 +144,52 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
             f"version that wrote it ({payload.get('devprune_version')})"
         )
     verify_checksum(payload, path)
+    _check_entry_types(payload, path)
     return payload
+
+
+# The type each entry must have when present (a foreign or hand-edited file otherwise fails
+# later with a TypeError / ValueError far from the file's name).
+ENTRY_TYPES: dict[str, tuple[type, ...]] = {
+    "epochs_done": (int,), "model": (dict,), "optimizer": (dict,), "scheduler": (dict,),
+    "pruner": (dict,), "masks": (dict, type(None)), "rng": (dict,), "best": (dict,),
+    "config": (dict,), "config_hash": (str,), "time_steps": (int, type(None)),
+}
+
+
+def _check_entry_types(payload: dict[str, Any], path: Path) -> None:
+    for key, types in ENTRY_TYPES.items():
+        if key not in payload:
+            continue
+        value = payload[key]
+        if not isinstance(value, types) or isinstance(value, bool):
+            wanted = " or ".join("None" if t is type(None) else t.__name__ for t in types)
+            raise CheckpointError(
+                f"checkpoint {path}: entry {key!r} is a {type(value).__name__}, not {wanted}; "
+                "the file was not written by `devprune train` (or was edited): pass that "
+                "run's last.pt or best.pt"
+            )
+
+
+def require_entries(payload: dict[str, Any], path: str | Path, keys: tuple[str, ...]) -> None:
+    """Refuse a checkpoint that lacks any of ``keys`` (one line naming the file)."""
+    missing = [k for k in keys if k not in payload]
+    if missing:
+        raise CheckpointError(f"checkpoint {path} lacks {missing}: it is not a complete "
+                              "`devprune train` checkpoint; pass that run's last.pt or best.pt")
+
+
+def checkpoint_config(payload: dict[str, Any], path: str | Path) -> Any:
+    """The validated :class:`~devprune.runner.config.Config` a checkpoint was written with."""
+    from devprune.errors import ConfigError
+    from devprune.runner.config import config_from_dict
+
+    require_entries(payload, path, ("config",))
+    try:
+        return config_from_dict(payload["config"])
+    except ConfigError as err:
+        raise CheckpointError(f"checkpoint {path} holds an invalid configuration ({err}); it "
+                              "was edited or written by another devprune version") from err
 
 
 def verify_checksum(payload: dict[str, Any], path: str | Path) -> None:

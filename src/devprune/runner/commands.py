@@ -165,6 +165,9 @@ def _eval_text(result: dict[str, Any]) -> str:
 def cmd_report(args: argparse.Namespace) -> int:
     from devprune.runner.report import write_comparison_report, write_run_report
 
+    if len(args.runs) > 1 and args.out is not None and args.out.exists() and not args.out.is_dir():
+        raise ConfigError(f"report --out {args.out} is a file; give a folder for the "
+                          "comparison report")
     for run in args.runs:
         if not run.is_dir():
             raise ConfigError(f"report: {run} is not a directory; pass run directories "

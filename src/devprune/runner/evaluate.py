@@ -7,10 +7,9 @@ from typing import Any
 
 from devprune.errors import ConfigError
 from devprune.runner import checkpoint as ckpt
-from devprune.runner.config import config_from_dict
+from devprune.runner.config import load_config
 from devprune.runner.loop import evaluate
 from devprune.runner.measurements import measure_static, measure_workload
-from devprune.runner.presets import read_yaml
 from devprune.runner.train import BEST, CONFIG_FILE, LAST, build_session
 from devprune.utils.io import atomic_write_json
 
@@ -30,9 +29,10 @@ def evaluate_run(run_dir: str | Path, which: str = "best") -> dict[str, Any]:
     run_dir = Path(run_dir)
     if not (run_dir / CONFIG_FILE).is_file():
         raise ConfigError(f"{run_dir} holds no {CONFIG_FILE}; pass a run directory")
-    cfg = config_from_dict(read_yaml(run_dir / CONFIG_FILE))
+    cfg = load_config(str(run_dir / CONFIG_FILE), [])
     path = _checkpoint_path(run_dir, which)
     payload = ckpt.load_checkpoint(path)
+    ckpt.require_entries(payload, path, ("model", "epochs_done"))
     session = build_session(cfg, run_dir)
     ckpt.load_model_state(session.model, payload["model"], path,
                           time_steps=payload.get("time_steps"))

@@ -52,8 +52,16 @@ def to_jsonable(value: Any) -> Any:
 # ------------------------------------------------------------------------------------------
 
 
-def read_metrics(path: str | Path) -> list[dict[str, Any]]:
-    """Every epoch record of a ``metrics.jsonl`` (empty list when the file is absent)."""
+# What every epoch record of `devprune train` holds (report, plots and resume read them).
+RECORD_KEYS = ("epoch", "lr", "train_loss", "val_accuracy", "test_accuracy", "connectivity",
+               "params_total", "params_nonzero", "layers")
+
+
+def read_metrics(path: str | Path, required: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    """Every epoch record of a ``metrics.jsonl`` (empty list when the file is absent).
+
+    ``required``: keys every record must hold (e.g. :data:`RECORD_KEYS`), besides ``epoch``.
+    """
     path = Path(path)
     if not path.is_file():
         return []
@@ -64,11 +72,23 @@ def read_metrics(path: str | Path) -> list[dict[str, Any]]:
         except json.JSONDecodeError as err:
             raise CheckpointError(f"{path}: line {number} is not valid JSON ({err.msg}); the "
                                   "file was damaged: restore it, or start the run again") from err
-        if record is not None and not (isinstance(record, dict) and "epoch" in record):
+        if record is not None and not (isinstance(record, dict)
+                                       and isinstance(record.get("epoch"), int)):
             raise CheckpointError(f"{path}: line {number} is not an epoch record; pass a run "
                                   "directory written by `devprune train`")
-        if record is not None:
-            records.append(record)
+        if record is None:
+            continue
+        missing = [k for k in required if k not in record]
+        layers = record.get("layers", {})
+        if not missing and "layers" in required and not (isinstance(layers, dict) and all(
+                isinstance(v, dict) and {"units_alive", "units_total"} <= set(v)
+                for v in layers.values())):
+            missing = ["layers.*.units_alive"]
+        if missing:
+            raise CheckpointError(f"{path}: line {number} lacks {missing[:4]}; it is not a "
+                                  "record of `devprune train` (damaged or edited): restore "
+                                  "the file, or start the run again")
+        records.append(record)
     return records
 
 

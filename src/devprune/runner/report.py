@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from devprune.errors import ConfigError
-from devprune.runner.metrics import read_metrics
+from devprune.errors import CheckpointError, ConfigError, DevpruneError
+from devprune.runner.metrics import RECORD_KEYS, read_metrics
 from devprune.runner.plots import plot_accuracy_vs_connectivity, plot_training, plot_units
 from devprune.utils.io import atomic_write_text
 
@@ -18,15 +18,57 @@ def _pct(value: float | None, digits: int = 2) -> str:
     return "-" if value is None else f"{100 * value:.{digits}f}%"
 
 
+# Keys of summary.json that reports and `devprune measure` read.
+SUMMARY_KEYS = ("run", "dataset", "model", "method", "mode", "epochs", "final",
+                "best_test_reference", "connectivity")
+
+
+def read_summary(run_dir: str | Path) -> dict[str, Any] | None:
+    """``summary.json`` of a run (None while it is unfinished), refusing a damaged one and one
+    that another run wrote (its config hash differs from the folder's ``config.yaml``)."""
+    from devprune.runner.config import config_hash, load_config
+    from devprune.runner.rundir import CONFIG_FILE, SUMMARY_FILE
+
+    path = Path(run_dir) / SUMMARY_FILE
+    if not path.is_file():
+        return None
+    try:
+        summary = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise CheckpointError(f"{path} is not valid JSON ({type(err).__name__}); it was "
+                              "damaged: delete it and run `devprune train --resume` on the run "
+                              "to write it again") from err
+    missing = ([k for k in SUMMARY_KEYS if k not in summary] if isinstance(summary, dict)
+               else ["(not a JSON object)"])
+    if missing:
+        raise CheckpointError(f"{path} lacks {missing[:4]}: it is not the summary of "
+                              "`devprune train` (damaged or edited)")
+    config = Path(run_dir) / CONFIG_FILE
+    if config.is_file() and isinstance(summary.get("config_hash"), str):
+        try:
+            ours = config_hash(load_config(str(config), []))
+        except DevpruneError:
+            ours = None
+        if ours is not None and ours != summary["config_hash"]:
+            raise CheckpointError(f"{path} belongs to another run: its config hash "
+                                  f"{summary['config_hash']} is not that of {config} ({ours}); "
+                                  "delete it or restore the run's own summary")
+    return summary
+
+
 def load_run(run_dir: str | Path) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
     """(summary or None while unfinished, epoch records) of a run directory."""
     run_dir = Path(run_dir)
-    records = read_metrics(run_dir / "metrics.jsonl")
+    records = read_metrics(run_dir / "metrics.jsonl", RECORD_KEYS)
     if not records:
         raise ConfigError(f"{run_dir} holds no metrics.jsonl with epochs; pass a run directory "
                           "written by `devprune train`")
-    summary_path = run_dir / "summary.json"
-    summary = json.loads(summary_path.read_text()) if summary_path.is_file() else None
+    summary = read_summary(run_dir)
+    if summary is not None and summary.get("epochs") != records[-1]["epoch"] + 1:
+        raise CheckpointError(
+            f"{run_dir / 'summary.json'} reports {summary.get('epochs')} epochs but "
+            f"{run_dir / 'metrics.jsonl'} ends at epoch {records[-1]['epoch'] + 1}: the summary "
+            "belongs to another run; delete it or restore the run's own summary")
     return summary, records
 
 

@@ -86,6 +86,13 @@ def prepare_run_dir(out: Path, cfg: Config, *, resume: bool, force: bool = False
     """
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} is a file, not a folder; choose another --out")
+    blocker = next((p for p in out.parents if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise ConfigError(f"--out {out}: {blocker} is a file, not a folder; choose another "
+                          "--out")
+    if (out / LAST).exists() and not (out / LAST).is_file():
+        raise CheckpointError(f"{out / LAST} is not a file (a folder?); move it away, then "
+                              "resume or start the run")
     entries = [p for p in out.iterdir() if not is_temp_file(p)] if out.is_dir() else []
     if (out / LAST).is_file():
         if resume:
@@ -128,18 +135,35 @@ def _check_foreign(out: Path, entries: list[Path], *, force: bool) -> None:
 
 def _restart_in_place(out: Path, cfg: Config, *, force: bool) -> RunDir:
     """A run without a checkpoint: start it again, if it is this configuration (or --force)."""
+    lost = _lost_checkpoint(out, cfg)
+    if lost and not force:
+        raise CheckpointError(lost)
     diffs = saved_config_differences(out, cfg)
     if diffs and not force:
         raise ConfigError(f"run directory {out} holds an unfinished run (no {LAST} yet) of "
                           f"another configuration ({'; '.join(diffs[:4])}); choose another "
                           "--out, or pass --force to keep it aside and start this run there")
-    if diffs:
+    if diffs or lost:
         return _set_aside(out)
     plan = _with_temp_clean_up(RunDir(out, False))
     plan.remove += [p for p in out.iterdir() if STALE_FILE.match(p.name)]
     plan.notes.append(f"{out} holds a run killed before its first checkpoint (no {LAST}): "
                       "starting it again from epoch 1")
     return plan
+
+
+def _lost_checkpoint(out: Path, cfg: Config) -> str | None:
+    """Why ``out`` is not a run killed before its first checkpoint (None: it is): its log has
+    more epochs than come before the first ``last.pt``, so that file was deleted or lost, and
+    starting again in place would discard the run's other checkpoints."""
+    from devprune.runner.metrics import read_metrics
+
+    logged = len(read_metrics(out / METRICS_FILE))
+    if logged <= cfg.run.checkpoint_every:
+        return None
+    return (f"{out} has {logged} epochs in {METRICS_FILE} but no {LAST}: the checkpoint was "
+            f"deleted or lost. Restore it, copy best.pt (or an epoch-NNN.pt) to {LAST} to "
+            "resume from that epoch, or pass --force to keep the run aside and start anew")
 
 
 def _set_aside(out: Path) -> RunDir:

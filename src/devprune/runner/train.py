@@ -39,7 +39,14 @@ from devprune.runner.config import (
 from devprune.runner.data import RunData, build_run_data, per_rank_batch_size
 from devprune.runner.loop import build_optimizer, build_scheduler, evaluate, train_epoch
 from devprune.runner.measurements import measure_static, measure_workload
-from devprune.runner.metrics import git_commit, read_metrics, units_line, versions, write_metrics
+from devprune.runner.metrics import (
+    RECORD_KEYS,
+    git_commit,
+    read_metrics,
+    units_line,
+    versions,
+    write_metrics,
+)
 from devprune.runner.rundir import (  # the file names are re-exported for other modules
     BEST,
     CONFIG_FILE,
@@ -228,9 +235,16 @@ def restore_session(s: Session, path: Path, payload: dict[str, Any] | None = Non
     payload = ckpt.load_checkpoint(path) if payload is None else payload
     check_resumable(s.cfg, path, payload)
     ckpt.load_model_state(s.model, payload["model"], path, time_steps=payload.get("time_steps"))
-    s.optimizer.load_state_dict(payload["optimizer"])
-    s.scheduler.load_state_dict(payload["scheduler"])
-    s.pruner.load_state_dict(payload["pruner"])
+    try:
+        s.optimizer.load_state_dict(payload["optimizer"])
+        s.scheduler.load_state_dict(payload["scheduler"])
+        s.pruner.load_state_dict(payload["pruner"])
+    except (CheckpointError, KeyError, ValueError, TypeError, IndexError, RuntimeError) as err:
+        detail = " ".join(str(err).split())[:300]
+        raise CheckpointError(f"checkpoint {path}: its optimizer / scheduler / pruner state "
+                              f"does not fit this run ({type(err).__name__}: {detail}); it was "
+                              "edited or written for another model: resume from another "
+                              "checkpoint or start the run again") from err
     if isinstance(s.pruner.synchroniser, distributed.StatisticsSync):
         s.pruner.synchroniser.rebase()  # saved statistics were summed over ranks already
     ckpt.restore_rng(payload["rng"], s.data.generators)
@@ -238,7 +252,8 @@ def restore_session(s: Session, path: Path, payload: dict[str, Any] | None = Non
     s.wall_time_s = float(payload.get("wall_time_s", 0.0))
     s.best = dict(payload["best"])
     # Epochs logged after this checkpoint are re-run, so their lines are dropped.
-    s.records = [r for r in read_metrics(s.out / METRICS_FILE) if r["epoch"] < s.epochs_done]
+    s.records = [r for r in read_metrics(s.out / METRICS_FILE, RECORD_KEYS)
+                 if r["epoch"] < s.epochs_done]
 
 
 def _snapshot(s: Session) -> None:
