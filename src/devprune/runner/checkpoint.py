@@ -123,7 +123,8 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        if "Unsupported global" not in str(err):  # a damaged pickle stream, not a foreign one
+        foreign = ("Unsupported global", "unsupported GLOBAL", "is blocked")
+        if not any(text in str(err) for text in foreign):  # a damaged stream, not code
             raise _corrupt(path, err) from err
         raise CheckpointError(
             f"{path} holds pickled Python objects that devprune refuses to load (only tensors "
