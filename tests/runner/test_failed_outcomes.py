@@ -92,3 +92,25 @@ def test_summary_pairs_accuracy_and_connectivity_of_the_same_epoch(
         assert summary[key]["test_accuracy"] == records[epoch]["test_accuracy"], key
     assert summary["connectivity"] == summary["final"]["connectivity"]
     assert len({r["connectivity"] for r in records.values()}) == 3  # pruned every epoch
+
+
+@pytest.mark.parametrize("method", ["dpap", "sdsnn", "magnitude", "random", "lth", "set",
+                                    "rigl"])
+def test_a_non_finite_pruning_constant_is_refused_from_python_too(method: str) -> None:
+    """The CLI's config validator refuses them (tests/runner/test_bad_input_cli.py); a user's
+    own loop calling build_pruner must not silently prune nothing either."""
+    import dataclasses
+
+    from devprune.errors import ConfigError
+    from devprune.models import build_model
+    from devprune.pruning import build_pruner
+    from devprune.pruning.base import pruner_config_class
+
+    model = build_model("snn-mlp", in_shape=(1, 28, 28), num_classes=10, time_steps=2)
+    example = torch.rand(2, 1, 28, 28)
+    floats = [f.name for f in dataclasses.fields(pruner_config_class(method))
+              if f.type in (float, "float")] or ["target"]
+    for name in floats:
+        for bad in (float("nan"), float("inf")):
+            with pytest.raises(ConfigError, match=rf"prune\.{method}\."):
+                build_pruner(method, model, example, {name: bad})

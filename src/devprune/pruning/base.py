@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 from collections.abc import Callable, Collection
 from typing import Any, Protocol, TypeVar
 
@@ -207,7 +208,24 @@ def build_pruner(
                     f"prune.{name}: unknown key(s) {unknown}; allowed: {sorted(known)}"
                 )
             config = config_cls(**config)
+        _require_finite(config, f"prune.{name}")
     return cls(model, example_input, config)
+
+
+def _require_finite(value: Any, where: str) -> None:
+    """Refuse a NaN or infinite number anywhere in a method's settings (a NaN constant would
+    make every comparison false and silently turn pruning off)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        for f in dataclasses.fields(value):
+            _require_finite(getattr(value, f.name), f"{where}.{f.name}")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _require_finite(item, f"{where}.{key}")
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            _require_finite(item, f"{where}[{index}]")
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{where}: {value} is not a finite number; give a real value")
 
 
 register_pruner("none", Pruner, None, "dense training, nothing is pruned")
