@@ -14,7 +14,7 @@ import torch
 from devprune.cli import main
 from devprune.errors import TrainingDivergedError
 from devprune.runner import checkpoint as ckpt
-from devprune.runner.train import WEIGHT_LIMIT, check_weights
+from devprune.runner.train import WEIGHT_LIMIT, check_runaway, check_weights
 
 ARGS = ["--quiet", "--set", "train.threads=1", "prune.method=dpap"]
 
@@ -45,6 +45,29 @@ def test_divergence_after_a_good_epoch_keeps_its_checkpoint(
                for v in payload["model"].values() if v.is_floating_point())
     lines = (run / "metrics.jsonl").read_text().splitlines()
     assert len(lines) == 1 and not (run / "summary.json").exists()
+
+
+def test_weights_running_away_at_chance_accuracy_is_divergence_too(
+    tmp_path: Path, tiny_yaml: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """lr=10 on the spiking MLP: finite weights, 100x larger after one epoch, chance accuracy
+    (this ended 'done: final test 10.00%' with exit 0 before). SD-SNN this time."""
+    run = tmp_path / "run"
+    assert main(["train", str(tiny_yaml), "--quiet", "--set", "train.threads=1",
+                 "prune.method=sdsnn", "train.lr=10", "--out", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert "training diverged: epoch 1 grew the largest weight" in err, err
+    assert "at chance" in err and err.count("\n") == 1
+
+
+def test_check_runaway_needs_both_growth_and_chance_accuracy() -> None:
+    model = torch.nn.Linear(3, 2)
+    with torch.no_grad():
+        model.weight.fill_(50.0)
+    check_runaway(model, 0, 1.0, None, start_peak=0.1, accuracy=0.9, classes=10)  # learning
+    check_runaway(model, 0, 1.0, None, start_peak=10.0, accuracy=0.1, classes=10)  # x5 only
+    with pytest.raises(TrainingDivergedError, match=r"from 0\.1 to 50"):
+        check_runaway(model, 0, 1.0, None, start_peak=0.1, accuracy=0.1, classes=10)
 
 
 @pytest.mark.parametrize("value", [float("nan"), float("inf"), 2 * WEIGHT_LIMIT])

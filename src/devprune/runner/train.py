@@ -278,10 +278,14 @@ def run_epoch(s: Session, epoch: int, *, progress: bool) -> dict[str, Any]:
     parallel = s.world_size > 1
     if parallel and not s.main:
         _seed_other_rank(s.cfg, epoch, s.rank)
+    start_peak = peak_weight(s.model)
     fit = train_epoch(s.model, s.data.train, s.loss_fn, s.optimizer, s.pruner, epoch=epoch,
                       device=s.device, forward=s.train_forward or s.forward,
                       progress=progress and s.main, all_reduce=parallel)
-    check_weights(s.model, epoch, lr, s.out)  # before anything of this epoch is written
+    # before anything of this epoch is written
+    check_weights(s.model, epoch, lr, s.out)
+    check_runaway(s.model, epoch, lr, s.out, start_peak=start_peak,
+                  accuracy=fit.accuracy, classes=s.data.info.num_classes)
     events = s.pruner.on_epoch_end(epoch) or {}
     # Statistics summed over ranks before the checkpoint saves them (no-op in one process).
     s.pruner.synchronise()
@@ -335,6 +339,41 @@ def check_weights(model: nn.Module, epoch: int, lr: float, out: Path | None = No
         f"training diverged: parameter {name} has {what} after epoch {epoch + 1} (lr "
         f"{lr:.3g}), so the network can only answer at chance; lower train.lr (e.g. --set "
         f"train.lr={lr / 100:.3g}) or add warm-up (train.warmup_epochs){kept}"
+    )
+
+
+# An epoch that multiplies the largest weight by more than this and ends with training
+# accuracy at chance diverged (normal training changes the largest weight by a few times).
+RUNAWAY_GROWTH = 100.0
+
+
+def peak_weight(model: nn.Module) -> float:
+    """The largest finite |w| over the floating-point parameters of ``model``."""
+    with torch.no_grad():
+        peaks = [float(p.detach().abs().nan_to_num(0.0, 0.0, 0.0).max())
+                 for p in model.parameters() if p.is_floating_point() and p.numel()]
+    return max(peaks, default=0.0)
+
+
+def check_runaway(model: nn.Module, epoch: int, lr: float, out: Path | None, *,
+                  start_peak: float, accuracy: float, classes: int) -> None:
+    """Raise TrainingDivergedError when the epoch grew the largest weight more than
+    :data:`RUNAWAY_GROWTH`-fold and left training accuracy at chance (1/classes + 2 points):
+    a learning rate too large for a spiking network, whose loss stays finite."""
+    end_peak = peak_weight(model)
+    if classes < 2 or accuracy > 1.0 / classes + 0.02:
+        return
+    if end_peak <= RUNAWAY_GROWTH * max(start_peak, 1e-3):
+        return
+    kept = ""
+    if out is not None:
+        kept = (f"; {out / LAST} (the last good epoch) is kept" if (out / LAST).is_file()
+                else f"; nothing was checkpointed in {out}")
+    raise TrainingDivergedError(
+        f"training diverged: epoch {epoch + 1} grew the largest weight from {start_peak:.3g} "
+        f"to {end_peak:.3g} and training accuracy is at chance ({100 * accuracy:.1f}%, lr "
+        f"{lr:.3g}); lower train.lr (e.g. --set train.lr={lr / 100:.3g}) or add warm-up "
+        f"(train.warmup_epochs){kept}"
     )
 
 
