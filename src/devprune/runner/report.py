@@ -167,19 +167,22 @@ def write_comparison_report(run_dirs: list[str | Path], out_dir: str | Path) -> 
     """A table of several runs and their accuracy-vs-connectivity plot in ``out_dir``."""
     out_dir = Path(out_dir)
     runs: dict[str, list[dict[str, Any]]] = {}
-    rows = ["| run | method | final test acc | test acc at best val | connectivity | "
-            "params non-zero | epochs |", "|---|---|---|---|---|---|---|"]
+    rows = ["| run | method | final test acc | final connectivity | test acc at best val "
+            "(its connectivity) | params non-zero | epochs |", "|---|---|---|---|---|---|---|"]
     for run_dir in map(Path, run_dirs):
         summary, records = load_run(run_dir)
         label = _unique(runs, run_dir.name)
         runs[label] = records
         last = records[-1]
         best = (summary or {}).get("best_val")
+        best_text = "-"
+        if best:
+            conn = best.get("connectivity")
+            best_text = _pct(best["test_accuracy"]) + (f" ({_pct(conn, 1)})" if conn is not None
+                                                       else "")
         rows.append(f"| {label} | {(summary or {}).get('method', '?')} | "
-                    f"{_pct(last['test_accuracy'])} | "
-                    f"{_pct(best['test_accuracy']) if best else '-'} | "
-                    f"{_pct(last['connectivity'], 1)} | {last['params_nonzero']:,} | "
-                    f"{last['epoch'] + 1} |")
+                    f"{_pct(last['test_accuracy'])} | {_pct(last['connectivity'], 1)} | "
+                    f"{best_text} | {last['params_nonzero']:,} | {last['epoch'] + 1} |")
     plot_accuracy_vs_connectivity(runs, out_dir / "accuracy_vs_connectivity.png")
     lines = ["# Comparison of runs", "", *rows, "",
              "![test accuracy vs connectivity](accuracy_vs_connectivity.png)", ""]
