@@ -615,11 +615,14 @@ def _event_cases() -> None:
             xs, ys = list(x), list(y)
             (xs if field == "x" else ys)[index] = value
             bad_files[f"event {index} {field}={value}"] = nmnist_bytes(xs, ys, [0, 1, 1], t)
+    for jump in (8_000_000, 2_000_000):  # far more than the tolerated jitter back in time
+        bad_files[f"timestamps jump back {jump}"] = nmnist_bytes([1, 2, 3], [1, 2, 3],
+                                                                 [0, 1, 1], [jump, 10, 20])
     for extra in (1, 2, 3, 4):
         bad_files[f"{extra} stray bytes"] = nmnist_bytes([1], [1], [0], [5]) + b"\x01" * extra
     for label, raw in bad_files.items():
         for split in ("Train", "Test"):
-            if split == "Test" and not label.startswith(("event 0", "1 stray")):
+            if split == "Test" and not label.startswith(("event 0", "1 stray", "timestamps")):
                 continue
 
             def make(d: Path, runs: dict[str, Path], raw: bytes = raw, split: str = split
