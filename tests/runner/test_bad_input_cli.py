@@ -117,6 +117,7 @@ import os  # noqa: E402
 import pickle  # noqa: E402
 import shutil  # noqa: E402
 import struct  # noqa: E402
+import tempfile  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 from typing import Any  # noqa: E402
 
@@ -296,9 +297,13 @@ def _resave(path: Path, change: Callable[[dict[str, Any]], None], raw: bool = Fa
                            if k not in ("format", "format_version", "checksum")})
 
 
+# Where a hostile pickle of the corpus would leave a file if devprune ran its code.
+PWNED = Path(tempfile.gettempdir()) / f"devprune-fuzz-pwned-{os.getpid()}"
+
+
 class _Hostile:
     def __reduce__(self) -> tuple[Any, ...]:
-        return (os.system, ("touch /tmp/devprune-fuzz-pwned",))
+        return (os.system, (f"touch {PWNED}",))
 
 
 def _other_model(payload: dict[str, Any], runs: dict[str, Path]) -> None:
@@ -691,7 +696,7 @@ def test_bad_input_corpus(tmp_path: Path, runs: dict[str, Path], capsys: pytest.
     after = _snapshot(tmp_path)
     assert {k: v for k, v in after.items() if k in before} == before  # nothing changed
     assert not (tmp_path / "out").exists() or category == "output paths"
-    assert not Path("/tmp/devprune-fuzz-pwned").exists()
+    assert not PWNED.exists()
 
 
 def corpus_counts() -> dict[str, int]:
