@@ -115,9 +115,15 @@ class MaskSet:
 
     # -- edits ------------------------------------------------------------------------------
     def prune_units(self, name: str, units: torch.Tensor) -> int:
-        """Remove whole output units (bool vector or index tensor); returns how many died."""
+        """Remove whole output units (bool vector or index tensor); returns how many of
+        ``name``'s died. Units shared through a recurrence (``PrunableLayer.recurrent_of``) lose
+        their row in every masked layer of it, so the neuron gets no input at all; its columns
+        (in the recurrent weight and in every reader) then follow as dead input columns."""
         alive_before = self.unit_alive(name)
-        self.masks[name][self._as_index(units, alive_before.numel())] = False
+        index = self._as_index(units, alive_before.numel())
+        for member in self.structure.recurrent_partners(name):
+            if member in self.masks:
+                self.masks[member][index] = False
         self.invalidate()
         return int(torch.count_nonzero(alive_before & ~self.unit_alive(name)))
 

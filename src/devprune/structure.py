@@ -13,11 +13,23 @@ included) it finds
 * *residual groups*: layers whose output channels are added together, so a channel can only
   be removed from all of them at once; a group that reaches the model input is ``fixed``.
 
+*Recurrent weights* are layers too (``PrunableLayer.recurrent_of``, docs/RECURRENT.md): the
+``recurrent`` weight inside an snnTorch ``RLeaky``/``RSynaptic``, and an ``nn.Linear`` /
+``nn.Conv`` whose input is the previous step's spikes of the very neurons it feeds (a
+recurrence written in plain PyTorch). Its rows and its columns are the units of the
+feed-forward layer it joins: it is one of its own producers, and it shares a residual group
+with that layer (its output is added to the same neurons' input current), so every rule for
+producers and residual groups (masks, measurement, compaction, DPAP's unit groups) applies to
+it unchanged. Recurrent layers devprune does not model (``nn.LSTM``, ``nn.GRU``, ``nn.RNN``
+and their cells) are refused by name.
+
 It traces the model with ``torch.fx`` (child-less modules, neurons and multi-step layers are
 leaves, so neuron internals and time loops inside them are never traced). Models whose
 ``forward`` cannot be traced (data-dependent Python control flow) fall back to the execution
 order seen by forward hooks on an example input, assuming a chain; the result says which
-method was used (``exact``).
+method was used (``exact``). The fallback refuses a model with feedback it cannot place (a
+weight layer fed by its own output or by a module that runs after it): it never guesses a
+chain through a recurrence.
 """
 
 from __future__ import annotations
@@ -43,6 +55,16 @@ ACTIVATION_FUNCTIONS = {torch.relu, torch.nn.functional.relu, torch.tanh, torch.
 ACTIVATION_METHODS = {"relu", "relu_", "tanh", "sigmoid"}
 ADD_OPS = {operator.add, operator.iadd, torch.add}
 CONCAT_OPS = {torch.cat, torch.concat, torch.stack}
+# Calls whose result depends on their tensor argument's shape only (``x.new_zeros(x.shape[0],
+# n)``, the usual initial state of a recurrence): the walk back to producers stops there.
+SHAPE_ONLY_FUNCTIONS = {torch.zeros_like, torch.ones_like, torch.empty_like, torch.full_like,
+                        torch.zeros, torch.ones, torch.empty, torch.full}
+SHAPE_ONLY_METHODS = {"new_zeros", "new_ones", "new_empty", "new_full", "size", "dim"}
+SHAPE_ATTRIBUTES = {"shape", "ndim", "dtype", "device"}
+# snnTorch neurons that add ``self.recurrent(previous spikes)`` to their input current.
+RECURRENT_NEURONS = ("RLeaky", "RSynaptic")
+RECURRENT_CHILD = "recurrent"
+UNSUPPORTED_RECURRENT = (nn.RNNBase, nn.RNNCellBase)
 
 
 @dataclass
@@ -70,6 +92,10 @@ class PrunableLayer:
     input_concat: bool = False  # input assembled by cat/stack: column->unit map unknown
     residual_group: int | None = None
     is_output: bool = False
+    # For a recurrent weight (input = the previous step's output of the neurons it feeds):
+    # the feed-forward layer whose units are its rows *and* its columns (None: feed-forward).
+    # Such a layer lists itself among its producers and shares that layer's residual group.
+    recurrent_of: str | None = None
 
     @property
     def weight(self) -> torch.Tensor:
@@ -106,6 +132,16 @@ class ModelStructure:
         return [
             (layer, prod) for layer in self.layers for prod in layer.producers if prod.name == name
         ]
+
+    def recurrent_partners(self, name: str) -> list[str]:
+        """The layers sharing ``name``'s units through a recurrence (``name`` first; just
+        ``[name]`` for a feed-forward layer without a recurrent weight)."""
+        layer = self[name]
+        root = layer.recurrent_of or name
+        partners = [la.name for la in self.layers if la.recurrent_of == root]
+        if not partners:
+            return [name]
+        return [name, *(n for n in [root, *partners] if n != name)]
 
     def group_members(self, name: str) -> list[str]:
         group = self[name].residual_group
@@ -163,6 +199,8 @@ class ModelGraph:
             return [a for a in node.args[:1] if isinstance(a, fx.Node)]  # current, not state
         if node.op == "call_method" and node.target in {"view", "reshape", "flatten"}:
             return [node.args[0]] if isinstance(node.args[0], fx.Node) else []
+        if _shape_only(node):
+            return []  # the result does not carry its argument's values
         return list(node.all_input_nodes)
 
     def producers(self, start: fx.Node) -> tuple[set[str], bool, bool]:
@@ -212,6 +250,16 @@ class ModelGraph:
         return order, reaches_output
 
 
+def _shape_only(node: fx.Node) -> bool:
+    if node.op == "call_method":
+        return node.target in SHAPE_ONLY_METHODS
+    if node.op != "call_function":
+        return False
+    if node.target is getattr:
+        return len(node.args) > 1 and node.args[1] in SHAPE_ATTRIBUTES
+    return node.target in SHAPE_ONLY_FUNCTIONS
+
+
 def trace(model: nn.Module) -> fx.Graph:
     """The model's fx graph with neurons, multi-step layers and child-less modules as leaves."""
     return LeafTracer().trace(model)
@@ -229,7 +277,94 @@ def _structure_from_graph(model: nn.Module, graph: fx.Graph) -> ModelStructure:
     for gid, members in groups.items():
         for name in members:
             next(la for la in layers if la.name == name).residual_group = gid
+    _mark_self_recurrent(layers, groups)
+    layers = _attach_recurrent_neurons(layers, groups, modules)
     return ModelStructure(layers, modules, groups, fixed, exact=True)
+
+
+# --------------------------------------------------------------------------------------------
+# recurrent weights (docs/RECURRENT.md)
+# --------------------------------------------------------------------------------------------
+def _mark_self_recurrent(layers: list[PrunableLayer], groups: dict[int, list[str]]) -> None:
+    """A traced layer among its own producers reads the previous step's output of the
+    neurons it feeds: a recurrence written in plain PyTorch. It joins the feed-forward layer
+    feeding the same neurons (its residual-group partner with the same postsynaptic module)."""
+    by_name = {la.name: la for la in layers}
+    for layer in layers:
+        if layer.name not in {p.name for p in layer.producers} or layer.residual_group is None:
+            continue
+        partners = [by_name[m] for m in groups[layer.residual_group] if m != layer.name]
+        feeds = [la for la in partners if la.name not in {p.name for p in la.producers}
+                 and la.post_name == layer.post_name]
+        if feeds:
+            layer.recurrent_of = feeds[0].name
+
+
+def recurrent_neurons(modules: dict[str, nn.Module]) -> dict[str, str]:
+    """``{neuron name: name of its recurrent weight layer}`` for snnTorch ``RLeaky`` /
+    ``RSynaptic`` neurons with all-to-all recurrent weights. A spiking neuron holding any other
+    weight layer is refused: devprune cannot know what it computes with it."""
+    found: dict[str, str] = {}
+    for name, module in modules.items():
+        if not is_spiking_neuron(module):
+            continue
+        inner = [child for child, m in module.named_modules()
+                 if child and isinstance(m, WEIGHT_LAYERS)]
+        if not inner:
+            continue
+        if type(module).__name__ not in RECURRENT_NEURONS or inner != [RECURRENT_CHILD]:
+            raise ModelStructureError(
+                f"neuron {name!r} ({type(module).__name__}) holds weight layer(s) {inner} that "
+                "devprune cannot place; supported recurrent neurons are snnTorch "
+                f"{'/'.join(RECURRENT_NEURONS)} (weight {RECURRENT_CHILD!r}) — see "
+                "docs/RECURRENT.md"
+            )
+        found[name] = f"{name}.{RECURRENT_CHILD}" if name else RECURRENT_CHILD
+    return found
+
+
+def _attach_recurrent_neurons(layers: list[PrunableLayer], groups: dict[int, list[str]],
+                              modules: dict[str, nn.Module]) -> list[PrunableLayer]:
+    """Add the recurrent weight of every recurrent neuron as a layer (after the layers
+    feeding the neuron), tied to them by a residual group and reading their units."""
+    for neuron, name in recurrent_neurons(modules).items():
+        module = modules[name]
+        units, fan_in = _units(module)
+        feeds = [la for la in layers if la.post_name == neuron]
+        if not feeds or units != fan_in or any(f.num_units != units for f in feeds):
+            raise ModelStructureError(
+                f"recurrent neuron {neuron!r}: its recurrent weight {name!r} maps {fan_in} "
+                f"units to {units}, but it is fed by {[f.name for f in feeds] or 'no'} weight "
+                "layer(s) of that width; feed it from one Linear/Conv layer with as many "
+                "output units as the neuron has"
+            )
+        feed_names = {f.name for f in feeds}
+        recurrent = PrunableLayer(
+            name, module, _kind(module), units, fan_in, is_multi_step(module), post_name=neuron,
+            producers=[*(Producer(f.name, 1) for f in feeds), Producer(name, 1)],
+            is_output=any(f.is_output for f in feeds), recurrent_of=feeds[0].name,
+        )
+        for other in layers:  # the neuron's readers read the recurrence's units as well
+            blocks = [p.block for p in other.producers if p.name in feed_names]
+            if blocks:
+                other.producers.append(Producer(name, blocks[0]))
+        gid = next((f.residual_group for f in feeds if f.residual_group is not None), None)
+        if gid is None:
+            gid = max(groups, default=-1) + 1
+            groups[gid] = [f.name for f in feeds]
+            for feed in feeds:
+                feed.residual_group = gid
+        groups[gid].append(name)
+        recurrent.residual_group = gid
+        position = max(layers.index(f) for f in feeds) + 1
+        layers = [*layers[:position], recurrent, *layers[position:]]
+    return layers
+
+
+def _inside_neurons(modules: dict[str, nn.Module]) -> set[str]:
+    """Names of modules that live inside a spiking neuron (never hooked or walked)."""
+    neurons = [n for n, m in modules.items() if n and is_spiking_neuron(m)]
+    return {n for n in modules if any(n.startswith(f"{neuron}.") for neuron in neurons)}
 
 
 def _layer_from_nodes(g: ModelGraph, name: str, nodes: list[fx.Node]) -> PrunableLayer:
@@ -320,21 +455,18 @@ def _residual_groups(
 # --------------------------------------------------------------------------------------------
 # execution-order fallback
 # --------------------------------------------------------------------------------------------
-def _structure_from_execution(model: nn.Module, example_input: Any) -> ModelStructure:
+def _structure_from_execution(model: nn.Module, example_input: Any,
+                              trace_error: Exception | None = None) -> ModelStructure:
     modules = dict(model.named_modules())
-    order: list[str] = []
-    names = {m: n for n, m in modules.items()}
-    hooks = [
-        m.register_forward_hook(lambda mod, _i, _o: order.append(names[mod]))
-        for m in modules.values()
-        if next(iter(m.children()), None) is None or is_spiking_neuron(m)
-    ]
-    try:
-        _run_example(model, example_input)
-    finally:
-        for h in hooks:
-            h.remove()
+    inside = _inside_neurons(modules)
+    watched = {n: m for n, m in modules.items() if n not in inside and (
+        next(iter(m.children()), None) is None or is_spiking_neuron(m))}
+    flow = _DataFlow(watched)
+    with flow.attached():
+        flow.run(model, example_input)
+    order = flow.order
     first_seen = list(dict.fromkeys(order))  # a time loop repeats the order: keep first calls
+    flow.refuse_feedback(model, first_seen, trace_error)
     layers: list[PrunableLayer] = []
     for name in first_seen:
         module = modules[name]
@@ -357,20 +489,115 @@ def _structure_from_execution(model: nn.Module, example_input: Any) -> ModelStru
                 last.post_name = name
     if layers:
         layers[-1].is_output = True
-    return ModelStructure(layers, modules, {}, set(), exact=False)
+    groups: dict[int, list[str]] = {}
+    layers = _attach_recurrent_neurons(layers, groups, modules)
+    return ModelStructure(layers, modules, groups, set(), exact=False)
 
 
-def _run_example(model: nn.Module, example_input: Any) -> None:
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad(), torch.random.fork_rng(devices=[]):
-            if isinstance(example_input, tuple):
-                model(*example_input)
-            else:
-                model(example_input)
-    finally:
-        model.train(was_training)
+class _DataFlow:
+    """Forward hooks recording, on an example input, the call order of the watched modules
+    and which weight layers' outputs each weight layer's input was computed from: through
+    the autograd graph (any differentiable path) and by tensor identity (detached paths)."""
+
+    def __init__(self, watched: dict[str, nn.Module]) -> None:
+        self.watched = watched
+        self.order: list[str] = []
+        self.weight_outputs: dict[Any, str] = {}  # grad_fn of a weight layer's output -> name
+        self.produced_by: dict[int, str] = {}  # data_ptr of a watched module's output -> name
+        self.reads: list[tuple[str, Any, set[str]]] = []  # (layer, input grad_fn, by identity)
+        self._keep: list[Any] = []  # outputs held so their storage and grad_fn stay unique
+
+    @staticmethod
+    def _tensors(value: Any) -> list[torch.Tensor]:
+        if torch.is_tensor(value):
+            return [value]
+        if isinstance(value, (tuple, list)):
+            return [t for item in value for t in _DataFlow._tensors(item)]
+        return []
+
+    def _hook(self, module: nn.Module, inputs: tuple, output: Any) -> None:
+        name = self.names[module]
+        self.order.append(name)
+        if isinstance(module, WEIGHT_LAYERS) and inputs and torch.is_tensor(inputs[0]):
+            x = inputs[0]
+            source = self.produced_by.get(x.data_ptr()) if x.numel() else None
+            self.reads.append((name, x.grad_fn, {source} if source else set()))
+            if torch.is_tensor(output) and output.grad_fn is not None:
+                self.weight_outputs[output.grad_fn] = name
+        for tensor in self._tensors(output):
+            if tensor.numel():
+                self.produced_by[tensor.data_ptr()] = name
+        self._keep.append(output)
+
+    def attached(self) -> Any:
+        import contextlib
+
+        @contextlib.contextmanager
+        def hooks() -> Any:
+            self.names = {m: n for n, m in self.watched.items()}
+            handles = [m.register_forward_hook(self._hook) for m in self.watched.values()]
+            try:
+                yield
+            finally:
+                for handle in handles:
+                    handle.remove()
+
+        return hooks()
+
+    def run(self, model: nn.Module, example_input: Any) -> None:
+        """One forward in eval mode, with autograd recording (inputs made to need grad)."""
+        def needing_grad(x: Any) -> Any:
+            if torch.is_tensor(x) and x.is_floating_point():
+                return x.detach().requires_grad_(True)
+            return x
+
+        args = example_input if isinstance(example_input, tuple) else (example_input,)
+        was_training = model.training
+        model.eval()
+        try:
+            with torch.enable_grad(), torch.random.fork_rng(devices=[]):
+                model(*(needing_grad(a) for a in args))
+        except RuntimeError:  # e.g. in-place edits of the input: tensor identity only
+            self.__init__(self.watched)
+            self.names = {m: n for n, m in self.watched.items()}
+            with torch.no_grad(), torch.random.fork_rng(devices=[]):
+                model(*args)
+        finally:
+            model.train(was_training)
+
+    def _producers(self, grad_fn: Any) -> set[str]:
+        found: set[str] = set()
+        seen: set[Any] = set()
+        stack = [grad_fn] if grad_fn is not None else []
+        while stack:
+            node = stack.pop()
+            if node in seen:
+                continue
+            seen.add(node)
+            if node in self.weight_outputs:
+                found.add(self.weight_outputs[node])
+                continue
+            stack.extend(n for n, _ in node.next_functions if n is not None)
+        return found
+
+    def refuse_feedback(self, model: nn.Module, first_seen: list[str],
+                        trace_error: Exception | None) -> None:
+        """Raise when a weight layer reads its own output or that of a module first run after
+        it (a recurrence): the chain the fallback assumes would be wrong."""
+        position = {name: i for i, name in enumerate(first_seen)}
+        for layer, grad_fn, by_identity in self.reads:
+            for source in sorted(self._producers(grad_fn) | by_identity):
+                if position.get(source, -1) >= position[layer]:
+                    why = f" ({str(trace_error).splitlines()[0]})" if trace_error else ""
+                    raise ModelStructureError(
+                        f"{type(model).__name__}: torch.fx cannot trace it{why}, and on the "
+                        f"example input layer {layer!r} reads the output of {source!r}, which "
+                        "runs after it: a recurrent connection. Execution order cannot show "
+                        "how recurrent weights couple units, so devprune refuses instead of "
+                        "guessing; make forward traceable (loop over range(T), not over a "
+                        "tensor; no data-dependent if) or use snnTorch RLeaky — see "
+                        "docs/RECURRENT.md"
+                    )
 
 
 def discover(model: nn.Module, example_input: Any = None) -> ModelStructure:
@@ -379,6 +606,15 @@ def discover(model: nn.Module, example_input: Any = None) -> ModelStructure:
     ``example_input`` (a batch as the model takes it) is only needed when the model cannot
     be traced by ``torch.fx``.
     """
+    unsupported = [f"{n!r} ({type(m).__name__})" for n, m in model.named_modules()
+                   if isinstance(m, UNSUPPORTED_RECURRENT)]
+    if unsupported:
+        raise ModelStructureError(
+            f"{type(model).__name__} contains {', '.join(unsupported)}: devprune does not "
+            "prune or measure through LSTM/GRU/RNN layers (their gate weights couple units in "
+            "ways it does not model); supported recurrences are snnTorch RLeaky/RSynaptic and "
+            "an nn.Linear applied to the previous step's spikes — see docs/RECURRENT.md"
+        )
     try:
         graph = trace(model)
     except Exception as trace_error:  # any tracing failure means: fall back
@@ -387,7 +623,7 @@ def discover(model: nn.Module, example_input: Any = None) -> ModelStructure:
                 f"cannot trace {type(model).__name__} with torch.fx ({trace_error}); pass an "
                 "example input so the structure can be read from execution order"
             ) from trace_error
-        structure = _structure_from_execution(model, example_input)
+        structure = _structure_from_execution(model, example_input, trace_error)
     else:
         structure = _structure_from_graph(model, graph)
     if not structure.layers:

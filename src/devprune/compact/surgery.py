@@ -71,8 +71,15 @@ def _unit_parameters(structure: ModelStructure, name: str) -> list[nn.Parameter]
 def copy_model(model: nn.Module) -> nn.Module:
     """A deep copy of ``model`` whose modules are also registered wherever the originals
     are tracked by class-level instance lists (snnTorch's ``SpikingNeuron.instances``, which
-    ``snntorch.utils.reset`` walks), so the copy resets like the original."""
-    clone = copy.deepcopy(model)
+    ``snntorch.utils.reset`` walks), so the copy resets like the original. State tensors a
+    training forward left with autograd history (snnTorch ``RLeaky``'s ``spk``/``mem``/``reset``)
+    are copied detached: deepcopy refuses non-leaf tensors."""
+    memo: dict[int, Any] = {}
+    for module in model.modules():
+        for value in [*vars(module).values(), *module._buffers.values()]:
+            if torch.is_tensor(value) and value.grad_fn is not None:
+                memo[id(value)] = value.detach().clone()
+    clone = copy.deepcopy(model, memo)
     for (_, original), (_, twin) in zip(model.named_modules(), clone.named_modules(), strict=True):
         for cls in type(original).__mro__:
             registry = cls.__dict__.get("instances")

@@ -477,10 +477,15 @@ class DPAPPruner(MaskedPruner):
         result = {}
         if not bool(dying.any()):
             return result
+        # counted after the whole group: pruning a unit of a recurrent pair clears its row in
+        # both layers (MaskSet.prune_units)
+        kept_before = {m: int(torch.count_nonzero(self.masks[m])) for m in group.members}
+        alive_before = {m: self.masks.unit_alive(m) for m in group.members}
         for member in group.members:
-            kept_before = int(torch.count_nonzero(self.masks[member]))
-            units = self.masks.prune_units(member, dying)
-            removed = kept_before - int(torch.count_nonzero(self.masks[member]))
+            self.masks.prune_units(member, dying)
+        for member in group.members:
+            units = int(torch.count_nonzero(alive_before[member] & ~self.masks.unit_alive(member)))
+            removed = kept_before[member] - int(torch.count_nonzero(self.masks[member]))
             self.synapses_removed[member] += removed
             result[member] = (units, removed)
         return result
