@@ -3,7 +3,6 @@ Markdown table, and the accuracy-connectivity and accuracy-energy plots."""
 
 from __future__ import annotations
 
-import json
 import statistics
 from collections.abc import Callable
 from pathlib import Path
@@ -12,6 +11,7 @@ from typing import Any
 from devprune.compare.grid import Cell, Grid
 from devprune.runner.metrics import read_metrics
 from devprune.runner.plots import plot_frontier
+from devprune.runner.report import read_summary
 from devprune.runner.rundir import METRICS_FILE, SUMMARY_FILE
 from devprune.utils.io import atomic_write_json, atomic_write_text
 
@@ -19,6 +19,7 @@ from devprune.utils.io import atomic_write_json, atomic_write_text
 QUANTITIES: dict[str, tuple[str, float, str]] = {
     "final_test": ("final test %", 100.0, ".2f"),
     "best_val_test": ("test % at best val", 100.0, ".2f"),
+    "best_val_connectivity": ("kept % at best val", 100.0, ".2f"),
     "connectivity": ("weights kept %", 100.0, ".2f"),
     "units_alive": ("units alive %", 100.0, ".1f"),
     "sops": ("SOPs / sample (M)", 1e-6, ".3f"),
@@ -29,7 +30,7 @@ QUANTITIES: dict[str, tuple[str, float, str]] = {
 
 def run_row(run: Path) -> dict[str, Any]:
     """The quantities of one finished run directory."""
-    summary = json.loads((run / SUMMARY_FILE).read_text())
+    summary = read_summary(run)  # refuses a damaged summary or another run's
     layers = read_metrics(run / METRICS_FILE)[-1]["layers"]
     pruned = [v for v in layers.values() if v.get("prunable")]
     alive = sum(v["units_alive"] for v in pruned)
@@ -40,6 +41,8 @@ def run_row(run: Path) -> dict[str, Any]:
     return {
         "final_test": summary["final"]["test_accuracy"],
         "best_val_test": best.get("test_accuracy"),
+        # The best-validation epoch may precede the last pruning step: its own connectivity.
+        "best_val_connectivity": best.get("connectivity"),
         "connectivity": summary["connectivity"],
         "units_alive": alive / total if total else None,
         "units": f"{alive}/{total}",
