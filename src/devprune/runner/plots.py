@@ -15,7 +15,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
-from matplotlib.ticker import MaxNLocator, ScalarFormatter
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
 from devprune.utils.io import atomic_write_bytes
 
@@ -120,7 +120,10 @@ def plot_frontier(series: dict[str, list[tuple[float, float, float, float]]],
                     label=name)
     if log_x:
         ax.set_xscale("log")
-        ax.xaxis.set_major_formatter(ScalarFormatter())  # 5, 10, 20 rather than 10^1
+        # Plain numbers at 1-2-5 steps (5, 10, 20 rather than 10^1), no minor labels.
+        ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set(xlabel=xlabel, ylabel="final test accuracy (%)", title=title)
     ax.legend(loc="lower right", fontsize="small")
     ax.grid(alpha=0.3, which="both")
