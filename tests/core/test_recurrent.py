@@ -276,3 +276,66 @@ def test_compaction_of_an_rleaky_model_after_a_training_forward() -> None:
     masks.prune_units("fc1", torch.tensor([0, 1, 2]))
     small = compact(model, masks, x)
     assert small.lif1.recurrent.weight.shape == (3, 3)
+
+
+class ConvRLeakyNet(nn.Module):
+    """conv -> RLeaky with a recurrent 3x3 convolution -> flatten -> linear."""
+
+    def __init__(self, steps: int = 3) -> None:
+        super().__init__()
+        self.steps = steps
+        self.conv = nn.Conv2d(1, 4, 3, padding=1)
+        self.lif1 = snn.RLeaky(beta=0.9, conv2d_channels=4, kernel_size=3)
+        self.flat, self.fc = nn.Flatten(), nn.Linear(4 * 5 * 5, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        spk, mem = self.lif1.init_rleaky()
+        out = []
+        for _ in range(self.steps):
+            spk, mem = self.lif1(self.conv(x), spk, mem)
+            out.append(self.fc(self.flat(spk)))
+        return torch.stack(out).mean(0)
+
+
+def test_convolutional_recurrence_loses_channels_whole() -> None:
+    model = _strong(ConvRLeakyNet())
+    x = torch.rand(2, 1, 5, 5)
+    st = discover(model)
+    rec = st["lif1.recurrent"]
+    assert (rec.kind, rec.recurrent_of) == ("conv", "conv")
+    assert [(p.name, p.block) for p in st["fc"].producers] == [("conv", 25), ("lif1.recurrent", 25)]
+    masks = MaskSet(st)
+    masks.prune_units("conv", torch.tensor([2]))
+    assert not masks.effective_mask("lif1.recurrent")[:, 2].any()
+    small = compact(model, masks, x)
+    assert small.lif1.recurrent.weight.shape == (3, 3, 3, 3) and small.fc.in_features == 75
+
+
+def test_one_to_one_recurrence_and_rsynaptic() -> None:
+    class Net(nn.Module):
+        def __init__(self, neuron: nn.Module) -> None:
+            super().__init__()
+            self.fc1, self.lif1, self.fc2 = nn.Linear(5, 6), neuron, nn.Linear(6, 3)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            state = self.lif1.reset_mem()
+            out = []
+            for _ in range(3):
+                state = self.lif1(self.fc1(x), *state)
+                out.append(self.fc2(state[0]))
+            return torch.stack(out).mean(0)
+
+    x = torch.rand(4, 5) * 3
+    # all_to_all=False: a per-neuron V (no weight layer) sliced with the neuron
+    one_to_one = _strong(Net(snn.RLeaky(beta=0.9, all_to_all=False, V=torch.rand(6))))
+    assert [la.name for la in discover(one_to_one, x).layers] == ["fc1", "fc2"]
+    masks = MaskSet(discover(one_to_one, x))
+    masks.prune_units("fc1", torch.tensor([0, 1]))
+    small = compact(one_to_one, masks, x)
+    assert small.lif1.V.shape == (4,) and small.lif1.recurrent.V is small.lif1.V
+    synaptic = Net(snn.RSynaptic(alpha=0.8, beta=0.9, linear_features=6))
+    st = discover(synaptic, x)  # untraceable (*state): the fallback handles the neuron
+    assert st["lif1.recurrent"].recurrent_of == "fc1"
+    masks = MaskSet(st)
+    masks.prune_units("fc1", torch.tensor([3]))
+    assert compact(synaptic, masks, x).lif1.recurrent.weight.shape == (5, 5)

@@ -96,7 +96,9 @@ def test_rleaky_network_learns_real_mnist_with_dpap_in_a_user_loop() -> None:
     if not is_present("mnist", default_root()):
         pytest.skip("MNIST not present; run `devprune data fetch mnist`")
     torch.set_num_threads(1)
-    result = _example_module().run(train_samples=2000, test_samples=1000, epochs=2, hidden=64)
+    result = _example_module().run(train_samples=2000, test_samples=1000, epochs=2, hidden=64,
+                                   settings={"fc_neuron_reserve": 2.0,
+                                             "fc_synapse_reserve": 2.0})
     assert result["test_accuracy"] > 0.6, result["history"]
     assert result["connectivity"] < 0.7
     alive, total = result["units_alive"]["fc1"]

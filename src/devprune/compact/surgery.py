@@ -129,15 +129,24 @@ def _shrink_weight_layer(module: nn.Module, keep_out: torch.Tensor,
 @torch.no_grad()
 def _shrink_coupled(module: nn.Module, keep: torch.Tensor, units: int) -> None:
     """Slice every per-channel tensor (leading axis = units, or units x a flatten block)."""
+    replaced: dict[int, torch.Tensor] = {}
     for name, tensor in channel_tensors(module).items():
         length = tensor.shape[0]
         if length % units:
             continue  # not indexed by these units
         index = keep if length == units else expand_blocks(keep, length // units)
         _replace(module, name, _sliced(tensor, index, 0))
+        replaced[id(tensor)] = getattr(module, name)
         for attr in SIZE_ATTRIBUTES:
             if getattr(module, attr, None) == length:
                 setattr(module, attr, index.numel())
+    # submodules holding the same tensor as a plain attribute (snnTorch RLeaky's one-to-one
+    # recurrence keeps the neuron's ``V`` in ``recurrent.V``) see the sliced one
+    for child in list(module.modules())[1:]:
+        for store in (child._parameters, child._buffers, vars(child)):
+            for attr, value in list(store.items()):
+                if torch.is_tensor(value) and id(value) in replaced:
+                    store[attr] = replaced[id(value)]
 
 
 # --------------------------------------------------------------------------------------------
