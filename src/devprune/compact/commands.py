@@ -100,6 +100,7 @@ def _load_masks(model: nn.Module, example: torch.Tensor, state: dict[str, Any] |
 def load_run(run: Path, which: str | None = None) -> tuple[nn.Module, MaskSet, torch.Tensor,
                                                            dict[str, Any]]:
     """Model (with the checkpoint's weights), masks, a random example batch and build args."""
+    from devprune.compact.live import expand_checkpoint
     from devprune.runner.checkpoint import (
         checkpoint_config,
         load_checkpoint,
@@ -114,9 +115,11 @@ def load_run(run: Path, which: str | None = None) -> tuple[nn.Module, MaskSet, t
     if payload.get("time_steps") is not None:  # a length learnt in training (DPAP time side)
         build["time_steps"] = int(payload["time_steps"])
     model = _rebuild_model(build)
-    load_model_state(model, payload["model"], path)
     generator = torch.Generator().manual_seed(0)
     example = torch.rand(2, *build["in_shape"], generator=generator)
+    # a checkpoint written after an in-training shrink, scattered into the full architecture
+    payload = expand_checkpoint(model, payload, example)
+    load_model_state(model, payload["model"], path)
     masks = _load_masks(model, example, _mask_state(payload), path)
     return model.eval(), masks, example, build
 

@@ -132,6 +132,21 @@ class Pruner:
         if self.synchroniser is not None:
             self.synchroniser.sum_statistics(names)
 
+    # -- in-training compaction (train.compact_every, docs/COMPACT.md) ----------------------
+    def compaction_refusal(self) -> str | None:
+        """Why this method's state cannot follow an in-training shrink of the model (None: it
+        can, through :meth:`shrink`). ``train.compact_every`` is refused with this reason.
+        A method that may revive a dead unit (regrowth) must refuse."""
+        return f"method {self.name!r} does not declare how its state shrinks"
+
+    def shrink(self, keep: Any) -> bool:
+        """The model just lost dead units: slice every per-unit tensor of the method (masks,
+        statistics, reserves) as ``keep`` (a :class:`devprune.compact.live.Keep`: kept rows
+        ``keep_out[layer]`` and columns ``keep_in[layer]``, None = all, of each weight layer)
+        says, so that training continues as on the masked model. Returns False when the
+        method cannot (the default)."""
+        return False
+
     # -- state ------------------------------------------------------------------------------
     def statistics(self) -> dict[str, torch.Tensor]:
         """The accumulators a structural step decides from, by name, that are *sums over

@@ -24,6 +24,7 @@ from devprune.pruning.activity import ActivityRecorder
 from devprune.pruning.base import register_pruner, structural_step
 from devprune.pruning.importance import (
     developmental_factor,
+    minmax_normalise,
     reserve_increment,
     reserve_update_,
     robust_normalise,
@@ -342,6 +343,12 @@ class DPAPPruner(MaskedPruner):
         self.pending_events: list[dict[str, Any]] = []
         self.synapses_removed = dict.fromkeys(self.masks.names(), 0)  # mask entries, so far
         self._scratch: dict[tuple, torch.Tensor] = {}
+        # In-training compaction (shrink): the architecture's own sizes, for the summaries,
+        # and per layer the (row sum of M, A) of units removed physically, which the min-max
+        # of spine_importance still spans on the masked model (frozen since they died).
+        self.full_units = {la.name: la.num_units for la in layers}
+        self.full_entries = {n: self.masks[n].numel() for n in self.masks.names()}
+        self.ghosts: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
 
     # -- helpers ----------------------------------------------------------------------------
     def _time_reserve(self, model: nn.Module, structure: ModelStructure) -> TimeStepReserve:
@@ -463,7 +470,7 @@ class DPAPPruner(MaskedPruner):
         scores = []
         for member in group.members:
             bcm, activity = self.stats[member].window()
-            scores.append(spine_importance(bcm, activity))
+            scores.append(self._spine_importance(member, bcm, activity))
         score = torch.stack(scores).mean(0)
         alive = self._group_alive(group)
         u = robust_normalise(score, self.cfg.low_percentile, self.cfg.high_percentile,
@@ -490,6 +497,23 @@ class DPAPPruner(MaskedPruner):
             result[member] = (units, removed)
         return result
 
+    def _spine_importance(self, name: str, bcm: torch.Tensor,
+                          activity: torch.Tensor) -> torch.Tensor:
+        ghost = self.ghosts.get(name)
+        if ghost is None:
+            return spine_importance(bcm, activity)
+        units = activity.numel()  # min-max over the kept and the removed (dead) units
+        return (minmax_normalise(torch.cat([bcm.sum(1), ghost[0]]))[:units]
+                * minmax_normalise(torch.cat([activity, ghost[1]]))[:units])
+
+    def _weight_connectivity(self, name: str | None = None) -> float:
+        """:meth:`MaskSet.weight_connectivity` over the architecture's own sizes (a shrunk
+        model's removed entries were zero and masked)."""
+        names = [name] if name is not None else self.masks.names()
+        total = sum(self.full_entries[n] for n in names)
+        now = sum(self.masks[n].numel() for n in names)
+        return self.masks.weight_connectivity(name) * now / max(total, 1)
+
     def _summarise(self, events: list[dict[str, Any]]) -> dict[str, Any]:
         """Events of the steps since the last epoch end, plus the structure now."""
         layers = {}
@@ -497,9 +521,9 @@ class DPAPPruner(MaskedPruner):
             name = layer.name
             layers[name] = {
                 "units_alive": int(self.masks.unit_alive(name).sum()),
-                "units": layer.num_units,
-                "connectivity": self.masks.weight_connectivity(name),
-                "mask_connectivity": 1.0 - self.synapses_removed[name] / self.masks[name].numel(),
+                "units": self.full_units[name],
+                "connectivity": self._weight_connectivity(name),
+                "mask_connectivity": 1.0 - self.synapses_removed[name] / self.full_entries[name],
                 "units_pruned": sum(e["removed"][name]["units"] for e in events if e["pruned"]),
                 "weights_pruned": sum(e["removed"][name]["weights"]
                                       for e in events if e["pruned"]),
@@ -511,9 +535,9 @@ class DPAPPruner(MaskedPruner):
             "factor": last["factor"] if last else None,
             # the measured connectivity (static_metrics' Connectivity) and the entries DPAP's
             # masks keep; they differ by the input columns of dead units (hard mode)
-            "connectivity": self.masks.weight_connectivity(),
+            "connectivity": self._weight_connectivity(),
             "mask_connectivity": 1.0 - sum(self.synapses_removed.values()) / sum(
-                self.masks[n].numel() for n in self.masks.names()),
+                self.full_entries.values()),
             "layers": layers,
         }
         if self.temporal is not None:
@@ -527,6 +551,60 @@ class DPAPPruner(MaskedPruner):
                 "dropped": sum(1 for s in steps if s["dropped"]),
                 "contribution": self.temporal.last_contribution,
                 "reserve": self.temporal.reserve}
+
+    # -- in-training compaction --------------------------------------------------------------
+    def compaction_refusal(self) -> str | None:
+        if self.cfg.mode == "reference":
+            return ("reference mode masks softly (pruned weights retrain until the next "
+                    "step), so removing a pruned unit changes the run; use prune.mode=default")
+        if not self.cfg.alive_only:
+            return ("prune.dpap.normalise_over=all normalises over dead units too, which "
+                    "removing them would change; use alive (or auto)")
+        for layer in self.layers:
+            fed = [p.name for p in layer.producers if p.name in self.masks]
+            if fed:
+                return (f"layer {layer.name!r} is pruned and reads the prunable layer "
+                        f"{fed[0]!r}: its statistics span the columns of dead units, which "
+                        "a shrink would remove (only layers reading the input or unpruned "
+                        "layers are supported; e.g. a one-hidden-layer MLP); exclude one of "
+                        "them with prune.dpap.exclude")
+        return None
+
+    @torch.no_grad()
+    def shrink(self, keep: Any) -> bool:
+        if self.compaction_refusal() is not None:
+            return False
+        from devprune.compact.live import shrink_masks_
+
+        for name, stats in self.stats.items():
+            rows, cols = keep.keep_out[name], keep.keep_in[name]
+            if cols is not None and cols.numel() != stats.bcm.shape[1]:
+                return False  # refused above: a recorded layer never loses columns
+            rows = rows.to(stats.bcm.device)
+            removed = torch.ones(stats.activity.numel(), dtype=torch.bool,
+                                 device=rows.device)
+            removed[rows] = False
+            bcm, activity = stats.window()
+            ghost = (bcm.sum(1)[removed], activity[removed])
+            if name in self.ghosts:
+                old = self.ghosts[name]
+                ghost = (torch.cat([old[0], ghost[0]]), torch.cat([old[1], ghost[1]]))
+            self.ghosts[name] = ghost
+            for attr in ("bcm", "activity", "theta_sum", "bcm_mark", "activity_mark"):
+                value = getattr(stats, attr)
+                if value is not None:
+                    setattr(stats, attr, value.index_select(0, rows).contiguous())
+            stats.slot_theta = stats.slot_theta.index_select(1, rows).contiguous()
+        for group in self.unit_groups:
+            rows = keep.keep_out[group.members[0]].to(self.unit_reserve[group.key].device)
+            self.unit_reserve[group.key] = self.unit_reserve[group.key][rows].contiguous()
+        for name in self.synapse_layers:
+            reserve = self.synapse_reserve[name]
+            self.synapse_reserve[name] = reserve.index_select(
+                0, keep.keep_out[name].to(reserve.device)).contiguous()
+        shrink_masks_(self.masks, keep)
+        self._scratch.clear()
+        return True
 
     # -- state ------------------------------------------------------------------------------
     def statistics(self) -> dict[str, torch.Tensor]:
@@ -554,6 +632,10 @@ class DPAPPruner(MaskedPruner):
             synapse_reserve={k: v.cpu().clone() for k, v in self.synapse_reserve.items()},
             temporal=self.temporal.state_dict() if self.temporal is not None else None,
         )
+        if self.ghosts:  # a shrunk model: counts over the architecture's own sizes
+            state["synapses_removed"] = dict(self.synapses_removed)
+            state["ghosts"] = {n: [g[0].cpu().clone(), g[1].cpu().clone()]
+                               for n, g in self.ghosts.items()}
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -576,6 +658,11 @@ class DPAPPruner(MaskedPruner):
         self.steps_done = int(state["steps_done"])
         self.synapses_removed = {n: int(torch.count_nonzero(~self.masks[n]))
                                  for n in self.masks.names()}
+        if "synapses_removed" in state:
+            self.synapses_removed = {n: int(v) for n, v in state["synapses_removed"].items()}
+        device = next(iter(self.stats.values())).bcm.device
+        self.ghosts = {n: (g[0].to(device).clone(), g[1].to(device).clone())
+                       for n, g in (state.get("ghosts") or {}).items()}
 
 
     def _load_temporal(self, state: dict[str, Any] | None) -> None:

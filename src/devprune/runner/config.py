@@ -155,6 +155,8 @@ class TrainConfig:
         device: ``auto`` (cuda when available), ``cpu`` or ``cuda``.
         compile: run the forward pass through ``torch.compile`` (pruner hooks stay eager).
         threads: CPU threads torch may use (0 = torch's default).
+        compact_every: shrink the model physically every N epochs, removing units pruning
+            killed for good, with optimizer and pruner state (0 = never; docs/COMPACT.md).
     """
 
     epochs: int = 10
@@ -176,9 +178,12 @@ class TrainConfig:
     device: Device = "auto"
     compile: bool = False
     threads: int = 0
+    compact_every: int = 0
 
     def __post_init__(self) -> None:
         _require(self.epochs > 0, "train.epochs", "must be a positive integer")
+        _require(self.compact_every >= 0, "train.compact_every",
+                 "must be >= 0 (0 = never shrink the model while training)")
         _require(self.lr > 0, "train.lr", "must be positive")
         _require(self.weight_decay >= 0, "train.weight_decay", "must be >= 0")
         _require(0 <= self.warmup_epochs < self.epochs, "train.warmup_epochs",
@@ -538,6 +543,8 @@ def dump_config(cfg: Config) -> str:
 _HASH_EXEMPT = {
     ("description",), ("run",), ("measure",), ("train", "epochs"), ("train", "device"),
     ("train", "compile"), ("train", "threads"), ("data", "root"), ("data", "eval_batch_size"),
+    # the same computation up to float rounding; a shrunk checkpoint resumes under either
+    ("train", "compact_every"),
 }
 
 

@@ -34,6 +34,10 @@ def evaluate_run(run_dir: str | Path, which: str = "best") -> dict[str, Any]:
     payload = ckpt.load_checkpoint(path)
     ckpt.require_entries(payload, path, ("model", "epochs_done"))
     session = build_session(cfg, run_dir)
+    from devprune.compact.live import expand_checkpoint
+
+    # a checkpoint written after an in-training shrink, in the config's full architecture
+    payload = expand_checkpoint(session.model, payload, session.pruner.example_input)
     ckpt.load_model_state(session.model, payload["model"], path,
                           time_steps=payload.get("time_steps"))
     test = evaluate(session.model, session.data.test, session.loss_fn, device=session.device)

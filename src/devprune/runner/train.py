@@ -29,6 +29,13 @@ from devprune import distributed
 from devprune.errors import CheckpointError, ConfigError, TrainingDivergedError
 from devprune.pruning.base import Pruner, build_pruner
 from devprune.runner import checkpoint as ckpt
+from devprune.runner.compaction import (
+    check_compaction,
+    full_size_view,
+    restore_compaction,
+    shrink_session,
+)
+from devprune.runner.compaction import due as compaction_due
 from devprune.runner.config import (
     Config,
     config_differences,
@@ -146,6 +153,8 @@ class Session:
     train_forward: Callable[[torch.Tensor], torch.Tensor] | None = None
     rank: int = 0
     world_size: int = 1
+    # what in-training compaction removed so far (runner.compaction; None: full model)
+    compaction: Any = None
 
     @property
     def hash(self) -> str:
@@ -167,6 +176,7 @@ def build_session(cfg: Config, out: Path) -> Session:
     model = build_network(cfg, data, device)
     pruner = build_pruner(cfg.prune.method, model, data.example_input.to(device),
                           cfg.method_config())
+    check_compaction(cfg, pruner)
     optimizer = build_optimizer(model, cfg.train)
     pruner.bind_optimizer(optimizer)
     scheduler = build_scheduler(optimizer, cfg.train)
@@ -198,6 +208,8 @@ def save_session(s: Session, path: Path) -> None:
         scheduler=s.scheduler, pruner=s.pruner, config=config_to_dict(s.cfg),
         config_hash=s.hash, best=s.best, generators=s.data.generators)
     payload["wall_time_s"] = s.wall_time_s
+    if s.compaction is not None:  # a shrunk model: how to rebuild its shapes
+        payload["compaction"] = s.compaction.state()
     ckpt.save_checkpoint(path, payload)
 
 
@@ -234,6 +246,8 @@ def restore_session(s: Session, path: Path, payload: dict[str, Any] | None = Non
     under another configuration."""
     payload = ckpt.load_checkpoint(path) if payload is None else payload
     check_resumable(s.cfg, path, payload)
+    if payload.get("compaction"):  # written after an in-training shrink: shrink the same way
+        restore_compaction(s, payload["compaction"])
     ckpt.load_model_state(s.model, payload["model"], path, time_steps=payload.get("time_steps"))
     try:
         s.optimizer.load_state_dict(payload["optimizer"])
@@ -289,6 +303,7 @@ def run_epoch(s: Session, epoch: int, *, progress: bool) -> dict[str, Any]:
     events = s.pruner.on_epoch_end(epoch) or {}
     # Statistics summed over ranks before the checkpoint saves them (no-op in one process).
     s.pruner.synchronise()
+    shrunk = shrink_session(s) if compaction_due(s.cfg, epoch) else None
     s.scheduler.step()
     val = evaluate(s.model, s.data.val, s.loss_fn, device=s.device, forward=s.forward,
                    all_reduce=parallel) if s.data.val is not None else None
@@ -300,10 +315,13 @@ def run_epoch(s: Session, epoch: int, *, progress: bool) -> dict[str, Any]:
         "val_loss": val.loss if val else None, "val_accuracy": val.accuracy if val else None,
         "test_loss": test.loss, "test_accuracy": test.accuracy,
     }
-    record.update(measure_static(s.model, s.pruner))
+    measured, measured_pruner = full_size_view(s)  # a shrunk model measured at full size
+    record.update(measure_static(measured, measured_pruner))
     if _measure_now(s.cfg, epoch) and s.main:  # rank 0 alone measures the workload
-        record["workload"] = measure_workload(s.model, s.data.measure, s.cfg.measure, s.device)
+        record["workload"] = measure_workload(measured, s.data.measure, s.cfg.measure, s.device)
     record["pruning"] = events
+    if shrunk is not None:
+        record["compaction"] = shrunk
     record["epoch_time_s"] = time.perf_counter() - start
     return record
 

@@ -1,0 +1,237 @@
+"""In-training compaction (train.compact_every): a DPAP run whose model is shrunk physically
+at epoch ends logs what the masked run logs, resumes to the uninterrupted run, and its
+checkpoints work with eval / compact; methods that cannot shrink are refused."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+import yaml
+
+from devprune.compact.live import Keep, expand_tensor, slice_tensor
+from devprune.errors import ConfigError
+from devprune.runner.checkpoint import load_checkpoint
+from devprune.runner.config import config_from_dict
+from devprune.runner.metrics import read_metrics
+from devprune.runner.train import train
+from tests.runner.tiny import TINY
+
+# A DPAP step every 2 batches from the first one, small reserves: units of the hidden layer
+# die in every epoch, so each epoch end shrinks the model.
+DPAP = {"method": "dpap", "dpap": {"every_batches": 2, "start": 0, "e0": 0,
+                                   "fc_neuron_reserve": 1.0, "fc_synapse_reserve": 1.0}}
+NOT_LOGGED_ALIKE = {"epoch_time_s", "wall_time_s", "compaction"}
+
+
+def _raw(every: int, optimizer: str = "adam", epochs: int = 4, **dpap: Any) -> dict[str, Any]:
+    raw = yaml.safe_load(yaml.safe_dump(TINY))
+    raw["train"].update(threads=1, epochs=epochs, optimizer=optimizer, compact_every=every)
+    if optimizer == "sgd":
+        raw["train"].update(lr=0.1, momentum=0.9, nesterov=True)
+    raw["prune"] = yaml.safe_load(yaml.safe_dump(DPAP))
+    raw["prune"]["dpap"].update(dpap)
+    return raw
+
+
+def _run(raw: dict[str, Any], out: Path, **kwargs: Any) -> list[dict[str, Any]]:
+    train(config_from_dict(raw), out, quiet=True, log=lambda _: None, **kwargs)
+    return read_metrics(out / "metrics.jsonl")
+
+
+def _assert_close(a: Any, b: Any, path: str = "") -> None:
+    """Equal records; floats to 1e-6 relative (float rounding of a smaller matmul)."""
+    if isinstance(a, dict):
+        keys = (set(a) | set(b)) - NOT_LOGGED_ALIKE
+        for key in keys:
+            assert key in a and key in b, f"{path}.{key} missing on one side"
+            _assert_close(a[key], b[key], f"{path}.{key}")
+    elif isinstance(a, list):
+        assert len(a) == len(b), path
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            _assert_close(x, y, f"{path}[{i}]")
+    elif isinstance(a, float) and isinstance(b, float):
+        assert math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-9), f"{path}: {a} != {b}"
+    else:
+        assert a == b, f"{path}: {a!r} != {b!r}"
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
+def test_shrunk_run_logs_what_the_masked_run_logs(tmp_path: Path, optimizer: str) -> None:
+    masked = _run(_raw(0, optimizer), tmp_path / "masked")
+    shrunk = _run(_raw(1, optimizer), tmp_path / "shrunk")
+    # the run really shrank, more than once, and kept pruning afterwards
+    shrinks = [r["compaction"] for r in shrunk if "compaction" in r]
+    assert len(shrinks) >= 2 and all(s["params_after"] < s["params_before"] for s in shrinks)
+    assert shrunk[-1]["connectivity"] < shrunk[0]["connectivity"]
+    # losses, accuracies, connectivity, units, the static and workload tables, DPAP's events
+    for a, b in zip(masked, shrunk, strict=True):
+        _assert_close(a, b, f"epoch {a['epoch']}")
+    payload = load_checkpoint(tmp_path / "shrunk" / "last.pt")
+    hidden = payload["model"]["features.layer1.fc.weight"]
+    alive = shrunk[-1]["layers"]["features.layer1.fc"]["units_alive"]
+    assert hidden.shape[0] == alive < 24  # only the living units are left
+    assert payload["compaction"]["shrinks"] == len(shrinks)
+
+
+def test_windowed_statistics_and_slot_thresholds_shrink_exactly(tmp_path: Path) -> None:
+    """DPAP's per-step accumulation windows and per-slot BCM threshold follow the shrink."""
+    settings = {"accumulation": "per_step", "theta": "per_slot"}
+    masked = _run(_raw(0, epochs=3, **settings), tmp_path / "masked")
+    shrunk = _run(_raw(1, epochs=3, **settings), tmp_path / "shrunk")
+    assert any("compaction" in r for r in shrunk)
+    for a, b in zip(masked, shrunk, strict=True):
+        _assert_close(a, b, f"epoch {a['epoch']}")
+
+
+def test_resume_after_a_shrink_equals_the_uninterrupted_run(tmp_path: Path) -> None:
+    raw = _raw(1)
+    whole = _run(raw, tmp_path / "whole")
+    _run(raw, tmp_path / "cut", stop_after=2)
+    assert "compaction" in load_checkpoint(tmp_path / "cut" / "last.pt")
+    resumed = _run(raw, tmp_path / "cut", resume=True)
+    for a, b in zip(whole, resumed, strict=True):
+        _assert_close(a, b, f"epoch {a['epoch']}")
+    one, two = (load_checkpoint(tmp_path / d / "last.pt") for d in ("whole", "cut"))
+    for key, value in one["model"].items():
+        assert torch.allclose(value, two["model"][key], atol=1e-7), key
+    assert one["compaction"]["shrinks"] == two["compaction"]["shrinks"]
+
+
+def test_eval_and_compact_read_a_shrunk_checkpoint(tmp_path: Path) -> None:
+    from devprune.compact.commands import load_run
+    from devprune.runner.evaluate import evaluate_run
+
+    _run(_raw(0, epochs=2), tmp_path / "masked")
+    _run(_raw(1, epochs=2), tmp_path / "shrunk")
+    one, two = evaluate_run(tmp_path / "masked", "last"), evaluate_run(tmp_path / "shrunk", "last")
+    for key in ("test_accuracy", "test_loss", "connectivity", "params_nonzero", "params_total"):
+        assert one[key] == pytest.approx(two[key], rel=1e-6), key
+    model_m, masks_m, example, _ = load_run(tmp_path / "masked")
+    model_s, masks_s, _, _ = load_run(tmp_path / "shrunk")
+    for name in masks_m.names():  # full-size masks, and the same ones
+        assert torch.equal(masks_m[name], masks_s[name])
+    assert torch.allclose(model_m(example), model_s(example))
+
+
+@pytest.mark.parametrize(("prune", "reason"), [
+    ({"method": "sdsnn"}, "does not declare"),
+    ({"method": "none"}, "does not declare"),
+    ({"method": "dpap", "mode": "reference"}, "reference mode"),
+    ({"method": "dpap", "dpap": {"normalise_over": "all"}}, "normalise_over=all"),
+])
+def test_methods_that_cannot_shrink_are_refused(tmp_path: Path, prune: dict[str, Any],
+                                                 reason: str) -> None:
+    raw = _raw(1)
+    raw["prune"] = prune
+    with pytest.raises(ConfigError, match=f"train.compact_every=1.*{reason}"):
+        _run(raw, tmp_path / "run")
+    assert not (tmp_path / "run" / "metrics.jsonl").exists()
+
+
+def test_a_pruned_layer_reading_a_pruned_layer_is_refused(tmp_path: Path) -> None:
+    raw = _raw(1)
+    raw["model"]["kwargs"]["hidden"] = [24, 16]
+    with pytest.raises(ConfigError, match="reads the prunable layer"):
+        _run(raw, tmp_path / "run")
+
+
+def test_compact_every_is_validated() -> None:
+    with pytest.raises(ConfigError, match=r"train\.compact_every"):
+        config_from_dict(_raw(-1))
+
+
+def test_keep_composes_and_expand_inverts_slice() -> None:
+    first = Keep({"a": torch.tensor([0, 2, 3, 5])}, {"a": torch.tensor([1, 2, 4])})
+    later = Keep({"a": torch.tensor([1, 3])}, {"a": torch.tensor([0, 2])})
+    both = first.then(later)
+    assert both.keep_out["a"].tolist() == [2, 5] and both.keep_in["a"].tolist() == [1, 4]
+    full = torch.arange(6 * 5, dtype=torch.float).reshape(6, 5)
+    ops = [(0, both.keep_out["a"]), (1, both.keep_in["a"])]
+    small = slice_tensor(full, ops)
+    assert small.tolist() == [[11.0, 14.0], [26.0, 29.0]]
+    back = expand_tensor(small, ops, full.shape)
+    assert torch.equal(back[[2, 5]][:, [1, 4]], small) and int((back != 0).sum()) == 4
+
+
+# ------------------------------------------------------------------------------------------
+# Two processes (torchrun, gloo): every rank shrinks the same way
+# ------------------------------------------------------------------------------------------
+RANK_DUMP = """
+import importlib
+import sys
+from pathlib import Path
+import torch
+from devprune.cli import main
+
+T = importlib.import_module("devprune.runner.train")  # the module, not the function
+
+out = Path(sys.argv[2])
+original = T.finish
+
+
+def finish(s, log=print):  # every rank writes its own model and optimizer state
+    state = {"model": {k: v.clone() for k, v in s.model.state_dict().items()},
+             "optimizer": s.optimizer.state_dict(), "shrinks": s.compaction.shrinks}
+    torch.save(state, out.parent / f"rank{s.rank}.pt")
+    return original(s, log=log)
+
+
+T.finish = finish
+sys.exit(main(["train", sys.argv[1], "--out", str(out), "--quiet"]))
+"""
+
+
+@pytest.mark.skipif(not (torch.distributed.is_available()
+                         and torch.distributed.is_gloo_available()),
+                    reason="torch.distributed with gloo is not built")
+def test_two_processes_shrink_to_identical_models(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    raw = _raw(1, epochs=3)
+    config = tmp_path / "run.yaml"
+    config.write_text(yaml.safe_dump(raw))
+    script = tmp_path / "dump.py"
+    script.write_text(RANK_DUMP)
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+               "--nproc_per_node=2", str(script), str(config), str(tmp_path / "two")]
+    env = {**os.environ, "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join([str(Path.cwd()), os.environ.get("PYTHONPATH", "")])}
+    result = subprocess.run(command, capture_output=True, text=True, timeout=240, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1)]
+    assert ranks[0]["shrinks"] == ranks[1]["shrinks"] >= 2
+    for key, value in ranks[0]["model"].items():
+        assert torch.equal(value, ranks[1]["model"][key]), key
+    assert ranks[0]["model"]["features.layer1.fc.weight"].shape[0] < 24
+    for index, state in ranks[0]["optimizer"]["state"].items():
+        for name, value in state.items():
+            assert torch.equal(value, ranks[1]["optimizer"]["state"][index][name]), name
+    # and the two-process shrunk run is the one-process shrunk run
+    one = _run(raw, tmp_path / "one")
+    two = read_metrics(tmp_path / "two" / "metrics.jsonl")
+    for a, b in zip(one, two, strict=True):
+        assert a["connectivity"] == b["connectivity"] and a["test_accuracy"] == b["test_accuracy"]
+        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-5)
+
+
+def test_benchmark_script_runs_on_a_tiny_config(tmp_path: Path) -> None:
+    from benchmarks.bench_train_compact import main as bench
+
+    raw = _raw(0, epochs=2)
+    config = tmp_path / "tiny-dpap.yaml"
+    config.write_text(yaml.safe_dump(raw))
+    result = bench(["--preset", str(config), "--rounds", "2", "--out", str(tmp_path / "res"),
+                    "--name", "tiny"])
+    assert set(result["ratios"]) == {"compact/masked", "compact/dense", "masked/dense"}
+    assert all(r["min"] <= r["median"] <= r["max"] for r in result["ratios"].values())
+    assert result["compact_equals_masked"]
+    assert result["final"]["dense"]["connectivity"] == 1.0
+    assert result["final"]["compact"]["connectivity"] < 1.0
+    assert (tmp_path / "res" / "train_compact-tiny.json").is_file()
+    assert "compact/masked" in (tmp_path / "res" / "train_compact-tiny.md").read_text()
