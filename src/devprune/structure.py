@@ -65,6 +65,8 @@ SHAPE_ATTRIBUTES = {"shape", "ndim", "dtype", "device"}
 RECURRENT_NEURONS = ("RLeaky", "RSynaptic")
 RECURRENT_CHILD = "recurrent"
 UNSUPPORTED_RECURRENT = (nn.RNNBase, nn.RNNCellBase)
+# SpikingJelly's Linear on [input, previous output]: its columns mix two unit populations.
+UNSUPPORTED_RECURRENT_NAMES = ("LinearRecurrentContainer",)
 
 
 @dataclass
@@ -607,13 +609,15 @@ def discover(model: nn.Module, example_input: Any = None) -> ModelStructure:
     be traced by ``torch.fx``.
     """
     unsupported = [f"{n!r} ({type(m).__name__})" for n, m in model.named_modules()
-                   if isinstance(m, UNSUPPORTED_RECURRENT)]
+                   if isinstance(m, UNSUPPORTED_RECURRENT)
+                   or type(m).__name__ in UNSUPPORTED_RECURRENT_NAMES]
     if unsupported:
         raise ModelStructureError(
             f"{type(model).__name__} contains {', '.join(unsupported)}: devprune does not "
-            "prune or measure through LSTM/GRU/RNN layers (their gate weights couple units in "
-            "ways it does not model); supported recurrences are snnTorch RLeaky/RSynaptic and "
-            "an nn.Linear applied to the previous step's spikes — see docs/RECURRENT.md"
+            "prune or measure through this recurrent layer (LSTM/GRU/RNN gates, SpikingJelly's "
+            "LinearRecurrentContainer: weights coupling units in ways it does not model); "
+            "supported recurrences are snnTorch RLeaky/RSynaptic and an nn.Linear applied to "
+            "the previous step's spikes — see docs/RECURRENT.md"
         )
     try:
         graph = trace(model)

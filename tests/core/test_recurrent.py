@@ -175,6 +175,18 @@ def test_lstm_is_refused_by_name() -> None:
         discover(WithLSTM(), torch.rand(4, 2, 5))
 
 
+def test_spikingjelly_linear_recurrent_container_is_refused_by_name() -> None:
+    layer = pytest.importorskip("spikingjelly.activation_based.layer")
+    neuron = pytest.importorskip("spikingjelly.activation_based.neuron")
+    model = nn.Sequential(
+        layer.Linear(5, 6, step_mode="m"),
+        layer.LinearRecurrentContainer(neuron.IFNode(), 6, 6, step_mode="m"),
+        layer.Linear(6, 3, step_mode="m"),
+    )
+    with pytest.raises(ModelStructureError, match=r"'1' \(LinearRecurrentContainer\)"):
+        discover(model, torch.rand(4, 2, 5))
+
+
 def test_a_neuron_holding_an_unknown_weight_is_refused() -> None:
     class Odd(LIF):
         def __init__(self) -> None:
