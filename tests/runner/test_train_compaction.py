@@ -235,3 +235,22 @@ def test_benchmark_script_runs_on_a_tiny_config(tmp_path: Path) -> None:
     assert result["final"]["compact"]["connectivity"] < 1.0
     assert (tmp_path / "res" / "train_compact-tiny.json").is_file()
     assert "compact/masked" in (tmp_path / "res" / "train_compact-tiny.md").read_text()
+
+
+def test_commands_work_on_a_shrunk_run(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """devprune eval / measure / report / compact on a run whose last.pt is shrunk."""
+    from devprune.cli import main
+    from devprune.compact import load_compacted
+
+    run = tmp_path / "shrunk"
+    _run(_raw(1, epochs=2), run)
+    hidden = load_checkpoint(run / "last.pt")["model"]["features.layer1.fc.weight"].shape[0]
+    assert hidden < 24
+    for command in (["eval", str(run)], ["measure", str(run)], ["report", str(run)],
+                    ["compact", str(run), "--out", str(tmp_path / "small.pt")]):
+        assert main(command) == 0, command
+    printed = capsys.readouterr().out
+    assert f"24 -> {hidden}" in printed  # compact starts from the full architecture
+    small = load_compacted(tmp_path / "small.pt")
+    assert small.features.layer1.fc.weight.shape[0] == hidden
+    assert (run / "report.md").is_file() and (run / "eval-best.json").is_file()
