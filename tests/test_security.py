@@ -97,7 +97,7 @@ def test_yaml_tags_that_build_python_objects_are_refused(
     assert main(["train", "mnist-mlp-dense-quick", "--set", f"description={text}",
                  "--out", str(tmp_path / "out")]) == 2
     assert "--set description" in capsys.readouterr().err
-    from devprune.runner.config import yaml_load
+    from devprune.runner.yamlio import yaml_load
 
     with pytest.raises(yaml.YAMLError, match="could not determine a constructor"):
         yaml_load(f"a: {text}")  # the safe loader has no constructor for python/* tags

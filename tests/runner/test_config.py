@@ -10,14 +10,13 @@ import yaml
 
 from devprune.errors import ConfigError
 from devprune.runner.config import (
-    apply_overrides,
     config_from_dict,
     config_hash,
     config_to_dict,
     dump_config,
     load_config,
-    parse_override,
 )
+from devprune.runner.yamlio import apply_overrides, parse_override
 
 
 def _error(raw: dict[str, Any]) -> str:

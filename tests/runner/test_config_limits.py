@@ -15,7 +15,8 @@ from devprune.cli import main
 from devprune.errors import ConfigError
 from devprune.pruning import base as pruning_base
 from devprune.pruning.base import Pruner
-from devprune.runner.config import config_from_dict, load_config, yaml_load
+from devprune.runner.config import config_from_dict, load_config
+from devprune.runner.yamlio import yaml_load
 
 
 def _error(raw: dict[str, Any]) -> str:
@@ -150,7 +151,7 @@ def test_a_model_too_large_for_memory_is_one_line(tmp_path: Path, tiny_yaml: Pat
 
 @pytest.mark.parametrize("text", ["train lr=1", "train.\nlr=1", "|\n x=1", "tráin.lr=1"])
 def test_override_keys_are_plain_dotted_names(text: str) -> None:
-    from devprune.runner.config import parse_override
+    from devprune.runner.yamlio import parse_override
 
     with pytest.raises(ConfigError, match="expected KEY=VALUE") as info:
         parse_override(text)

@@ -29,7 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from devprune.errors import ConfigError
-from devprune.runner.config import Config, load_config, yaml_load
+from devprune.runner.config import Config, load_config
+from devprune.runner.yamlio import yaml_load
 
 GRID_KEYS = ("name", "base", "set", "seeds", "cells")
 CELL_KEYS = ("name", "base", "method", "set", "targets", "match")

@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 
 from devprune.errors import ConfigError
-from devprune.runner.config import MAX_YAML_CHARS, deep_merge, yaml_load
+from devprune.runner.yamlio import MAX_YAML_CHARS, deep_merge, yaml_load
 from devprune.utils.registry import did_you_mean
 
 PRESET_DIR = Path(__file__).resolve().parent.parent / "presets"
