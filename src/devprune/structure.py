@@ -503,6 +503,11 @@ class _DataFlow:
 
     def __init__(self, watched: dict[str, nn.Module]) -> None:
         self.watched = watched
+        self.names = {m: n for n, m in watched.items()}
+        self.clear()
+
+    def clear(self) -> None:
+        """Forget what was recorded."""
         self.order: list[str] = []
         self.weight_outputs: dict[Any, str] = {}  # grad_fn of a weight layer's output -> name
         self.produced_by: dict[int, str] = {}  # data_ptr of a watched module's output -> name
@@ -536,7 +541,6 @@ class _DataFlow:
 
         @contextlib.contextmanager
         def hooks() -> Any:
-            self.names = {m: n for n, m in self.watched.items()}
             handles = [m.register_forward_hook(self._hook) for m in self.watched.values()]
             try:
                 yield
@@ -560,8 +564,7 @@ class _DataFlow:
             with torch.enable_grad(), torch.random.fork_rng(devices=[]):
                 model(*(needing_grad(a) for a in args))
         except RuntimeError:  # e.g. in-place edits of the input: tensor identity only
-            self.__init__(self.watched)
-            self.names = {m: n for n, m in self.watched.items()}
+            self.clear()
             with torch.no_grad(), torch.random.fork_rng(devices=[]):
                 model(*args)
         finally:

@@ -351,3 +351,18 @@ def test_one_to_one_recurrence_and_rsynaptic() -> None:
     masks = MaskSet(st)
     masks.prune_units("fc1", torch.tensor([3]))
     assert compact(synaptic, masks, x).lif1.recurrent.weight.shape == (5, 5)
+
+
+def test_fallback_runs_a_model_that_edits_its_input_in_place() -> None:
+    class InPlace(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a, self.b = nn.Linear(4, 6), nn.Linear(6, 2)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            if x.sum() > 0:  # untraceable
+                x.mul_(2)  # refused on an input that needs grad: recorded without autograd
+            return self.b(torch.relu(self.a(x)))
+
+    st = discover(InPlace(), torch.rand(3, 4))
+    assert not st.exact and [la.name for la in st.layers] == ["a", "b"]
