@@ -13,6 +13,7 @@ from devprune.pruning import build_pruner
 from devprune.pruning.dpap import DPAPConfig, DPAPPruner
 from devprune.pruning.importance import bcm_hebb
 from tests.core.models import ChainSNN, TinyResNet
+from tests.pruning.loop import train_batches
 
 FAST = {  # prune from the first step, small reserves: structure changes within a few batches
     "every_batches": 2, "start": 0, "e0": 0,
@@ -26,15 +27,7 @@ def _train(model: nn.Module, pruner, x: torch.Tensor, batches: int, *, epochs: i
     pruner.bind_optimizer(opt)
     events = []
     for epoch in range(epochs):
-        for _ in range(batches):
-            pruner.on_batch_start()
-            loss = (model(x) - 0.5).pow(2).mean()
-            opt.zero_grad()
-            loss.backward()
-            pruner.on_after_backward()
-            opt.step()
-            pruner.on_after_step()
-            pruner.on_batch_end()
+        train_batches(model, pruner, opt, x, batches, lambda out: (out - 0.5).pow(2).mean())
         if epoch_end:
             events.append(pruner.on_epoch_end(epoch))
     return events

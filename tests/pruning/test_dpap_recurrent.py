@@ -16,6 +16,7 @@ from devprune.data import default_root
 from devprune.data.fetcher import is_present
 from devprune.pruning import build_pruner
 from tests.core.test_recurrent import RLeakyNet, hidden_spikes
+from tests.pruning.loop import train_batches
 
 snn = pytest.importorskip("snntorch")
 
@@ -62,15 +63,7 @@ def test_dpap_prunes_recurrent_neurons_whole_and_the_result_compacts() -> None:
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
     pruner.bind_optimizer(optimizer)
     for epoch in range(3):
-        for _ in range(4):
-            pruner.on_batch_start()
-            loss = (model(x) - 0.3).pow(2).mean()
-            optimizer.zero_grad()
-            loss.backward()
-            pruner.on_after_backward()
-            optimizer.step()
-            pruner.on_after_step()
-            pruner.on_batch_end()
+        train_batches(model, pruner, optimizer, x, 4, lambda out: (out - 0.3).pow(2).mean())
         events = pruner.on_epoch_end(epoch)
     masks = pruner.masks
     dead = ~masks.unit_alive("fc1")

@@ -13,6 +13,7 @@ from devprune.pruning.sdsnn import (
     silent_last,
     summarise_steps,
 )
+from tests.pruning.loop import train_batches
 
 
 def test_silent_units_move_below_every_active_one_keeping_their_order():
@@ -39,14 +40,7 @@ def _mlp(**cfg):
 
 
 def _batch(model, pruner, opt, x, y):
-    pruner.on_batch_start()
-    loss = nn.functional.cross_entropy(model(x), y)
-    opt.zero_grad()
-    loss.backward()
-    pruner.on_after_backward()
-    opt.step()
-    pruner.on_after_step()
-    pruner.on_batch_end()
+    train_batches(model, pruner, opt, x, 1, lambda out: nn.functional.cross_entropy(out, y))
 
 
 def test_silent_units_are_pruned_first_and_the_step_is_capped():
