@@ -349,15 +349,21 @@ def check_weights(model: nn.Module, epoch: int, lr: float, out: Path | None = No
         return
     name, peak = worst
     what = "non-finite values" if peak != peak else f"|w| = {peak:.3g} (limit {WEIGHT_LIMIT:.0e})"
-    kept = ""
-    if out is not None:
-        kept = (f"; {out / LAST} (the last good epoch) is kept" if (out / LAST).is_file()
-                else f"; nothing was checkpointed in {out}")
+    kept = _kept_note(out)
     raise TrainingDivergedError(
         f"training diverged: parameter {name} has {what} after epoch {epoch + 1} (lr "
         f"{lr:.3g}), so the network can only answer at chance; lower train.lr (e.g. --set "
         f"train.lr={lr / 100:.3g}) or add warm-up (train.warmup_epochs){kept}"
     )
+
+
+def _kept_note(out: Path | None) -> str:
+    """What a diverged run leaves behind, for the end of its error message."""
+    if out is None:
+        return ""
+    if (out / LAST).is_file():
+        return f"; {out / LAST} (the last good epoch) is kept"
+    return f"; nothing was checkpointed in {out}"
 
 
 # An epoch that multiplies the largest weight by more than this and ends with training
@@ -383,10 +389,7 @@ def check_runaway(model: nn.Module, epoch: int, lr: float, out: Path | None, *,
         return
     if end_peak <= RUNAWAY_GROWTH * max(start_peak, 1e-3):
         return
-    kept = ""
-    if out is not None:
-        kept = (f"; {out / LAST} (the last good epoch) is kept" if (out / LAST).is_file()
-                else f"; nothing was checkpointed in {out}")
+    kept = _kept_note(out)
     raise TrainingDivergedError(
         f"training diverged: epoch {epoch + 1} grew the largest weight from {start_peak:.3g} "
         f"to {end_peak:.3g} and training accuracy is at chance ({100 * accuracy:.1f}%, lr "
