@@ -8,14 +8,13 @@ the same seed, so they run after it.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from devprune.compare.grid import Cell, Grid
 from devprune.runner.config import load_config
-from devprune.runner.matching import matched_target
+from devprune.runner.matching import match_overrides
 from devprune.runner.rundir import LAST
 from devprune.runner.rundir import SUMMARY_FILE as SUMMARY
 
@@ -32,10 +31,7 @@ def cell_overrides(cell: Cell, grid: Grid, out: Path) -> list[str]:
     extra: tuple[str, ...] = ()
     if cell.match is not None:
         matched = next(c for c in grid.cells if c.name == cell.match and c.seed == cell.seed)
-        target = matched_target(matched.run_dir(out))
-        # The same layers, each at the matched run's connectivity.
-        extra = (f"prune.{cell.method}.target={json.dumps(target)}",
-                 f"prune.{cell.method}.include={json.dumps(sorted(target))}")
+        extra = tuple(match_overrides(cell.method, matched.run_dir(out)))
     return cell.all_overrides(extra)
 
 

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from devprune.errors import ConfigError
+from devprune.pruning.targets import takes_target
 from devprune.runner.config import Config, load_config
 from devprune.runner.yamlio import yaml_load
 
@@ -163,7 +164,7 @@ def _check_cell(cell: Cell, raw: dict[str, Any], earlier: dict[str, str],
     targeted = raw.get("targets") is not None or cell.match is not None
     try:
         cfg = load_config(cell.source, cell.all_overrides())
-        if targeted and not _has_target(cfg):
+        if targeted and not takes_target(cfg.method_config()):
             raise ConfigError(f"method {cfg.prune.method!r} takes no target; 'targets' and "
                               "'match' apply to the baselines (magnitude, random, lth, set, "
                               "rigl)")
@@ -181,11 +182,6 @@ def _check_cell(cell: Cell, raw: dict[str, Any], earlier: dict[str, str],
         if raw.get("targets") is not None:
             raise ConfigError(f"{where}: give 'targets' or 'match', not both")
     return cfg
-
-
-def _has_target(cfg: Config) -> bool:
-    settings = cfg.method_config()
-    return settings is not None and any(f.name == "target" for f in dataclasses.fields(settings))
 
 
 def load_grid(path: str | Path, seeds: list[int] | None = None,
@@ -212,9 +208,7 @@ def grid_from_args(base: str, methods: list[str], targets: list[float] | None,
                               f"{['dense', *sorted(available_pruners())]}")
         cell: dict[str, Any] = {"name": "dense" if method == "none" else method,
                                 "method": method}
-        config_cls = pruner_config_class(method)
-        if targets and config_cls is not None and any(
-                f.name == "target" for f in dataclasses.fields(config_cls)):
+        if targets and takes_target(pruner_config_class(method)):
             cell["targets"] = list(targets)
         cells.append(cell)
     return grid_from_dict({"name": name or f"{base}-compare", "base": base,

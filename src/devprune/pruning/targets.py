@@ -9,6 +9,7 @@ must be covered). A per-layer target is how a baseline is *matched* to a DPAP or
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import math
 from collections.abc import Sequence
@@ -16,6 +17,13 @@ from collections.abc import Sequence
 from devprune.errors import ConfigError
 
 Target = float | dict[str, float]
+
+
+def takes_target(settings: object) -> bool:
+    """True when a method's settings (dataclass or its class; None: a method without
+    settings) have a ``target``: the methods ``--match`` and grid ``targets`` apply to."""
+    return (settings is not None and dataclasses.is_dataclass(settings)
+            and any(f.name == "target" for f in dataclasses.fields(settings)))
 
 
 def check_fraction(value: object, key: str) -> float:

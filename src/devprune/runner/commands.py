@@ -130,18 +130,13 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def _match_overrides(cfg: Any, run: Path) -> list[str]:
     """``--match RUN``: the baseline prunes RUN's pruned layers, each to RUN's connectivity."""
-    import dataclasses
+    from devprune.pruning.targets import takes_target
+    from devprune.runner.matching import match_overrides
 
-    from devprune.runner.matching import matched_target
-
-    settings = cfg.method_config()
-    if settings is None or "target" not in {f.name for f in dataclasses.fields(settings)}:
+    if not takes_target(cfg.method_config()):
         raise ConfigError(f"train --match: prune.method={cfg.prune.method!r} takes no target; "
                           "use a baseline (magnitude, random, lth, set, rigl)")
-    target = matched_target(run)
-    method = cfg.prune.method
-    return [f"prune.{method}.target={json.dumps(target)}",
-            f"prune.{method}.include={json.dumps(sorted(target))}"]
+    return match_overrides(cfg.prune.method, run)
 
 
 def cmd_eval(args: argparse.Namespace) -> int:

@@ -35,3 +35,11 @@ def matched_target(run: str | Path) -> dict[str, float]:
                           "connectivity to match")
     # A layer pruned to nothing cannot be a target (kept fractions lie in (0, 1]).
     return {name: max(value, 1e-6) for name, value in target.items()}
+
+
+def match_overrides(method: str, run: str | Path) -> list[str]:
+    """``--set`` overrides that make baseline ``method`` prune the layers ``run`` pruned, each
+    to ``run``'s final connectivity (``train --match`` and a grid cell's ``match``)."""
+    target = matched_target(run)
+    return [f"prune.{method}.target={json.dumps(target)}",
+            f"prune.{method}.include={json.dumps(sorted(target))}"]
