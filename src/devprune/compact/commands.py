@@ -127,7 +127,7 @@ def load_run(run: Path, which: str | None = None) -> tuple[nn.Module, MaskSet, t
 def check_out_path(out: Path, run: Path, *, force: bool) -> None:
     """Refuse an ``--out`` that would overwrite a user's file (``force``: allow it), a run's
     own files (always) or a folder, before any work is done."""
-    from devprune.runner.rundir import RUN_FILE, RUN_MARKERS
+    from devprune.runner.rundir import refuse_overwrite
 
     if out.is_dir():
         raise ConfigError(f"compact --out {out} is a folder; give a file path such as "
@@ -136,15 +136,8 @@ def check_out_path(out: Path, run: Path, *, force: bool) -> None:
     if blocker is not None:
         raise ConfigError(f"compact --out {out}: {blocker} is a file, not a folder; choose "
                           "another --out")
-    run_dir = out.resolve().parent
-    in_a_run = run_dir == run.resolve() or any((run_dir / m).is_file() for m in RUN_MARKERS)
-    if RUN_FILE.match(out.name) and in_a_run:
-        raise ConfigError(f"compact --out {out} is one of the files of the run in {run_dir}; "
-                          f"write the compacted model elsewhere, e.g. {out.parent / 'compact.pt'}"
-                          " (--force never replaces a run's own files)")
-    if out.exists() and not force:
-        raise ConfigError(f"compact --out {out} already exists; choose another --out, or pass "
-                          "--force to replace it")
+    refuse_overwrite(out, command="compact", what="compacted model", example="compact.pt",
+                     force=force, run=run)
 
 
 def checkpoint_line(path: Path, payload: dict[str, Any], masks: MaskSet) -> str:

@@ -55,16 +55,9 @@ def check_writable(out: Path, force: bool = False) -> None:
     written."""
     if out.is_dir():
         raise ConfigError(f"--out {out} is a directory; give a file name such as model.nir")
-    from devprune.runner.rundir import RUN_FILE, RUN_MARKERS
+    from devprune.runner.rundir import refuse_overwrite
 
-    run_dir = out.resolve().parent
-    if RUN_FILE.match(out.name) and any((run_dir / m).is_file() for m in RUN_MARKERS):
-        raise ConfigError(f"export --out {out} is one of the files of the run in {run_dir}; "
-                          f"write the NIR file elsewhere, e.g. {out.parent / 'model.nir'} "
-                          "(--force never replaces a run's own files)")
-    if out.exists() and not force:
-        raise ConfigError(f"export --out {out} already exists; choose another --out, or pass "
-                          "--force to replace it")
+    refuse_overwrite(out, command="export", what="NIR file", example="model.nir", force=force)
     parent = out.parent
     try:
         parent.mkdir(parents=True, exist_ok=True)

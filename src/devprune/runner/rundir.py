@@ -202,3 +202,21 @@ def saved_config_differences(out: Path, cfg: Config) -> list[str]:
     if config_hash(saved) == config_hash(cfg):
         return []
     return config_differences(config_to_dict(saved), cfg) or ["(settings hash differs)"]
+
+
+def refuse_overwrite(out: Path, *, command: str, what: str, example: str, force: bool,
+                     run: Path | None = None) -> None:
+    """The rule every command writing a single ``--out`` file follows (compact, export): a
+    run's own files are never replaced, ``--force`` notwithstanding; any other existing file
+    only with ``force``. ``run``: the run the command reads (its folder counts as a run's even
+    without markers)."""
+    run_dir = out.resolve().parent
+    in_a_run = (run is not None and run_dir == run.resolve()) or any(
+        (run_dir / marker).is_file() for marker in RUN_MARKERS)
+    if RUN_FILE.match(out.name) and in_a_run:
+        raise ConfigError(f"{command} --out {out} is one of the files of the run in {run_dir}; "
+                          f"write the {what} elsewhere, e.g. {out.parent / example} "
+                          "(--force never replaces a run's own files)")
+    if out.exists() and not force:
+        raise ConfigError(f"{command} --out {out} already exists; choose another --out, or "
+                          "pass --force to replace it")
