@@ -65,6 +65,42 @@ def per_rank_batch_size(batch_size: int, world_size: int) -> int:
     return batch_size // world_size
 
 
+@dataclass
+class EvalData:
+    """What scoring a trained model needs: the test split, its loader and the measurement
+    subset's loader (``devprune eval``; training builds them through :func:`build_run_data`)."""
+
+    test_set: Any
+    test: Any
+    measure: Any
+
+
+def _loader_device(device: torch.device) -> torch.device | None:
+    return device if device.type != "cpu" else None
+
+
+def _eval_loader(dataset: Any, cfg: DataConfig, device: torch.device, rank: int,
+                 world_size: int) -> Any:
+    from devprune.data import TensorBatchLoader
+
+    return TensorBatchLoader(dataset, cfg.eval_batch_size, shuffle=False, rank=rank,
+                             world_size=world_size, pad=False, device=_loader_device(device))
+
+
+def build_eval_data(cfg: DataConfig, device: torch.device, measure_subset: int = 1000, *,
+                    rank: int = 0, world_size: int = 1) -> EvalData:
+    """The test loader (split over ``world_size`` ranks) and the first ``measure_subset`` test
+    samples, unsplit (rank 0 alone measures)."""
+    from devprune.data import TensorBatchLoader
+
+    test_set = _dataset(cfg, "test", cfg.limit_eval)
+    subset = test_set.subset(torch.arange(min(measure_subset, len(test_set))))
+    return EvalData(
+        test_set=test_set, test=_eval_loader(test_set, cfg, device, rank, world_size),
+        measure=TensorBatchLoader(subset, cfg.eval_batch_size, shuffle=False,
+                                  device=_loader_device(device)))
+
+
 def build_run_data(cfg: DataConfig, device: torch.device, measure_subset: int = 1000, *,
                    rank: int = 0, world_size: int = 1) -> RunData:
     """Load the splits and wrap them in seeded :class:`devprune.data.TensorBatchLoader`\\ s.
@@ -76,24 +112,18 @@ def build_run_data(cfg: DataConfig, device: torch.device, measure_subset: int = 
     train_batch = per_rank_batch_size(cfg.batch_size, world_size)
     info = dataset_info(cfg.name)
     train_set = _dataset(cfg, "train", cfg.limit_train)
-    test_set = _dataset(cfg, "test", cfg.limit_eval)
+    scoring = build_eval_data(cfg, device, measure_subset, rank=rank, world_size=world_size)
     val_set = _dataset(cfg, "val", cfg.limit_eval) if cfg.val_fraction > 0 else None
-    loader_device = device if device.type != "cpu" else None
-
-    def eval_loader(dataset: Any) -> Any:
-        return TensorBatchLoader(dataset, cfg.eval_batch_size, shuffle=False, rank=rank,
-                                 world_size=world_size, pad=False, device=loader_device)
-
-    subset = test_set.subset(torch.arange(min(measure_subset, len(test_set))))
     example, _ = train_set.batch(torch.arange(min(2, len(train_set))), augment=False)
     return RunData(
-        info=info, train_set=train_set, test_set=test_set,
+        info=info, train_set=train_set, test_set=scoring.test_set,
         train=TensorBatchLoader(train_set, train_batch, shuffle=True, seed=cfg.seed,
-                                rank=rank, world_size=world_size, device=loader_device),
-        val=eval_loader(val_set) if val_set is not None else None,
-        test=eval_loader(test_set),
-        measure=TensorBatchLoader(subset, cfg.eval_batch_size, shuffle=False,
-                                  device=loader_device),
+                                rank=rank, world_size=world_size,
+                                device=_loader_device(device)),
+        val=(_eval_loader(val_set, cfg, device, rank, world_size)
+             if val_set is not None else None),
+        test=scoring.test,
+        measure=scoring.measure,
         example_input=example,
         val_size=len(val_set) if val_set is not None else 0,
     )

@@ -1,4 +1,9 @@
-"""``devprune eval RUN``: re-evaluate a run's checkpoint on its test split."""
+"""``devprune eval RUN``: re-evaluate a run's checkpoint on its test split.
+
+Only what scoring needs is built: the run's network with the checkpoint's weights and masks
+(:mod:`devprune.runner.runmodel`) and the test and measurement loaders; no training data,
+pruner or optimizer.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +11,15 @@ from pathlib import Path
 from typing import Any
 
 from devprune.errors import ConfigError
+from devprune.models import get_loss
 from devprune.runner import checkpoint as ckpt
 from devprune.runner.config import load_config
+from devprune.runner.data import build_eval_data
 from devprune.runner.loop import evaluate
 from devprune.runner.measurements import measure_static, measure_workload
-from devprune.runner.train import BEST, CONFIG_FILE, LAST, build_session
+from devprune.runner.rundir import BEST, CONFIG_FILE, LAST
+from devprune.runner.runmodel import build_args, example_batch, restore_model
+from devprune.runner.train import configure_torch
 from devprune.utils.io import atomic_write_json
 
 
@@ -33,15 +42,14 @@ def evaluate_run(run_dir: str | Path, which: str = "best") -> dict[str, Any]:
     path = _checkpoint_path(run_dir, which)
     payload = ckpt.load_checkpoint(path)
     ckpt.require_entries(payload, path, ("model", "epochs_done"))
-    session = build_session(cfg, run_dir)
-    from devprune.compact.live import expand_checkpoint
-
-    # a checkpoint written after an in-training shrink, in the config's full architecture
-    payload = expand_checkpoint(session.model, payload, session.pruner.example_input)
-    ckpt.load_model_state(session.model, payload["model"], path,
-                          time_steps=payload.get("time_steps"))
-    test = evaluate(session.model, session.data.test, session.loss_fn, device=session.device)
-    structure = measure_static(session.model, session.pruner)
+    # seeded as training was, so a stochastic encoder draws what it drew before this module
+    # stopped building a whole training session
+    device = configure_torch(cfg)
+    example = example_batch(build_args(cfg)["in_shape"])
+    model, masks = restore_model(cfg, payload, path, example, device)
+    data = build_eval_data(cfg.data, device, cfg.measure.subset)
+    test = evaluate(model, data.test, get_loss(cfg.train.loss), device=device)
+    structure = measure_static(model, masks, example_input=example.to(device))
     result = {
         "run": cfg.run.name, "checkpoint": path.name,
         "epochs_done": int(payload["epochs_done"]),
@@ -49,8 +57,7 @@ def evaluate_run(run_dir: str | Path, which: str = "best") -> dict[str, Any]:
         "connectivity": structure["connectivity"],
         "params_nonzero": structure["params_nonzero"],
         "params_total": structure["params_total"],
-        "workload": measure_workload(session.model, session.data.measure, cfg.measure,
-                                     session.device),
+        "workload": measure_workload(model, data.measure, cfg.measure, device),
     }
     result["path"] = str(run_dir / f"eval-{path.stem}.json")
     atomic_write_json(result["path"], result)

@@ -15,8 +15,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from devprune.masks import MaskSet
 from devprune.measure import static_metrics, workload_metrics
-from devprune.pruning.base import Pruner
 from devprune.runner.config import MeasureConfig
 from devprune.runner.metrics import to_jsonable
 
@@ -25,11 +25,11 @@ LAYER_KEYS = ("prunable", "units_alive", "units_total", "weights_nonzero", "weig
               "connectivity")
 
 
-def measure_static(model: nn.Module, pruner: Pruner | None = None) -> dict[str, Any]:
-    """Connectivity, parameter counts and units alive per layer, plus the full static table."""
-    masks = getattr(pruner, "masks", None)
-    example = getattr(pruner, "example_input", None)
-    static = to_jsonable(static_metrics(model, masks, example_input=example))
+def measure_static(model: nn.Module, masks: MaskSet | None = None, *,
+                   example_input: Any = None) -> dict[str, Any]:
+    """Connectivity, parameter counts and units alive per layer, plus the full static table
+    (``masks``: the pruner's; ``example_input``: for models discovery cannot trace)."""
+    static = to_jsonable(static_metrics(model, masks, example_input=example_input))
     layers = {name: {k: record[k] for k in LAYER_KEYS if k in record}
               for name, record in static["layers"].items()}
     return {

@@ -62,6 +62,7 @@ from devprune.runner.rundir import (  # the file names are re-exported for other
     SUMMARY_FILE,
     prepare_run_dir,
 )
+from devprune.runner.runmodel import build_args, build_network
 from devprune.utils.io import atomic_write_json, atomic_write_text
 
 Log = Callable[[str], None]
@@ -107,22 +108,6 @@ def _seed_other_rank(cfg: Config, epoch: int, rank: int) -> None:
     encoders), from a stream fixed by (seed, epoch, rank) so that a resumed run repeats them;
     rank 0 keeps the single-process stream, which its checkpoints carry."""
     seed_everything((cfg.train.seed * 1_000_003 + epoch * 10_007 + 7919 * rank) % (2**63 - 1))
-
-
-def build_network(cfg: Config, data: RunData, device: torch.device) -> nn.Module:
-    from devprune.models import build_model
-
-    try:
-        model = build_model(cfg.model.name, in_shape=data.info.in_shape,
-                            num_classes=data.info.num_classes,
-                            time_steps=cfg.model.time_steps, **cfg.model.kwargs)
-    except TypeError as err:
-        raise ConfigError(f"model.kwargs: {err}; remove or rename the key") from err
-    except (RuntimeError, MemoryError) as err:  # e.g. layer sizes past the machine's memory
-        detail = " ".join(str(err).split())[:300]
-        raise ConfigError(f"model: building {cfg.model.name} with kwargs {cfg.model.kwargs} "
-                          f"failed ({type(err).__name__}: {detail}); use smaller sizes") from err
-    return model.to(device)
 
 
 # ------------------------------------------------------------------------------------------
@@ -173,7 +158,7 @@ def build_session(cfg: Config, out: Path) -> Session:
     device = distributed.process_device(configure_torch(cfg))
     rank, world = distributed.rank(), distributed.world_size()
     data = build_run_data(cfg.data, device, cfg.measure.subset, rank=rank, world_size=world)
-    model = build_network(cfg, data, device)
+    model = build_network(build_args(cfg)).to(device)
     pruner = build_pruner(cfg.prune.method, model, data.example_input.to(device),
                           cfg.method_config())
     check_compaction(cfg, pruner)
@@ -316,7 +301,8 @@ def run_epoch(s: Session, epoch: int, *, progress: bool) -> dict[str, Any]:
         "test_loss": test.loss, "test_accuracy": test.accuracy,
     }
     measured, measured_pruner = full_size_view(s)  # a shrunk model measured at full size
-    record.update(measure_static(measured, measured_pruner))
+    record.update(measure_static(measured, measured_pruner.masks,
+                                 example_input=measured_pruner.example_input))
     if _measure_now(s.cfg, epoch) and s.main:  # rank 0 alone measures the workload
         record["workload"] = measure_workload(measured, s.data.measure, s.cfg.measure, s.device)
     record["pruning"] = events
