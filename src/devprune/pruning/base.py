@@ -203,28 +203,51 @@ def pruner_config_class(name: str) -> type | None:
 
 
 def build_pruner(
-    name: str, model: nn.Module, example_input: Any = None, config: Any = None
+    name: str, model: nn.Module, example_input: Any = None, config: Any = None, *,
+    epochs: int | None = None, batches_per_epoch: int | None = None,
 ) -> Pruner:
     """Construct the registered pruner ``name`` for ``model``.
 
     ``config`` may be the method's config dataclass, a plain dict of its fields, or None for
-    the defaults.
+    the defaults. ``epochs`` and ``batches_per_epoch`` declare the run's length: methods that
+    can (``for_run`` on their config class, e.g. DPAP) then fit their schedule to it, with
+    the keys of a dict ``config`` still winning.
     """
     config_cls = pruner_config_class(name)
     cls = _REGISTRY[name][0]
+    run_length = (epochs, batches_per_epoch)
+    if run_length != (None, None):
+        _check_run_length(name, config_cls, config, epochs, batches_per_epoch)
     if config_cls is not None:
         if config is None:
-            config = config_cls()
-        elif isinstance(config, dict):
+            config = {}
+        if isinstance(config, dict):
             known = {f.name for f in dataclasses.fields(config_cls)}
             unknown = sorted(set(config) - known)
             if unknown:
                 raise ConfigError(
                     f"prune.{name}: unknown key(s) {unknown}; allowed: {sorted(known)}"
                 )
-            config = config_cls(**config)
+            config = (config_cls(**config) if run_length == (None, None)
+                      else config_cls.for_run(epochs, batches_per_epoch, **config))
         _require_finite(config, f"prune.{name}")
     return cls(model, example_input, config)
+
+
+def _check_run_length(name: str, config_cls: type | None, config: Any,
+                      epochs: int | None, batches_per_epoch: int | None) -> None:
+    """Refuse a run length the method cannot use or that is incomplete."""
+    if config_cls is None or not hasattr(config_cls, "for_run"):
+        raise ConfigError(f"{name!r} does not fit its schedule to the run length; leave out "
+                          "epochs= and batches_per_epoch= (or set its schedule keys)")
+    if not (isinstance(config, dict) or config is None):
+        raise ConfigError(f"{name!r}: epochs= fits the schedule of a dict of settings; give "
+                          "the settings as a dict, or a finished config without epochs=")
+    examples = {"epochs": "epochs=3", "batches_per_epoch": "batches_per_epoch=len(loader)"}
+    for key, value in (("epochs", epochs), ("batches_per_epoch", batches_per_epoch)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ConfigError(f"build_pruner({name!r}): {key} must be a positive integer, "
+                              f"e.g. {examples[key]}; got {value!r}")
 
 
 def _require_finite(value: Any, where: str) -> None:

@@ -32,6 +32,7 @@ from devprune.pruning.importance import (
     spine_importance,
 )
 from devprune.pruning.masked import MaskedPruner, select_layers
+from devprune.pruning.schedules import settling_cadence
 from devprune.pruning.temporal import TimeStepReserve
 from devprune.structure import ModelStructure, PrunableLayer, discover
 
@@ -147,6 +148,19 @@ class DPAPConfig:
         """The reserve constants of ``conv``, ``fc_neuron``, ``fc_synapse`` units or ``time``."""
         return ReserveConstants(*(float(getattr(self, f"{kind}_{k}")) for k in
                                   ("offset", "bonus", "reserve", "kappa")))
+
+    @classmethod
+    def for_run(cls, epochs: int, batches_per_epoch: int, **settings: Any) -> DPAPConfig:
+        """Settings for a run of ``epochs`` x ``batches_per_epoch`` training batches: the
+        defaults (or ``settings``) with a step cadence under which the structure settles
+        before the last epoch (docs/DPAP.md#dpap-run-length). Cadence keys given in
+        ``settings`` (``every_batches``, ``start``, ``e0``) win over the fitted ones."""
+        config = cls(**settings)
+        kappa = max(config.conv_kappa, config.fc_neuron_kappa, config.fc_synapse_kappa)
+        cadence = settling_cadence(epochs, batches_per_epoch, kappa)
+        fitted = {key: value for key, value in dataclasses.asdict(cadence).items()
+                  if key not in settings}
+        return dataclasses.replace(config, **fitted)
 
     @property
     def alive_only(self) -> bool:

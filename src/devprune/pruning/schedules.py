@@ -60,3 +60,35 @@ class StepClock:
 
     def load_state_dict(self, state: dict[str, int]) -> None:
         self.batches, self.steps = int(state["batches"]), int(state["steps"])
+
+
+@dataclass(frozen=True)
+class SettlingCadence:
+    """A developmental schedule fitted to a run's length (docs/DPAP.md#dpap-run-length)."""
+
+    every_batches: int  # 0 = one step per epoch
+    start: int          # first step that prunes
+    e0: int             # onset of g(e)
+
+
+def settling_cadence(epochs: int, batches_per_epoch: int, kappa: float, *,
+                     folds: int = 4, batch_onset: int = 2, epoch_onset: int = 5
+                     ) -> SettlingCadence:
+    """The step cadence under which ``g(e) = exp(-int((e - e0) / kappa))`` has fallen by
+    ``folds`` factors of e (``g <= e^-folds``) when the last epoch begins, so the structure
+    has settled and the last epoch trains a fixed network.
+
+    ``e0 + folds * kappa`` steps must fit in the first ``epochs - 1`` epochs. Runs long enough
+    for one step per epoch keep the reference's per-epoch steps from epoch ``epoch_onset``;
+    shorter ones step every N batches from period ``batch_onset``, N as large as allows (the
+    longest statistics windows). A one-epoch run settles by its end instead.
+    """
+    if epochs < 1 or batches_per_epoch < 1:
+        raise ValueError(f"need epochs >= 1 and batches_per_epoch >= 1, got {epochs} and "
+                         f"{batches_per_epoch}")
+    if epochs - 1 >= epoch_onset + folds * kappa:
+        return SettlingCadence(0, epoch_onset, epoch_onset)
+    settle_steps = batch_onset + folds * kappa
+    batches_before_last = batches_per_epoch * max(epochs - 1, 1)
+    every = max(1, int(batches_before_last // settle_steps))
+    return SettlingCadence(every, batch_onset, batch_onset)
