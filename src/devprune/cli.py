@@ -18,9 +18,9 @@ from devprune.errors import DevpruneError
 COMMAND_MODULES = [
     "devprune.data.commands",
     "devprune.runner.commands",
-    "devprune.compact.commands",
-    "devprune.measure.commands",
-    "devprune.export.commands",
+    "devprune.commands.compact",
+    "devprune.commands.measure",
+    "devprune.commands.export",
     "devprune.compare.commands",
 ]
 

@@ -3,8 +3,8 @@
 ``tests/fixtures/run_v1`` is a tiny DPAP run (with its time side: masks, pruner statistics,
 a learnt T) stopped after epoch 2 of 3, committed as devprune wrote it
 (``tests/fixtures/make_run_v1.py``). The expected numbers below are what that version
-printed. A failure means old run directories no longer evaluate or resume as they did:
-fix the loader, do not regenerate the fixture.
+printed; compacting it must keep the outputs. A failure means old run directories no longer
+evaluate, resume or compact as they did: fix the loader, do not regenerate the fixture.
 """
 
 from __future__ import annotations
@@ -13,10 +13,14 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 
+from devprune.cli import main
+from devprune.compact import load_compacted
 from devprune.runner.config import load_config
 from devprune.runner.evaluate import evaluate_run
 from devprune.runner.metrics import read_metrics
+from devprune.runner.runmodel import load_run
 from devprune.runner.train import train
 
 FIXTURE = Path(__file__).parent.parent / "fixtures" / "run_v1"
@@ -63,3 +67,13 @@ def test_old_checkpoint_resumes_to_the_same_numbers(old_run: Path) -> None:
     records = read_metrics(old_run / "metrics.jsonl")
     assert len(records) == 3 and records[:2] == before
     _close(records[-1], RESUMED_FINAL)
+
+
+def test_old_checkpoint_compacts_with_its_masks_and_learnt_length(old_run: Path,
+                                                                   tmp_path: Path) -> None:
+    run = load_run(old_run)
+    assert run.build["time_steps"] == 2 and run.model.time_steps == 2  # learnt; config says 4
+    assert run.masks.connectivity() == pytest.approx(EVAL_LAST["connectivity"])
+    assert main(["compact", str(old_run), "--out", str(tmp_path / "small.pt")]) == 0
+    small = load_compacted(tmp_path / "small.pt")
+    assert torch.allclose(small(run.example), run.model(run.example))

@@ -102,16 +102,16 @@ def test_resume_after_a_shrink_equals_the_uninterrupted_run(tmp_path: Path) -> N
 
 
 def test_eval_and_compact_read_a_shrunk_checkpoint(tmp_path: Path) -> None:
-    from devprune.compact.commands import load_run
     from devprune.runner.evaluate import evaluate_run
+    from devprune.runner.runmodel import load_run
 
     _run(_raw(0, epochs=2), tmp_path / "masked")
     _run(_raw(1, epochs=2), tmp_path / "shrunk")
     one, two = evaluate_run(tmp_path / "masked", "last"), evaluate_run(tmp_path / "shrunk", "last")
     for key in ("test_accuracy", "test_loss", "connectivity", "params_nonzero", "params_total"):
         assert one[key] == pytest.approx(two[key], rel=1e-6), key
-    model_m, masks_m, example, _ = load_run(tmp_path / "masked")
-    model_s, masks_s, _, _ = load_run(tmp_path / "shrunk")
+    model_m, masks_m, example = load_run(tmp_path / "masked")[:3]
+    model_s, masks_s = load_run(tmp_path / "shrunk")[:2]
     for name in masks_m.names():  # full-size masks, and the same ones
         assert torch.equal(masks_m[name], masks_s[name])
     assert torch.allclose(model_m(example), model_s(example))

@@ -41,7 +41,8 @@ class RunData:
         self.train.set_epoch(epoch)
 
 
-def _dataset(cfg: DataConfig, split: str, limit: int | None) -> Any:
+def load_split(cfg: DataConfig, split: str, limit: int | None) -> Any:
+    """The dataset of ``split`` as the run's ``data`` settings load it (first ``limit``)."""
     from devprune.data import get_dataset
 
     try:
@@ -93,7 +94,7 @@ def build_eval_data(cfg: DataConfig, device: torch.device, measure_subset: int =
     samples, unsplit (rank 0 alone measures)."""
     from devprune.data import TensorBatchLoader
 
-    test_set = _dataset(cfg, "test", cfg.limit_eval)
+    test_set = load_split(cfg, "test", cfg.limit_eval)
     subset = test_set.subset(torch.arange(min(measure_subset, len(test_set))))
     return EvalData(
         test_set=test_set, test=_eval_loader(test_set, cfg, device, rank, world_size),
@@ -111,9 +112,9 @@ def build_run_data(cfg: DataConfig, device: torch.device, measure_subset: int = 
 
     train_batch = per_rank_batch_size(cfg.batch_size, world_size)
     info = dataset_info(cfg.name)
-    train_set = _dataset(cfg, "train", cfg.limit_train)
+    train_set = load_split(cfg, "train", cfg.limit_train)
     scoring = build_eval_data(cfg, device, measure_subset, rank=rank, world_size=world_size)
-    val_set = _dataset(cfg, "val", cfg.limit_eval) if cfg.val_fraction > 0 else None
+    val_set = load_split(cfg, "val", cfg.limit_eval) if cfg.val_fraction > 0 else None
     example, _ = train_set.batch(torch.arange(min(2, len(train_set))), augment=False)
     return RunData(
         info=info, train_set=train_set, test_set=scoring.test_set,

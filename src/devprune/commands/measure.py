@@ -13,8 +13,15 @@ from typing import Any
 
 import torch
 
+from devprune.compact import compact
 from devprune.errors import ConfigError
+from devprune.measure.neurobench_adapter import _import, comparison_lines, neurobench_results
 from devprune.measure.report import layer_table, summary_lines
+from devprune.runner.data import load_split
+from devprune.runner.metrics import read_metrics
+from devprune.runner.report import read_summary
+from devprune.runner.runmodel import load_run
+from devprune.utils.io import atomic_write_json
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -36,9 +43,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def measurements(run_dir: str | Path) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """(static, workload) of a run: from summary.json, else the last measured epoch."""
-    from devprune.runner.metrics import read_metrics
-    from devprune.runner.report import read_summary
-
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise ConfigError(f"measure: run directory {run_dir} does not exist (or is a file); "
@@ -80,19 +84,11 @@ def _measure(args: argparse.Namespace) -> int:
 
 def neurobench_run(run: Path) -> dict[str, Any]:
     """NeuroBench and devprune on the run's compacted model; writes RUN/neurobench.json."""
-    from devprune.compact import compact
-    from devprune.compact.commands import _checkpoint_path, load_run
-    from devprune.measure.neurobench_adapter import _import, neurobench_results
-    from devprune.runner.checkpoint import checkpoint_config, load_checkpoint
-    from devprune.runner.data import _dataset
-    from devprune.utils.io import atomic_write_json
-
     _import("neurobench")  # fail before any work when it is missing
-    model, masks, example, _build = load_run(run)
-    path = _checkpoint_path(run, None)
-    cfg = checkpoint_config(load_checkpoint(path), path)
-    small = compact(model, masks, example)
-    test = _dataset(cfg.data, "test", cfg.measure.subset)
+    loaded = load_run(run)
+    small = compact(loaded.model, loaded.masks, loaded.example)
+    cfg = loaded.cfg
+    test = load_split(cfg.data, "test", cfg.measure.subset)
     inputs, targets = test.batch(torch.arange(min(cfg.measure.subset, len(test))),
                                  augment=False)
     result = neurobench_results(small, inputs.float(), targets,
@@ -104,8 +100,6 @@ def neurobench_run(run: Path) -> dict[str, Any]:
 
 
 def _neurobench(run: Path) -> None:
-    from devprune.measure.neurobench_adapter import comparison_lines
-
     result = neurobench_run(run)
     print(f"\n## NeuroBench {result['neurobench_version']} on the compacted model "
           f"({result['samples']} test samples)\n")

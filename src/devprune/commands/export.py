@@ -17,7 +17,15 @@ from typing import Any
 
 import torch
 
-from devprune.errors import ConfigError, ModelStructureError
+from devprune.compact import compact
+from devprune.errors import ConfigError, DevpruneError, ModelStructureError
+from devprune.export.nir_graph import DEFAULT_DT, build_nir_graph, import_nir
+from devprune.export.nir_run import compare_spikes
+from devprune.runner.data import load_split
+from devprune.runner.rundir import refuse_overwrite
+from devprune.runner.runmodel import RunModel, build_args, build_network, load_run
+from devprune.structure import WEIGHT_LAYERS
+from devprune.utils.io import atomic_write_bytes
 
 FORMATS = ("nir",)
 MIN_AGREEMENT = 0.999  # below this the export is wrong, not a rounding flip at a threshold
@@ -55,8 +63,6 @@ def check_writable(out: Path, force: bool = False) -> None:
     written."""
     if out.is_dir():
         raise ConfigError(f"--out {out} is a directory; give a file name such as model.nir")
-    from devprune.runner.rundir import refuse_overwrite
-
     refuse_overwrite(out, command="export", what="NIR file", example="model.nir", force=force)
     parent = out.parent
     try:
@@ -69,31 +75,22 @@ def check_writable(out: Path, force: bool = False) -> None:
                           "writable --out path")
 
 
-def _run_info(run: Path, which: str | None, model: Any) -> tuple[dict[str, Any], Any]:
-    """Time-step metadata (the configured T and whether training changed it, DPAP's time
-    side: ``model`` is the loaded run model) and the run's data config."""
-    from devprune.compact.commands import _build_info, _checkpoint_path, _rebuild_model
-    from devprune.runner.checkpoint import load_checkpoint
-    from devprune.runner.config import config_from_dict
-
-    payload = load_checkpoint(_checkpoint_path(run, which))
-    cfg = config_from_dict(payload["config"])
-    configured = getattr(_rebuild_model(_build_info(cfg)), "time_steps", None)
-    saved = getattr(model, "time_steps", None)
+def _time_steps_info(run: RunModel) -> dict[str, Any]:
+    """Whether training changed the number of time steps (DPAP's time side), and the
+    configured one (the config's, or the model's default when it sets none)."""
+    configured = getattr(build_network(build_args(run.cfg)), "time_steps", None)
+    saved = getattr(run.model, "time_steps", None)
     info: dict[str, Any] = {"time_steps_learnt": saved is not None and saved != configured}
     if isinstance(configured, int):
         info["time_steps_configured"] = configured
-    return info, cfg.data
+    return info
 
 
 def _verification_batch(data_cfg: Any, in_shape: Any, samples: int
                         ) -> tuple[torch.Tensor, str]:
     """The first test samples of the run's dataset, else (data absent) seeded random input."""
-    from devprune.errors import DevpruneError
-    from devprune.runner.data import _dataset
-
     try:
-        test = _dataset(data_cfg, "test", samples)
+        test = load_split(data_cfg, "test", samples)
         x, _ = test.batch(torch.arange(min(samples, len(test))), augment=False)
         return x.float(), f"{len(x)} {data_cfg.name} test samples"
     except (DevpruneError, OSError):
@@ -105,22 +102,16 @@ def _verification_batch(data_cfg: Any, in_shape: Any, samples: int
 def export_run(run: Path, out: Path, *, which: str | None = None, dt: float | None = None,
                samples: int = 16, verify: bool = True, force: bool = False) -> dict[str, Any]:
     """Export ``run`` to ``out``; returns the graph, the comparisons and a summary."""
-    from devprune.compact import compact
-    from devprune.compact.commands import load_run
-    from devprune.export.nir_graph import DEFAULT_DT, build_nir_graph, import_nir
-    from devprune.structure import WEIGHT_LAYERS
-    from devprune.utils.io import atomic_write_bytes
-
     nir = import_nir()
     if samples < 1:
         raise ConfigError(f"--samples must be >= 1, got {samples}")
     check_writable(out, force)
-    model, masks, _example, build = load_run(run, which)
-    info, data_cfg = _run_info(run, which, model)
-    example, source = _verification_batch(data_cfg, build["in_shape"], samples)
+    loaded = load_run(run, which)
+    model, build = loaded.model, loaded.build
+    meta = {"run": str(run), "model": str(build["model"]), **_time_steps_info(loaded)}
+    example, source = _verification_batch(loaded.cfg.data, build["in_shape"], samples)
     before = {n: m for n, m in model.named_modules() if isinstance(m, WEIGHT_LAYERS)}
-    small = compact(model, masks, example)
-    meta = {"run": str(run), "model": str(build["model"]), **info}
+    small = compact(model, loaded.masks, example)
     graph = build_nir_graph(small, example, dt=DEFAULT_DT if dt is None else dt,
                             before=before, metadata=meta)
     buffer = io.BytesIO()
@@ -129,8 +120,6 @@ def export_run(run: Path, out: Path, *, which: str | None = None, dt: float | No
     back = nir.read(io.BytesIO(data))
     comparisons = []
     if verify:
-        from devprune.export.nir_run import compare_spikes
-
         comparisons = compare_spikes(small, back, example)
         ours = comparisons[0]
         if ours.agreement < MIN_AGREEMENT:
