@@ -122,6 +122,12 @@ class Pruner:
         """The structural step of the method; returns events for the run's metrics log."""
         return {}
 
+    def epoch_fields(self, events: dict[str, Any]) -> list[str]:
+        """The method's fields of the runner's one-line epoch summary, from the ``events`` its
+        :meth:`on_epoch_end` returned. The default reads the shared keys (see
+        :func:`default_epoch_fields`); a method whose events say more overrides it."""
+        return default_epoch_fields(events)
+
     # -- data parallelism -------------------------------------------------------------------
     def synchronise(self, names: Collection[str] | None = None) -> None:
         """Sum :meth:`statistics` (or only the entries ``names``) over data-parallel ranks.
@@ -167,6 +173,19 @@ class Pruner:
                 f"checkpoint holds pruner state of method {method!r} but this run uses "
                 f"{self.name!r}; resume with the same prune.method or start a new run"
             )
+
+
+def default_epoch_fields(events: dict[str, Any]) -> list[str]:
+    """Epoch-line fields from the event keys methods share: ``time`` (the simulated length
+    after a time-side step, DPAP) and ``regrown`` (synapses regenerated this epoch, SD-SNN,
+    SET, RigL)."""
+    fields = []
+    time_side = events.get("time")
+    if time_side:
+        fields.append(f"T {time_side['time_steps']}/{time_side['full_time_steps']}")
+    if events.get("regrown") is not None:
+        fields.append(f"regrown {events['regrown']}")
+    return fields
 
 
 _REGISTRY: Registry[tuple[type[Pruner], type | None, str]] = Registry(

@@ -27,7 +27,7 @@ from torch import nn
 
 from devprune import distributed
 from devprune.errors import CheckpointError, ConfigError, TrainingDivergedError
-from devprune.pruning.base import Pruner, build_pruner
+from devprune.pruning.base import Pruner, build_pruner, default_epoch_fields
 from devprune.runner import checkpoint as ckpt
 from devprune.runner.compaction import (
     check_compaction,
@@ -410,20 +410,17 @@ def _update_best(s: Session, record: dict[str, Any]) -> bool:
     return True
 
 
-def epoch_line(record: dict[str, Any], epochs: int) -> str:
-    """The one-line epoch summary printed during training."""
+def epoch_line(record: dict[str, Any], epochs: int, pruner: Pruner | None = None) -> str:
+    """The one-line epoch summary printed during training; ``pruner`` formats its own fields
+    from the epoch's events (None: the shared keys, :func:`default_epoch_fields`)."""
     val = record["val_accuracy"]
     val_text = f"val {100 * val:.2f}%" if val is not None else "val -"
     line = (f"epoch {record['epoch'] + 1:>3}/{epochs}  loss {record['train_loss']:.4f}  "
             f"{val_text}  test {100 * record['test_accuracy']:.2f}%  "
             f"conn {100 * record['connectivity']:.1f}%  units [{units_line(record['layers'])}]")
-    time_side = (record.get("pruning") or {}).get("time")
-    if time_side:
-        line += f"  T {time_side['time_steps']}/{time_side['full_time_steps']}"
-    regrown = (record.get("pruning") or {}).get("regrown")
-    if regrown is not None:  # synapses regenerated this epoch (SD-SNN)
-        line += f"  regrown {regrown}"
-    return line + f"  {record['wall_time_s']:.0f}s"
+    events = record.get("pruning") or {}
+    fields = pruner.epoch_fields(events) if pruner is not None else default_epoch_fields(events)
+    return line + "".join(f"  {field}" for field in fields) + f"  {record['wall_time_s']:.0f}s"
 
 
 # ------------------------------------------------------------------------------------------
@@ -528,7 +525,7 @@ def _one_epoch(s: Session, *, quiet: bool, log: Log) -> None:
         save_session(s, s.out / LAST)
         if run.keep:
             _snapshot(s)
-    log(epoch_line(record, s.cfg.train.epochs))
+    log(epoch_line(record, s.cfg.train.epochs, s.pruner))
 
 
 def _silent(_: str) -> None:
