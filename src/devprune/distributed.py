@@ -29,7 +29,7 @@ import torch
 import torch.distributed as dist
 
 from devprune.errors import ConfigError
-from devprune.pruning.base import Pruner
+from devprune.pruning.base import Pruner, Synchroniser
 
 
 def is_distributed() -> bool:
@@ -150,7 +150,7 @@ def all_reduce_sums(values: Sequence[float]) -> list[float]:
 # ------------------------------------------------------------------------------------------
 
 
-class StatisticsSync:
+class StatisticsSync(Synchroniser):
     """Sum a pruner's cumulative statistics over ranks, counting every sample once.
 
     The :class:`devprune.pruning.base.Synchroniser` the runner installs as

@@ -15,7 +15,7 @@ from devprune.data.base import InMemoryDataset
 from devprune.distributed import LaunchEnv, StatisticsSync, all_reduce_sums, launch_env
 from devprune.errors import ConfigError
 from devprune.pruning import build_pruner
-from devprune.pruning.base import Pruner, structural_step
+from devprune.pruning.base import Pruner, Synchroniser, structural_step
 from devprune.runner.loop import evaluate
 from tests.core.models import ChainSNN
 
@@ -244,3 +244,10 @@ def test_statistics_sync_counts_each_sample_once_across_subsets_restarts_and_res
         [103.0, 103.0, 103.0],
     ]
     assert out[0] == expected and out[1] == expected
+
+
+def test_statistics_sync_implements_every_call_of_the_synchroniser_protocol() -> None:
+    declared = [name for name in vars(Synchroniser) if not name.startswith("_")]
+    assert set(declared) >= {"sum_statistics", "agree_on_masks", "rebase"}
+    for name in declared:
+        assert getattr(StatisticsSync, name) is not getattr(Synchroniser, name), name

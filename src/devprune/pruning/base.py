@@ -45,7 +45,12 @@ from devprune.utils.registry import Registry, unknown_name_message
 
 
 class Synchroniser(Protocol):
-    """Keeps the pruners of data-parallel ranks in agreement (devprune.distributed)."""
+    """Keeps the pruners of data-parallel ranks in agreement (the implementation is
+    :class:`devprune.distributed.StatisticsSync`).
+
+    The pruner calls :meth:`sum_statistics` (through :meth:`Pruner.synchronise` and
+    :func:`structural_step`) and :meth:`agree_on_masks`; the runner calls :meth:`rebase`.
+    """
 
     def sum_statistics(self, names: Collection[str] | None = None) -> None:
         """Sum the pruner's :meth:`Pruner.statistics` (or the entries ``names``) over ranks,
@@ -53,6 +58,11 @@ class Synchroniser(Protocol):
 
     def agree_on_masks(self) -> None:
         """Make every rank hold rank 0's masks (a guard: they should already agree)."""
+
+    def rebase(self) -> None:
+        """Take the pruner's current statistics as already summed over ranks: the runner
+        calls it after loading a checkpoint's pruner state and after an in-training shrink
+        replaced the statistics tensors."""
 
 
 _Step = TypeVar("_Step", bound=Callable[..., Any])

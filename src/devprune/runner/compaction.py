@@ -110,7 +110,7 @@ def _apply(s: Session, keep: Keep, coupled: dict[str, str]) -> None:
     shrink_optimizer_(s.optimizer, replaced, slices_of)
     if not s.pruner.shrink(keep):  # checked at build time (check_compaction)
         raise RuntimeError(f"{s.pruner.name} refused to shrink after the model did")
-    if s.pruner.synchroniser is not None and hasattr(s.pruner.synchroniser, "rebase"):
+    if s.pruner.synchroniser is not None:
         s.pruner.synchroniser.rebase()  # statistics are global already, their tensors new
     s.compaction = Compaction(previous.architecture, previous.keep.then(keep),
                               previous.shrinks + 1)

@@ -244,7 +244,7 @@ def restore_session(s: Session, path: Path, payload: dict[str, Any] | None = Non
                               f"does not fit this run ({type(err).__name__}: {detail}); it was "
                               "edited or written for another model: resume from another "
                               "checkpoint or start the run again") from err
-    if isinstance(s.pruner.synchroniser, distributed.StatisticsSync):
+    if s.pruner.synchroniser is not None:
         s.pruner.synchroniser.rebase()  # saved statistics were summed over ranks already
     ckpt.restore_rng(payload["rng"], s.data.generators)
     s.epochs_done = int(payload["epochs_done"])
