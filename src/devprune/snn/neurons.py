@@ -38,7 +38,8 @@ from devprune.snn.base import BaseNeuron
 from devprune.snn.surrogate import ATan, QGate, Rectangular, Surrogate, build_surrogate
 
 RESET_MODES = ("hard", "soft")
-ChargeFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (u, x_t) -> charged u
+# (u, x_t, out=None) -> charged u; ``out=u`` charges in place (inference only)
+ChargeFn = Callable[..., torch.Tensor]
 
 
 class MembraneNeuron(BaseNeuron):
@@ -61,18 +62,20 @@ class MembraneNeuron(BaseNeuron):
         self.v_reset = float(v_reset)
         self.detach_reset = bool(detach_reset)
 
-    def charge(self, u: torch.Tensor, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover
+    def charge(self, u: torch.Tensor, x: torch.Tensor,
+               out: torch.Tensor | None = None) -> torch.Tensor:  # pragma: no cover
         raise NotImplementedError
 
-    def reset(self, u: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+    def reset(self, u: torch.Tensor, s: torch.Tensor,
+              out: torch.Tensor | None = None) -> torch.Tensor:
         if self.detach_reset:
             s = s.detach()
         # single fused kernels where possible: this runs once per time step and layer
         if self.reset_mode == "soft":
-            return torch.sub(u, s, alpha=self.threshold)  # u - threshold * s
+            return torch.sub(u, s, alpha=self.threshold, out=out)  # u - threshold * s
         if self.v_reset == 0.0:
-            return torch.addcmul(u, u, s, value=-1.0)  # u * (1 - s)
-        return torch.addcmul(u, s, self.v_reset - u)  # u * (1 - s) + s * v_reset
+            return torch.addcmul(u, u, s, value=-1.0, out=out)  # u * (1 - s)
+        return torch.addcmul(u, s, self.v_reset - u, out=out)  # u * (1 - s) + s * v_reset
 
     def initial_membrane(self, like: torch.Tensor) -> torch.Tensor:
         return torch.full_like(like, self.v_reset)
@@ -82,6 +85,8 @@ class MembraneNeuron(BaseNeuron):
 
     def run(self, x: torch.Tensor, charge: ChargeFn) -> torch.Tensor:
         """The charge-fire-reset loop over ``x.unbind(0)`` with the given charge function."""
+        if not torch.is_grad_enabled():
+            return self.run_inference(x, charge)
         steps = x.unbind(0)
         u = self.initial_membrane(steps[0])
         spikes = []
@@ -91,6 +96,27 @@ class MembraneNeuron(BaseNeuron):
             u = self.reset(u, s)
             spikes.append(s)
         return torch.stack(spikes)
+
+    @torch.no_grad()
+    def run_inference(self, x: torch.Tensor, charge: ChargeFn) -> torch.Tensor:
+        """The same loop without autograd (eval, compacted inference), spike for spike.
+
+        Per step and layer the differentiable loop pays a surrogate ``autograd.Function``
+        call, a ``u - threshold`` kernel, a bool->float copy and at the end a ``stack`` of
+        the T spike tensors: fixed costs that dominate small (compacted) layers. Here the
+        spikes are written as floats straight into the output's step slice by one ``gt``
+        kernel. ``u > threshold`` equals the surrogate's ``u - threshold > 0`` exactly: in
+        IEEE arithmetic with gradual underflow a difference is zero only for equal operands
+        and rounding keeps its sign (the threshold is cast to ``u``'s dtype in both). Charge
+        and reset are the very same kernels as in training, run in place on the membrane.
+        """
+        spikes = torch.empty(x.shape, dtype=x.dtype, device=x.device)
+        u = self.initial_membrane(x[0])
+        for x_t, s_t in zip(x.unbind(0), spikes.unbind(0), strict=True):
+            charge(u, x_t, out=u)  # in place: no autograd needs the old membrane
+            torch.gt(u, self.threshold, out=s_t)
+            self.reset(u, s_t, out=u)
+        return spikes
 
     def extra_repr(self) -> str:
         return (
@@ -116,8 +142,9 @@ class STBPLIF(MembraneNeuron):
         super().__init__(threshold, surrogate or Rectangular(0.5), reset, v_reset, detach_reset)
         self.decay = float(decay)
 
-    def charge(self, u: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        return torch.add(x, u, alpha=self.decay)  # one fused kernel for x + decay * u
+    def charge(self, u: torch.Tensor, x: torch.Tensor,
+               out: torch.Tensor | None = None) -> torch.Tensor:
+        return torch.add(x, u, alpha=self.decay, out=out)  # one fused kernel: x + decay * u
 
     def extra_repr(self) -> str:
         return f"decay={self.decay}, " + super().extra_repr()
@@ -140,8 +167,9 @@ class LIF(MembraneNeuron):
         super().__init__(threshold, surrogate or QGate(2.0), reset, v_reset, detach_reset)
         self.tau = float(tau)
 
-    def charge(self, u: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        return torch.lerp(u, x, 1.0 / self.tau)  # u + (x - u) / tau in one kernel
+    def charge(self, u: torch.Tensor, x: torch.Tensor,
+               out: torch.Tensor | None = None) -> torch.Tensor:
+        return torch.lerp(u, x, 1.0 / self.tau, out=out)  # u + (x - u) / tau in one kernel
 
     def extra_repr(self) -> str:
         return f"tau={self.tau}, " + super().extra_repr()
@@ -176,10 +204,12 @@ class PLIF(MembraneNeuron):
 
     def multi_step(self, x: torch.Tensor) -> torch.Tensor:
         leak = torch.sigmoid(self.w).to(x.dtype)  # once per call, not per step
-        return self.run(x, lambda u, x_t: torch.lerp(u, x_t, leak))
+        return self.run(x, lambda u, x_t, out=None: torch.lerp(u, x_t, leak, out=out))
 
-    def charge(self, u: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        return torch.lerp(u, x, torch.sigmoid(self.w).to(x.dtype))  # u + (x - u) * sigmoid(w)
+    def charge(self, u: torch.Tensor, x: torch.Tensor,
+               out: torch.Tensor | None = None) -> torch.Tensor:
+        leak = torch.sigmoid(self.w).to(x.dtype)
+        return torch.lerp(u, x, leak, out=out)  # u + (x - u) * sigmoid(w)
 
     def extra_repr(self) -> str:
         return f"tau={self.tau:.4g} (learnable), " + super().extra_repr()
@@ -198,8 +228,9 @@ class IF(MembraneNeuron):
     ) -> None:
         super().__init__(threshold, surrogate or ATan(2.0), reset, v_reset, detach_reset)
 
-    def charge(self, u: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        return u + x
+    def charge(self, u: torch.Tensor, x: torch.Tensor,
+               out: torch.Tensor | None = None) -> torch.Tensor:
+        return torch.add(u, x, out=out)
 
 
 NEURONS: dict[str, type[MembraneNeuron]] = {
