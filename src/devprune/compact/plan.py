@@ -10,7 +10,11 @@ vectors of a :class:`~devprune.masks.MaskSet`; nothing touches a module. The rul
 * when a layer reads several producers that are not one residual group (a concatenation,
   or channels mixed with the model input), those producers keep every unit, because the
   columns they feed cannot be told apart safely;
-* a class whose units are all dead keeps one (zero) unit, so no layer has width 0.
+* a class whose units are all dead keeps one (zero) unit, so no layer has width 0;
+* with ``unit_multiple`` > 1 a class also keeps as many silent dead (zero) units as round its
+  width up to that multiple (or to all its units): matrix kernels run markedly slower on
+  ragged widths (measured: a 262-wide linear about 15 % slower than a 272-wide one on
+  AVX-512), and a zero unit outputs exactly zero, so the outputs stay the same.
 """
 
 from __future__ import annotations
@@ -67,7 +71,8 @@ def _dead_units(layer: PrunableLayer, masks: MaskSet) -> torch.Tensor:
 
 
 def _kept_units(
-    members: list[PrunableLayer], masks: MaskSet, pinned: bool, loud: torch.Tensor | None
+    members: list[PrunableLayer], masks: MaskSet, pinned: bool, loud: torch.Tensor | None,
+    unit_multiple: int = 1,
 ) -> torch.Tensor:
     units = members[0].num_units
     if pinned:
@@ -77,8 +82,20 @@ def _kept_units(
         dead &= _dead_units(member, masks)
     if loud is not None:
         dead &= ~loud  # dead but not silent: removing it would change the output
-    kept = (~dead).nonzero().flatten()
-    return kept if kept.numel() else torch.zeros(1, dtype=torch.long)
+    if bool(dead.all()):
+        dead[0] = False  # one zero unit: no layer of width 0
+    return _pad_with_dead(dead, unit_multiple)
+
+
+def _pad_with_dead(dead: torch.Tensor, unit_multiple: int) -> torch.Tensor:
+    """Indices of the units not ``dead``, plus the first dead ones up to a multiple of
+    ``unit_multiple`` kept units (or all units)."""
+    kept = int((~dead).sum())
+    target = min(-(-kept // unit_multiple) * unit_multiple, dead.numel())
+    padding = dead.nonzero().flatten()[: target - kept]
+    dead = dead.clone()
+    dead[padding] = False
+    return (~dead).nonzero().flatten()
 
 
 def expand_blocks(units: torch.Tensor, block: int) -> torch.Tensor:
@@ -91,9 +108,13 @@ def build_plan(
     masks: MaskSet,
     extra_pins: dict[str, str] | None = None,
     keep_alive: dict[str, torch.Tensor] | None = None,
+    unit_multiple: int = 1,
 ) -> RemovalPlan:
     """``extra_pins``: classes that must keep every unit (with the reason);
-    ``keep_alive``: per class, dead units that must stay because they are not silent."""
+    ``keep_alive``: per class, dead units that must stay because they are not silent;
+    ``unit_multiple``: round every shrunk class's width up to this multiple with zero units."""
+    if unit_multiple < 1:
+        raise ValueError(f"unit_multiple must be >= 1, got {unit_multiple}")
     class_of = _class_of(structure)
     pinned = {**(extra_pins or {}), **_pin_reasons(structure, class_of)}
     keep_alive = keep_alive or {}
@@ -101,7 +122,7 @@ def build_plan(
     for layer in structure.layers:
         members.setdefault(class_of[layer.name], []).append(layer)
     kept_by_class = {
-        cls: _kept_units(layers, masks, cls in pinned, keep_alive.get(cls))
+        cls: _kept_units(layers, masks, cls in pinned, keep_alive.get(cls), unit_multiple)
         for cls, layers in members.items()
     }
     keep_out = {la.name: kept_by_class[class_of[la.name]] for la in structure.layers}

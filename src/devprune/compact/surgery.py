@@ -152,32 +152,35 @@ def _shrink_coupled(module: nn.Module, keep: torch.Tensor, units: int) -> None:
 # --------------------------------------------------------------------------------------------
 # compact
 # --------------------------------------------------------------------------------------------
-def plan_removal(model: nn.Module, structure: ModelStructure, masks: MaskSet) -> tuple[
-    RemovalPlan, dict[str, str]
-]:
+def plan_removal(model: nn.Module, structure: ModelStructure, masks: MaskSet,
+                 unit_multiple: int = 1) -> tuple[RemovalPlan, dict[str, str]]:
     """The removal plan for a hard-masked ``model``, and its coupled non-weight modules."""
     class_of = {la.name: structure.group_members(la.name)[0] for la in structure.layers}
     coupled, pins = coupled_modules(model, structure, class_of)
     units = {class_of[la.name]: la.num_units for la in structure.layers}
     spatial = {class_of[la.name]: la.kind == "conv" for la in structure.layers}
     loud = non_silent_units(structure.modules, coupled, units, spatial)
-    plan = build_plan(structure, masks, extra_pins=pins, keep_alive=loud)
+    plan = build_plan(structure, masks, extra_pins=pins, keep_alive=loud,
+                      unit_multiple=unit_multiple)
     return plan, coupled
 
 
 def compact(model: nn.Module, masks: MaskSet, example_input: Any = None, *,
-            verify: bool = True) -> nn.Module:
+            verify: bool = True, unit_multiple: int = 1) -> nn.Module:
     """A physically smaller deep copy of ``model`` computing what the hard-masked model
     computes.
 
     ``example_input`` (a batch as the model takes it) is needed for models ``torch.fx`` cannot
     trace; when given and ``verify`` is True the compacted model's outputs on it are checked
     against the masked model's (eval mode, same random state) and a mismatch raises.
+    ``unit_multiple`` > 1 keeps zero units to round each shrunk width up to that multiple
+    (the inference layout: 16 suits AVX-512 float32 kernels; docs/COMPACT.md#speed); the
+    masks of such a model (:func:`compacted_masks`) mark those units dead.
     """
     clone = copy_model(model)
     structure = discover(clone, example_input)
     apply_hard_masks(structure, masks)
-    plan, coupled = plan_removal(clone, structure, masks)
+    plan, coupled = plan_removal(clone, structure, masks, unit_multiple)
     reference = copy.deepcopy(clone) if verify and example_input is not None else None
     for layer in structure.layers:
         _shrink_weight_layer(layer.module, plan.keep_out[layer.name], plan.keep_in[layer.name])
