@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 SRC = Path(__file__).parent.parent / "src" / "devprune"
-CORE = ("snn", "models", "structure.py", "masks.py", "pruning", "measure", "compact", "export",
-        "distributed.py")
+CORE = ("snn", "models", "kinds.py", "structure.py", "masks.py", "pruning", "measure", "compact",
+        "export", "distributed.py")
 ABOVE = ("devprune.runner", "devprune.commands", "devprune.compare", "devprune.cli")
 
 

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from devprune.errors import CheckpointError, ConfigError
+from devprune.kinds import unit_tensors
 from devprune.structure import ModelStructure, PrunableLayer
 
 MODES = ("default", "reference")
@@ -258,12 +259,8 @@ class MaskSet:
                         value.mul_(keep.to(value.device, value.dtype))
 
     def _unit_params(self, layer: PrunableLayer) -> list[nn.Parameter]:
-        params = [layer.module.bias] if getattr(layer.module, "bias", None) is not None else []
-        # A dead unit of a residual branch only silences that branch: zeroing its BN is safe.
-        if layer.norm_name is not None:
-            norm = self.structure.modules[layer.norm_name]
-            params += [p for p in (norm.weight, norm.bias) if p is not None]
-        return params
+        norm = self.structure.modules[layer.norm_name] if layer.norm_name is not None else None
+        return unit_tensors(layer.module, norm)
 
     # -- persistence ------------------------------------------------------------------------
     def state_dict(self) -> dict:

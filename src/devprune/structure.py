@@ -42,14 +42,18 @@ import torch
 from torch import fx, nn
 
 from devprune.errors import ModelStructureError
-from devprune.snn.base import is_spiking_neuron
+
+# the layer kinds live in one table (devprune.kinds); the names stay importable from here
+from devprune.kinds import (
+    ACTIVATION_MODULES,
+    NORM_LAYERS,
+    WEIGHT_LAYERS,
+    is_spiking_neuron,
+    layer_kind,
+    unit_counts,
+)
 from devprune.snn.layers import is_multi_step
 
-WEIGHT_LAYERS = (nn.Conv1d, nn.Conv2d, nn.Linear)
-NORM_LAYERS = (nn.modules.batchnorm._BatchNorm,)
-ACTIVATION_MODULES = (
-    nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.GELU, nn.SiLU, nn.ELU, nn.Hardtanh, nn.Tanh, nn.Sigmoid,
-)
 ACTIVATION_FUNCTIONS = {torch.relu, torch.nn.functional.relu, torch.tanh, torch.sigmoid,
                         torch.nn.functional.gelu, torch.nn.functional.silu}
 ACTIVATION_METHODS = {"relu", "relu_", "tanh", "sigmoid"}
@@ -163,16 +167,6 @@ class LeafTracer(fx.Tracer):
             or is_multi_step(m)
             or super().is_leaf_module(m, module_qualified_name)
         )
-
-
-def _kind(module: nn.Module) -> str:
-    return "linear" if isinstance(module, nn.Linear) else "conv"
-
-
-def _units(module: nn.Module) -> tuple[int, int]:
-    if isinstance(module, nn.Linear):
-        return module.out_features, module.in_features
-    return module.out_channels, module.in_channels
 
 
 class ModelGraph:
@@ -331,7 +325,7 @@ def _attach_recurrent_neurons(layers: list[PrunableLayer], groups: dict[int, lis
     feeding the neuron), tied to them by a residual group and reading their units."""
     for neuron, name in recurrent_neurons(modules).items():
         module = modules[name]
-        units, fan_in = _units(module)
+        units, fan_in = unit_counts(module)
         feeds = [la for la in layers if la.post_name == neuron]
         if not feeds or units != fan_in or any(f.num_units != units for f in feeds):
             raise ModelStructureError(
@@ -342,7 +336,8 @@ def _attach_recurrent_neurons(layers: list[PrunableLayer], groups: dict[int, lis
             )
         feed_names = {f.name for f in feeds}
         recurrent = PrunableLayer(
-            name, module, _kind(module), units, fan_in, is_multi_step(module), post_name=neuron,
+            name, module, layer_kind(module), units, fan_in, is_multi_step(module),
+            post_name=neuron,
             producers=[*(Producer(f.name, 1) for f in feeds), Producer(name, 1)],
             is_output=any(f.is_output for f in feeds), recurrent_of=feeds[0].name,
         )
@@ -371,8 +366,8 @@ def _inside_neurons(modules: dict[str, nn.Module]) -> set[str]:
 
 def _layer_from_nodes(g: ModelGraph, name: str, nodes: list[fx.Node]) -> PrunableLayer:
     module = g.modules[name]
-    units, fan_in = _units(module)
-    layer = PrunableLayer(name, module, _kind(module), units, fan_in, is_multi_step(module))
+    units, fan_in = unit_counts(module)
+    layer = PrunableLayer(name, module, layer_kind(module), units, fan_in, is_multi_step(module))
     producer_names: set[str] = set()
     for node in nodes:  # one node per call (several when a time loop calls the layer per step)
         found, reaches_input, concat = g.producers(node.args[0])
@@ -383,7 +378,7 @@ def _layer_from_nodes(g: ModelGraph, name: str, nodes: list[fx.Node]) -> Prunabl
         layer.is_output |= reaches_output
         _find_post_and_norm(g, layer, downstream)
     for pname in sorted(producer_names):
-        punits = _units(g.modules[pname])[0]
+        punits = unit_counts(g.modules[pname])[0]
         if layer.input_concat:
             # Columns come from several producers side by side: no per-unit block exists.
             layer.producers.append(Producer(pname, 0))
@@ -473,8 +468,9 @@ def _structure_from_execution(model: nn.Module, example_input: Any,
     for name in first_seen:
         module = modules[name]
         if isinstance(module, WEIGHT_LAYERS):
-            units, fan_in = _units(module)
-            layer = PrunableLayer(name, module, _kind(module), units, fan_in, is_multi_step(module))
+            units, fan_in = unit_counts(module)
+            layer = PrunableLayer(name, module, layer_kind(module), units, fan_in,
+                                  is_multi_step(module))
             if layers:
                 prev = layers[-1]
                 layer.producers.append(Producer(prev.name, max(fan_in // prev.num_units, 1)))

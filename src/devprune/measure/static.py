@@ -17,13 +17,13 @@ from typing import Any
 import torch
 from torch import nn
 
+from devprune.kinds import CONNECTION_LAYERS, is_spiking_neuron
 from devprune.masks import MaskSet
-from devprune.snn.base import is_spiking_neuron
 from devprune.structure import ModelStructure, PrunableLayer, discover
 
-# The layers NeuroBench's ConnectionSparsity reads (a recurrent weight that is an nn.Linear /
-# nn.Conv2d, as in snnTorch RLeaky, is one of them; nn.LSTM-style layers are refused).
-CONNECTION_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
+# CONNECTION_LAYERS (devprune.kinds) are the layers NeuroBench's ConnectionSparsity reads (a
+# recurrent weight that is an nn.Linear / nn.Conv2d, as in snnTorch RLeaky, is one of them;
+# nn.LSTM-style layers are refused).
 # torch.nn.utils.prune keeps the dense weight as ``weight_orig`` and a ``weight_mask`` buffer;
 # a deployed model stores the weight once and no mask.
 WEIGHT_PARAM_NAMES = ("weight", "weight_orig")

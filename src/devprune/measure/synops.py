@@ -15,9 +15,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from devprune.kinds import CONNECTION_LAYERS
 from devprune.snn.layers import is_multi_step
 
-SUPPORTED_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
+SUPPORTED_LAYERS = CONNECTION_LAYERS  # the layers whose synaptic operations are counted
 
 
 def spatial_dims(layer: nn.Module) -> int:

@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from devprune.errors import DataError, ModelStructureError
+from devprune.kinds import ACTIVATION_MODULES, AVG_POOLS, is_spiking_neuron
 from devprune.measure.energy import EnergyModel
 from devprune.measure.neurons import MembraneProbes
 from devprune.measure.synops import (
@@ -36,14 +37,9 @@ from devprune.measure.synops import (
     fold_rows,
     ops_per_row,
 )
-from devprune.snn.base import is_spiking_neuron
 from devprune.snn.layers import is_multi_step
-from devprune.structure import ACTIVATION_MODULES, discover
+from devprune.structure import discover
 
-AVG_POOLS = {
-    nn.AvgPool1d: 1, nn.AvgPool2d: 2, nn.AvgPool3d: 3,
-    nn.AdaptiveAvgPool1d: 1, nn.AdaptiveAvgPool2d: 2, nn.AdaptiveAvgPool3d: 3,
-}
 DEFAULT_ENERGY = EnergyModel()  # frozen, so sharing one default instance is safe
 # Tolerance when recovering spike counts from average-pooled values (mean of up to a few
 # thousand 0/1 values in float32 is exact to ~1e-4 of one spike).
