@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch import nn
 
+from devprune.errors import ConfigError
 from devprune.pruning.sdsnn import (
     SDSNNConfig,
     SDSNNPruner,
@@ -183,3 +184,22 @@ def test_units_the_cap_defers_count_as_pruned_for_the_rate_rule():
         assert events["neurons_pruned"] == {"0": 1 if cap < 1 else 4}
         rates[cap] = p.rates["0"]
     assert rates[0.1] == rates[1.0] == pytest.approx(40 + (10 - 4) / 10)
+
+
+def test_no_pruning_or_regrowth_after_end_while_ranges_go_on():
+    model, p = _mlp(count_threshold=1, fc_rate=30.0, every_batches=1, end=3)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    x, y = torch.rand(8, 4), torch.randint(0, 3, (8,))
+    for _ in range(6):  # steps 0..5: ranges at 0, 2C = 2, development at 3 only (end = 3)
+        _batch(model, p, opt, x, y)
+    steps = p.on_epoch_end(0)["steps"]
+    developing = [e["step"] for e in steps if "neurons_pruned" in e]
+    assert developing == [3]
+    assert all("ranges" in e for e in steps[1:])  # ranges still update after the end
+    assert not p._accumulating()  # no regrowth signal gathered for steps that cannot use it
+
+
+@pytest.mark.parametrize("end", [2, 0, -1])
+def test_end_must_come_after_2c(end):
+    with pytest.raises(ConfigError, match="prune.sdsnn.end"):
+        SDSNNConfig(count_threshold=1, end=end)

@@ -108,6 +108,9 @@ class SDSNNConfig:
             unit (None = on in default mode, off in reference mode).
         max_step_fraction: the most of a layer's units one step may newly prune, the least
             important first (None = 0.1 in default mode, 1 = no cap in reference mode).
+        end: the last step that prunes or regrows (None = none, the reference); ranges and
+            clipping go on after it. Short runs set it so the last epoch trains a settled
+            structure (docs/SDSNN.md#sdsnn-end).
     """
 
     mode: Mode = "default"
@@ -141,6 +144,7 @@ class SDSNNConfig:
     every_batches: int = 0
     silent_first: bool | None = None
     max_step_fraction: float | None = None
+    end: int | None = None
 
     def __post_init__(self) -> None:
         _check_choice(self.mode, ("default", "reference"), "mode")
@@ -167,6 +171,8 @@ class SDSNNConfig:
             _check(0 <= value <= 1, name, "must be a fraction of fan-in in [0, 1]")
         _check(isinstance(self.every_batches, int) and self.every_batches >= 0,
                "every_batches", "must be an integer >= 0 (0 = one step per epoch)")
+        _check(self.end is None or (isinstance(self.end, int) and self.end > self.prune_after),
+               "end", f"must be a step index after 2C = {self.prune_after} (or null: no end)")
         _check(self.max_step_fraction is None or 0 < self.max_step_fraction <= 1,
                "max_step_fraction", "must be a fraction in (0, 1] (1 = no cap) or null")
         if self.mode == "default" and self.regrow_signal in ("weight", "magnitude"):
@@ -180,6 +186,10 @@ class SDSNNConfig:
     def prune_after(self) -> int:
         """Pruning and regrowth run at epochs > 2C (the reference's e > 36)."""
         return 2 * self.count_threshold
+
+    def develops_at(self, step: int) -> bool:
+        """Whether step ``step`` prunes and regrows: after 2C and up to ``end``."""
+        return step > self.prune_after and (self.end is None or step <= self.end)
 
     @property
     def clip_start(self) -> int:
@@ -365,7 +375,7 @@ class SDSNNPruner(MaskedPruner):
     # -- per batch: gradient signal for regrowth under hard masks, activity, cadence --------
     def _accumulating(self) -> bool:
         return (bool(self.regrowth) and self.cfg.signal == "gradient"
-                and self.next_epoch > self.cfg.prune_after)
+                and self.cfg.develops_at(self.next_epoch))
 
     def on_batch_start(self) -> None:
         if self.recorder is not None and self.model.training:
@@ -441,7 +451,7 @@ class SDSNNPruner(MaskedPruner):
         events: dict[str, Any] = {"step": epoch, "ranges": self._update_ranges()}
         if epoch > self.cfg.clip_start:
             events["clipped"] = self._clip()
-        if epoch > self.cfg.prune_after:
+        if self.cfg.develops_at(epoch):
             regrown: dict[str, torch.Tensor] = {}
             if self.regrowth:
                 events["regrowth"], regrown = self._regrow(epoch)
