@@ -16,13 +16,15 @@ from devprune.pruning.schedules import SettlingCadence, settling_cadence
 
 
 def test_short_run_steps_every_n_batches_by_hand() -> None:
-    # kappa 12: e0 + 4 kappa = 2 + 48 = 50 steps must fit in the 2 * 540 batches before the
-    # last epoch: one step every floor(1080 / 50) = 21 batches.
-    assert settling_cadence(3, 540, 12) == SettlingCadence(21, 2, 2)
-    # kappa 13, one epoch: 54 steps in its 540 batches -> every 10.
+    # 3 epochs of 540 batches, kappa 12: the first epoch trains (warm-up), and the
+    # 4 * 12 = 48 steps of development fit in epoch 2's 540 batches: every floor(540 / 48)
+    # = 11 batches, from step 540 // 11 = 49 (it ends batch 550, the first after the
+    # warm-up).
+    assert settling_cadence(3, 540, 12) == SettlingCadence(11, 49, 49)
+    # kappa 13, one epoch: no warm-up, 2 + 52 = 54 steps in its 540 batches -> every 10.
     assert settling_cadence(1, 540, 13) == SettlingCadence(10, 2, 2)
-    # Too few batches: a step after every batch.
-    assert settling_cadence(2, 10, 13) == SettlingCadence(1, 2, 2)
+    # Two epochs: no warm-up either; 100 // 54 = 1.
+    assert settling_cadence(2, 100, 13) == SettlingCadence(1, 2, 2)
 
 
 def test_long_run_keeps_per_epoch_steps_from_epoch_five() -> None:
@@ -43,6 +45,8 @@ def test_developmental_factor_has_fallen_when_the_last_epoch_begins(
         first_step_of_last_epoch = (epochs - 1) * batches // cadence.every_batches
     g = developmental_factor(first_step_of_last_epoch, cadence.e0, kappa)
     assert g <= math.exp(-4) + 1e-12
+    if epochs >= 3 and cadence.every_batches:  # nothing pruned in the first epoch
+        assert cadence.every_batches * (cadence.start + 1) > batches
 
 
 def test_bad_run_length_is_refused() -> None:
@@ -52,9 +56,11 @@ def test_bad_run_length_is_refused() -> None:
 
 def test_dpap_config_for_run_uses_its_largest_kappa_and_lets_given_keys_win() -> None:
     config = DPAPConfig.for_run(3, 540)  # default kappas: conv 12, fc 13 -> 13 rules
-    assert (config.every_batches, config.start, config.e0) == (20, 2, 2)  # 1080 // 54
+    # every 540 // 52 = 10 batches, from step 540 // 10 = 54
+    assert (config.every_batches, config.start, config.e0) == (10, 54, 54)
     config = DPAPConfig.for_run(3, 540, every_batches=7, fc_neuron_kappa=20.0)
-    assert (config.every_batches, config.start, config.e0) == (7, 2, 2)
+    # the given cadence wins and sets the onset: 540 // 7 = 77
+    assert (config.every_batches, config.start, config.e0) == (7, 77, 77)
     assert config.fc_neuron_kappa == 20.0
 
 
@@ -65,10 +71,10 @@ def _mlp() -> torch.nn.Module:
 def test_build_pruner_fits_dpap_to_the_declared_run() -> None:
     x = torch.rand(4, 1, 28, 28)
     pruner = build_pruner("dpap", _mlp(), x, epochs=3, batches_per_epoch=540)
-    assert (pruner.config.every_batches, pruner.config.start) == (20, 2)
+    assert (pruner.config.every_batches, pruner.config.start) == (10, 54)
     pruner = build_pruner("dpap", _mlp(), x, {"fc_neuron_reserve": 4.0}, epochs=3,
                           batches_per_epoch=540)
-    assert pruner.config.fc_neuron_reserve == 4.0 and pruner.config.every_batches == 20
+    assert pruner.config.fc_neuron_reserve == 4.0 and pruner.config.every_batches == 10
 
 
 @pytest.mark.parametrize("method, config, kwargs, message", [

@@ -154,10 +154,12 @@ class DPAPConfig:
         """Settings for a run of ``epochs`` x ``batches_per_epoch`` training batches: the
         defaults (or ``settings``) with a step cadence under which the structure settles
         before the last epoch (docs/DPAP.md#dpap-run-length). Cadence keys given in
-        ``settings`` (``every_batches``, ``start``, ``e0``) win over the fitted ones."""
+        ``settings`` (``every_batches``, ``start``, ``e0``) win over the fitted ones (a given
+        ``every_batches`` also sets the onset)."""
         config = cls(**settings)
         kappa = max(config.conv_kappa, config.fc_neuron_kappa, config.fc_synapse_kappa)
-        cadence = settling_cadence(epochs, batches_per_epoch, kappa)
+        cadence = settling_cadence(epochs, batches_per_epoch, kappa,
+                                   every_batches=settings.get("every_batches"))
         fitted = {key: value for key, value in dataclasses.asdict(cadence).items()
                   if key not in settings}
         return dataclasses.replace(config, **fitted)

@@ -72,23 +72,37 @@ class SettlingCadence:
 
 
 def settling_cadence(epochs: int, batches_per_epoch: int, kappa: float, *,
-                     folds: int = 4, batch_onset: int = 2, epoch_onset: int = 5
-                     ) -> SettlingCadence:
-    """The step cadence under which ``g(e) = exp(-int((e - e0) / kappa))`` has fallen by
-    ``folds`` factors of e (``g <= e^-folds``) when the last epoch begins, so the structure
-    has settled and the last epoch trains a fixed network.
+                     every_batches: int | None = None, folds: int = 4, epoch_onset: int = 5,
+                     min_onset: int = 2) -> SettlingCadence:
+    """The step cadence under which the structure develops on a trained network and has
+    settled when the last epoch begins.
 
-    ``e0 + folds * kappa`` steps must fit in the first ``epochs - 1`` epochs. Runs long enough
-    for one step per epoch keep the reference's per-epoch steps from epoch ``epoch_onset``;
-    shorter ones step every N batches from period ``batch_onset``, N as large as allows (the
-    longest statistics windows). A one-epoch run settles by its end instead.
+    Settled: ``g(e) = exp(-int((e - e0) / kappa))`` has fallen by ``folds`` factors of e,
+    which takes ``folds * kappa`` steps after the onset ``e0``. Trained: runs of 3 or more
+    epochs start pruning after the first epoch (the reference prunes after epoch 5 of
+    hundreds); shorter ones after ``min_onset`` periods. Runs long enough for one step per
+    epoch keep the reference's per-epoch steps from epoch ``epoch_onset``; shorter ones step
+    every N batches, N as large as fits (the longest statistics windows). A one-epoch run
+    settles by its end instead. ``every_batches`` imposes N (0: per-epoch steps); the onset
+    then follows it.
     """
     if epochs < 1 or batches_per_epoch < 1:
         raise ValueError(f"need epochs >= 1 and batches_per_epoch >= 1, got {epochs} and "
                          f"{batches_per_epoch}")
-    if epochs - 1 >= epoch_onset + folds * kappa:
+    if every_batches == 0 or (every_batches is None
+                              and epochs - 1 >= epoch_onset + folds * kappa):
         return SettlingCadence(0, epoch_onset, epoch_onset)
-    settle_steps = batch_onset + folds * kappa
-    batches_before_last = batches_per_epoch * max(epochs - 1, 1)
-    every = max(1, int(batches_before_last // settle_steps))
-    return SettlingCadence(every, batch_onset, batch_onset)
+    warmup = batches_per_epoch if epochs >= 3 else 0
+    developing = batches_per_epoch * max(epochs - 1, 1)  # batches before the last epoch
+
+    def onset(every: int) -> int:
+        # step k ends batch every * (k + 1): the first one past the warm-up is warmup // every
+        return max(min_onset, warmup // every)
+
+    def settles(every: int) -> bool:  # g <= e^-folds at the last epoch's first step
+        return onset(every) + folds * kappa <= developing // every
+
+    every = every_batches or max(1, int((developing - warmup) // (folds * kappa)))
+    while not every_batches and every > 1 and not settles(every):
+        every -= 1
+    return SettlingCadence(every, onset(every), onset(every))
