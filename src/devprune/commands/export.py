@@ -21,10 +21,10 @@ from devprune.compact import compact
 from devprune.errors import ConfigError, DevpruneError, ModelStructureError
 from devprune.export.nir_graph import DEFAULT_DT, build_nir_graph, import_nir
 from devprune.export.nir_run import compare_spikes
+from devprune.kinds import WEIGHT_LAYERS
 from devprune.runner.data import load_split
 from devprune.runner.rundir import refuse_overwrite
 from devprune.runner.runmodel import RunModel, build_args, build_network, load_run
-from devprune.structure import WEIGHT_LAYERS
 from devprune.utils.io import atomic_write_bytes
 
 FORMATS = ("nir",)
