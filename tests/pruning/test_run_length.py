@@ -20,16 +20,17 @@ def test_short_run_steps_every_n_batches_by_hand() -> None:
     # 4 * 12 = 48 steps of development fit in epoch 2's 540 batches: every floor(540 / 48)
     # = 11 batches, from step 540 // 11 = 49 (it ends batch 550, the first after the
     # warm-up).
-    assert settling_cadence(3, 540, 12) == SettlingCadence(11, 49, 49)
+    assert settling_cadence(3, 540, 12) == SettlingCadence(11, 49, 49, 97)
+    # ... and its last step ends batch 11 * 98 = 1078 of the 1080 before the last epoch
     # kappa 13, one epoch: no warm-up, 2 + 52 = 54 steps in its 540 batches -> every 10.
-    assert settling_cadence(1, 540, 13) == SettlingCadence(10, 2, 2)
+    assert settling_cadence(1, 540, 13) == SettlingCadence(10, 2, 2, None)
     # Two epochs: no warm-up either; 100 // 54 = 1.
-    assert settling_cadence(2, 100, 13) == SettlingCadence(1, 2, 2)
+    assert settling_cadence(2, 100, 13) == SettlingCadence(1, 2, 2, 99)
 
 
 def test_long_run_keeps_per_epoch_steps_from_epoch_five() -> None:
     # 5 + 4 * 12 = 53 epochs of development fit in the 59 before the last one.
-    assert settling_cadence(60, 100, 12) == SettlingCadence(0, 5, 5)
+    assert settling_cadence(60, 100, 12) == SettlingCadence(0, 5, 5, 58)
     assert settling_cadence(53, 100, 12).every_batches > 0  # 52 < 53: not yet
 
 
@@ -45,6 +46,9 @@ def test_developmental_factor_has_fallen_when_the_last_epoch_begins(
         first_step_of_last_epoch = (epochs - 1) * batches // cadence.every_batches
     g = developmental_factor(first_step_of_last_epoch, cadence.e0, kappa)
     assert g <= math.exp(-4) + 1e-12
+    last_step = (first_step_of_last_epoch - 1 if cadence.every_batches
+                 else epochs - 2)
+    assert cadence.end == last_step  # no step of the last epoch prunes
     if epochs >= 3 and cadence.every_batches:  # nothing pruned in the first epoch
         assert cadence.every_batches * (cadence.start + 1) > batches
 
@@ -57,10 +61,10 @@ def test_bad_run_length_is_refused() -> None:
 def test_dpap_config_for_run_uses_its_largest_kappa_and_lets_given_keys_win() -> None:
     config = DPAPConfig.for_run(3, 540)  # default kappas: conv 12, fc 13 -> 13 rules
     # every 540 // 52 = 10 batches, from step 540 // 10 = 54
-    assert (config.every_batches, config.start, config.e0) == (10, 54, 54)
+    assert (config.every_batches, config.start, config.e0, config.end) == (10, 54, 54, 107)
     config = DPAPConfig.for_run(3, 540, every_batches=7, fc_neuron_kappa=20.0)
     # the given cadence wins and sets the onset: 540 // 7 = 77
-    assert (config.every_batches, config.start, config.e0) == (7, 77, 77)
+    assert (config.every_batches, config.start, config.e0, config.end) == (7, 77, 77, 153)
     assert config.fc_neuron_kappa == 20.0
 
 
@@ -88,3 +92,23 @@ def test_build_pruner_refuses_an_unusable_run_length(method: str, config: object
                                                      kwargs: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         build_pruner(method, _mlp(), torch.rand(4, 1, 28, 28), config, **kwargs)
+
+
+def test_dpap_prunes_nothing_after_end() -> None:
+    from tests.pruning.loop import train_batches
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(6, 12), torch.nn.ReLU(), torch.nn.Linear(12, 3))
+    config = DPAPConfig(every_batches=1, start=0, e0=0, end=2, fc_neuron_reserve=0.0,
+                        fc_synapse_reserve=0.0, fc_neuron_offset=3.0, fc_synapse_offset=3.0)
+    pruner = build_pruner("dpap", model, torch.rand(4, 6), config)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    x, y = torch.rand(8, 6), torch.randint(0, 3, (8,))
+    train_batches(model, pruner, opt, x, 5, lambda out: torch.nn.functional.cross_entropy(out, y))
+    events = pruner.on_epoch_end(0)
+    assert events["steps"] == [0, 1, 2, 3, 4] and events["pruning_steps"] == 3  # 0, 1, 2
+
+
+def test_dpap_end_before_start_is_refused() -> None:
+    with pytest.raises(ConfigError, match=r"prune\.dpap\.end"):
+        DPAPConfig(start=5, end=4)

@@ -201,5 +201,5 @@ def test_no_pruning_or_regrowth_after_end_while_ranges_go_on():
 
 @pytest.mark.parametrize("end", [2, 0, -1])
 def test_end_must_come_after_2c(end):
-    with pytest.raises(ConfigError, match="prune.sdsnn.end"):
+    with pytest.raises(ConfigError, match=r"prune\.sdsnn\.end"):
         SDSNNConfig(count_threshold=1, end=end)

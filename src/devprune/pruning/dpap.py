@@ -67,6 +67,8 @@ class DPAPConfig:
             training batches (then ``start``, ``e0`` and the ``*_kappa`` count steps).
         start: first step index ``e`` (epoch, or completed N-batch period, 0-based) that
             prunes; BC prunes after epoch 5 (``epoch > 4``).
+        end: the last step that prunes (None = no end, the reference: g(e) fades pruning
+            out by itself); ``for_run`` sets it to the last step before the last epoch.
         e0: onset of the developmental factor ``g(e) = exp(-int((e - e0) / kappa))``.
         gamma: reserve retention per step.
         low_percentile / high_percentile: the robust normalisation range ``(P_low, P_high)``
@@ -100,6 +102,7 @@ class DPAPConfig:
     ann_activity: Literal["pre", "post"] = "pre"
     every_batches: int = 0
     start: int = 5
+    end: int | None = None
     e0: int = 5
     gamma: float = 0.999
     low_percentile: float = 0.0
@@ -136,6 +139,8 @@ class DPAPConfig:
             _require(getattr(self, name) in allowed, name, f"must be one of {list(allowed)}")
         _require(0 < self.trace_decay <= 1, "trace_decay", "must be in (0, 1], e.g. 0.5")
         _require(self.every_batches >= 0, "every_batches", "must be >= 0 (0 = every epoch)")
+        _require(self.end is None or self.end >= self.start, "end",
+                 f"must be a step index >= start ({self.start}), or null for no end")
         _require(0 < self.gamma <= 1, "gamma", "must be in (0, 1], e.g. 0.999")
         _require(0 <= self.low_percentile < self.high_percentile <= 100, "low_percentile",
                  "need 0 <= low_percentile < high_percentile <= 100 (e.g. 0 and 75)")
@@ -154,8 +159,8 @@ class DPAPConfig:
         """Settings for a run of ``epochs`` x ``batches_per_epoch`` training batches: the
         defaults (or ``settings``) with a step cadence under which the structure settles
         before the last epoch (docs/DPAP.md#dpap-run-length). Cadence keys given in
-        ``settings`` (``every_batches``, ``start``, ``e0``) win over the fitted ones (a given
-        ``every_batches`` also sets the onset)."""
+        ``settings`` (``every_batches``, ``start``, ``e0``, ``end``) win over the fitted ones
+        (a given ``every_batches`` also sets the onset and the end)."""
         config = cls(**settings)
         kappa = max(config.conv_kappa, config.fc_neuron_kappa, config.fc_synapse_kappa)
         cadence = settling_cadence(epochs, batches_per_epoch, kappa,
@@ -441,7 +446,7 @@ class DPAPPruner(MaskedPruner):
     @torch.no_grad()
     def prune_step(self, step: int) -> dict[str, Any]:
         """One DPAP step at index ``step`` (epoch or N-batch period); returns its events."""
-        if step < self.cfg.start:
+        if step < self.cfg.start or (self.cfg.end is not None and step > self.cfg.end):
             return {"step": step, "pruned": False}
         factors = {kind: developmental_factor(step, self.cfg.e0, self.cfg.constants(kind).kappa)
                    for kind in ("conv", "fc_neuron", "fc_synapse")}

@@ -69,6 +69,7 @@ class SettlingCadence:
     every_batches: int  # 0 = one step per epoch
     start: int          # first step that prunes
     e0: int             # onset of g(e)
+    end: int | None     # last step that prunes (None: the run's end)
 
 
 def settling_cadence(epochs: int, batches_per_epoch: int, kappa: float, *,
@@ -83,15 +84,16 @@ def settling_cadence(epochs: int, batches_per_epoch: int, kappa: float, *,
     hundreds); shorter ones after ``min_onset`` periods. Runs long enough for one step per
     epoch keep the reference's per-epoch steps from epoch ``epoch_onset``; shorter ones step
     every N batches, N as large as fits (the longest statistics windows). A one-epoch run
-    settles by its end instead. ``every_batches`` imposes N (0: per-epoch steps); the onset
-    then follows it.
+    settles by its end instead. ``end`` is the last step before the last epoch, so no step
+    of the last epoch prunes even where ``g`` has not quite reached zero. ``every_batches``
+    imposes N (0: per-epoch steps); the onset and the end then follow it.
     """
     if epochs < 1 or batches_per_epoch < 1:
         raise ValueError(f"need epochs >= 1 and batches_per_epoch >= 1, got {epochs} and "
                          f"{batches_per_epoch}")
     if every_batches == 0 or (every_batches is None
                               and epochs - 1 >= epoch_onset + folds * kappa):
-        return SettlingCadence(0, epoch_onset, epoch_onset)
+        return SettlingCadence(0, epoch_onset, epoch_onset, epochs - 2 if epochs > 1 else None)
     warmup = batches_per_epoch if epochs >= 3 else 0
     developing = batches_per_epoch * max(epochs - 1, 1)  # batches before the last epoch
 
@@ -105,4 +107,6 @@ def settling_cadence(epochs: int, batches_per_epoch: int, kappa: float, *,
     every = every_batches or max(1, int((developing - warmup) // (folds * kappa)))
     while not every_batches and every > 1 and not settles(every):
         every -= 1
-    return SettlingCadence(every, onset(every), onset(every))
+    # the last step ending inside the epochs before the last (a one-epoch run: no end)
+    end = developing // every - 1 if epochs > 1 else None
+    return SettlingCadence(every, onset(every), onset(every), end)
