@@ -63,6 +63,9 @@ class DPAPConfig:
             (M and A restart after each pruning step, DR small SNNs); theta never restarts.
         ann_activity: for ANN layers, the activity is the layer's own output (``pre``
             activation, the reference) or the activation module's output (``post``).
+        cadence: ``manual`` (the four keys below as given) or ``fit``: ``every_batches``,
+            ``start``, ``e0`` and ``end`` chosen from the run's length so the structure
+            settles before the last epoch (docs/DPAP.md#dpap-run-length).
         every_batches: 0 = one pruning step per epoch (reference); N > 0 = one step every N
             training batches (then ``start``, ``e0`` and the ``*_kappa`` count steps).
         start: first step index ``e`` (epoch, or completed N-batch period, 0-based) that
@@ -100,6 +103,7 @@ class DPAPConfig:
     theta: Literal["per_unit", "per_slot"] = "per_unit"
     accumulation: Literal["cumulative", "per_step"] = "cumulative"
     ann_activity: Literal["pre", "post"] = "pre"
+    cadence: Literal["manual", "fit"] = "manual"
     every_batches: int = 0
     start: int = 5
     end: int | None = None
@@ -134,6 +138,7 @@ class DPAPConfig:
             "residual": ("group", "exclude"), "readout": ("last", "mean"),
             "theta": ("per_unit", "per_slot"), "accumulation": ("cumulative", "per_step"),
             "ann_activity": ("pre", "post"), "normalise_over": ("auto", "alive", "all"),
+            "cadence": ("manual", "fit"),
         }
         for name, allowed in choices.items():
             _require(getattr(self, name) in allowed, name, f"must be one of {list(allowed)}")
@@ -161,19 +166,36 @@ class DPAPConfig:
         before the last epoch (docs/DPAP.md#dpap-run-length). Cadence keys given in
         ``settings`` (``every_batches``, ``start``, ``e0``, ``end``) win over the fitted ones
         (a given ``every_batches`` also sets the onset and the end)."""
-        config = cls(**settings)
-        kappa = max(config.conv_kappa, config.fc_neuron_kappa, config.fc_synapse_kappa)
-        cadence = settling_cadence(epochs, batches_per_epoch, kappa,
-                                   every_batches=settings.get("every_batches"))
+        config = cls(**{"cadence": "fit", **settings})
+        return config.fit_to_run(epochs, batches_per_epoch, keep=tuple(settings))
+
+    def fit_to_run(self, epochs: int, batches_per_epoch: int,
+                   keep: tuple[str, ...] = ()) -> DPAPConfig:
+        """With ``cadence: fit``, these settings with ``every_batches``, ``start``, ``e0``
+        and ``end`` chosen for the run (all but the ``keep`` ones); else unchanged."""
+        if self.cadence != "fit":
+            return self
+        if not keep:
+            given = [key for key in CADENCE_KEYS if getattr(self, key) != _DEFAULTS[key]]
+            _require(not given, "cadence", f"'fit' chooses {list(CADENCE_KEYS)} from the run; "
+                     f"remove {given} or set cadence: manual")
+        kappa = max(self.conv_kappa, self.fc_neuron_kappa, self.fc_synapse_kappa)
+        cadence = settling_cadence(
+            epochs, batches_per_epoch, kappa,
+            every_batches=self.every_batches if "every_batches" in keep else None)
         fitted = {key: value for key, value in dataclasses.asdict(cadence).items()
-                  if key not in settings}
-        return dataclasses.replace(config, **fitted)
+                  if key not in keep}
+        return dataclasses.replace(self, **fitted)
 
     @property
     def alive_only(self) -> bool:
         if self.normalise_over == "auto":
             return self.mode == "default"
         return self.normalise_over == "alive"
+
+
+CADENCE_KEYS = ("every_batches", "start", "e0", "end")
+_DEFAULTS = {f.name: f.default for f in dataclasses.fields(DPAPConfig)}
 
 
 def _require(ok: bool, name: str, what: str) -> None:

@@ -151,6 +151,13 @@ class Session:
         return self.rank == 0
 
 
+def _fitted_to_run(method_config: Any, epochs: int, batches_per_epoch: int) -> Any:
+    """A method's settings with the schedule fitted to this run where the method can and is
+    asked to (``fit_to_run``; DPAP's ``cadence: fit``)."""
+    fit = getattr(method_config, "fit_to_run", None)
+    return method_config if fit is None else fit(epochs, batches_per_epoch)
+
+
 def build_session(cfg: Config, out: Path) -> Session:
     """Data, model, pruner, optimizer and schedule, all seeded from ``cfg``."""
     from devprune.models import get_loss
@@ -160,7 +167,7 @@ def build_session(cfg: Config, out: Path) -> Session:
     data = build_run_data(cfg.data, device, cfg.measure.subset, rank=rank, world_size=world)
     model = build_network(build_args(cfg)).to(device)
     pruner = build_pruner(cfg.prune.method, model, data.example_input.to(device),
-                          cfg.method_config())
+                          _fitted_to_run(cfg.method_config(), cfg.train.epochs, len(data.train)))
     check_compaction(cfg, pruner)
     optimizer = build_optimizer(model, cfg.train)
     pruner.bind_optimizer(optimizer)
