@@ -112,3 +112,11 @@ def test_dpap_prunes_nothing_after_end() -> None:
 def test_dpap_end_before_start_is_refused() -> None:
     with pytest.raises(ConfigError, match=r"prune\.dpap\.end"):
         DPAPConfig(start=5, end=4)
+
+
+def test_short_runs_raise_the_reserves_not_given() -> None:
+    short = DPAPConfig.for_run(3, 540, fc_neuron_reserve=4.0)
+    assert (short.conv_reserve, short.fc_neuron_reserve, short.fc_synapse_reserve) == (
+        15.0, 4.0, 15.0)
+    long = DPAPConfig.for_run(100, 540)  # per-epoch steps: the reference's P0 = 10 stays
+    assert long.every_batches == 0 and long.fc_synapse_reserve == 10.0

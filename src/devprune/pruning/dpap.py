@@ -165,9 +165,20 @@ class DPAPConfig:
         defaults (or ``settings``) with a step cadence under which the structure settles
         before the last epoch (docs/DPAP.md#dpap-run-length). Cadence keys given in
         ``settings`` (``every_batches``, ``start``, ``e0``, ``end``) win over the fitted ones
-        (a given ``every_batches`` also sets the onset and the end)."""
+        (a given ``every_batches`` also sets the onset and the end).
+
+        A run too short for per-epoch steps has one epoch, not hundreds, to recover from
+        what it prunes: reserves not given are raised to ``SHORT_RUN_RESERVE`` (measured:
+        an MLP on MNIST, 3 epochs, lost 1.8 points at 18% kept with P0 = 10 and 0.7 at 40%
+        with 15; docs/DPAP.md#dpap-run-length)."""
         config = cls(**{"cadence": "fit", **settings})
-        return config.fit_to_run(epochs, batches_per_epoch, keep=tuple(settings))
+        config = config.fit_to_run(epochs, batches_per_epoch, keep=tuple(settings))
+        if config.every_batches == 0:
+            return config
+        raised = {f"{kind}_reserve": max(SHORT_RUN_RESERVE, getattr(config, f"{kind}_reserve"))
+                  for kind in ("conv", "fc_neuron", "fc_synapse")
+                  if f"{kind}_reserve" not in settings}
+        return dataclasses.replace(config, **raised)
 
     def fit_to_run(self, epochs: int, batches_per_epoch: int,
                    keep: tuple[str, ...] = ()) -> DPAPConfig:
@@ -195,6 +206,7 @@ class DPAPConfig:
 
 
 CADENCE_KEYS = ("every_batches", "start", "e0", "end")
+SHORT_RUN_RESERVE = 15.0  # P0 for runs that step every N batches (DPAPConfig.for_run)
 _DEFAULTS = {f.name: f.default for f in dataclasses.fields(DPAPConfig)}
 
 
