@@ -7,6 +7,9 @@ Every neuron runs the same three-phase step per time step, iterating with ``x.un
     s = surrogate(u - threshold)        # exact 0./1. spikes, surrogate gradient
     u = reset(u, s)                     # hard: u * (1 - s) + s * v_reset; soft: u - s * threshold
 
+With autograd off (eval, compacted inference) the same loop runs without the surrogate
+function and in place (:meth:`MembraneNeuron.run_inference`), spike for spike equal.
+
 The membrane starts at ``v_reset`` (0 by default) at every call, so no state survives a
 call. ``detach_reset`` stops the gradient through the reset term (BrainCog detaches it; the
 STBP reference does not).
@@ -84,9 +87,14 @@ class MembraneNeuron(BaseNeuron):
         return self.run(x, self.charge)
 
     def run(self, x: torch.Tensor, charge: ChargeFn) -> torch.Tensor:
-        """The charge-fire-reset loop over ``x.unbind(0)`` with the given charge function."""
-        if not torch.is_grad_enabled():
-            return self.run_inference(x, charge)
+        """The charge-fire-reset loop with the given charge function: differentiable while
+        autograd records, the lean :meth:`run_inference` otherwise (same spikes)."""
+        if torch.is_grad_enabled():
+            return self.run_differentiable(x, charge)
+        return self.run_inference(x, charge)
+
+    def run_differentiable(self, x: torch.Tensor, charge: ChargeFn) -> torch.Tensor:
+        """The loop over ``x.unbind(0)`` with surrogate-gradient spikes."""
         steps = x.unbind(0)
         u = self.initial_membrane(steps[0])
         spikes = []
