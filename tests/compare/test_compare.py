@@ -87,16 +87,18 @@ def test_tiny_grid_runs_resumes_and_matches(tmp_path: Path) -> None:
         assert (out / png).read_bytes()[:4] == b"\x89PNG"
 
 
-def test_a_run_killed_before_its_first_checkpoint_is_set_aside(tmp_path: Path) -> None:
+def test_a_run_killed_before_its_first_checkpoint_restarts_in_place(tmp_path: Path) -> None:
     raw = _grid(tmp_path, seeds=[0], cells=[{"name": "dense"}])
     grid = grid_from_dict(raw)
     out = tmp_path / "out"
-    broken = out / "dense" / "seed-0"
-    broken.mkdir(parents=True)
-    (broken / "metrics.jsonl").write_text("")
     run_grid(grid, out, log=lambda _: None)
-    assert (broken / "summary.json").is_file()
-    assert len(list((out / "dense").glob("seed-0.incomplete-*"))) == 1
+    killed = out / "dense" / "seed-0"  # as a kill in epoch 1 leaves it: config, no checkpoint
+    for name in ("last.pt", "best.pt", "summary.json"):
+        (killed / name).unlink(missing_ok=True)
+    (killed / "metrics.jsonl").write_text("")
+    run_grid(grid, out, log=lambda _: None)
+    assert (killed / "summary.json").is_file() and (killed / "last.pt").is_file()
+    assert sorted(p.name for p in (out / "dense").iterdir()) == ["seed-0"]  # nothing set aside
 
 
 @pytest.mark.parametrize("change, message", [

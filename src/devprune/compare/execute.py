@@ -1,8 +1,8 @@
 """Running a grid: every cell in order, one process, resumable.
 
 A cell whose run directory holds ``summary.json`` is finished and never re-run; one with a
-``last.pt`` continues from it; one that died before its first checkpoint is set aside (kept,
-renamed) and started again. Matched cells read their targets from the matched cell's run at
+``last.pt`` continues from it; one that died before its first checkpoint starts again in
+place (train()'s own rule, as for ``devprune train --resume``). Matched cells read their targets from the matched cell's run at
 the same seed, so they run after it.
 """
 
@@ -15,7 +15,6 @@ from pathlib import Path
 from devprune.compare.grid import Cell, Grid
 from devprune.runner.config import load_config
 from devprune.runner.matching import match_overrides
-from devprune.runner.rundir import LAST
 from devprune.runner.rundir import SUMMARY_FILE as SUMMARY
 
 Log = Callable[[str], None]
@@ -35,20 +34,14 @@ def cell_overrides(cell: Cell, grid: Grid, out: Path) -> list[str]:
     return cell.all_overrides(extra)
 
 
-def _set_aside(run: Path) -> None:
-    """A run directory without a checkpoint (killed in its first epoch): keep it renamed."""
-    kept = run.with_name(f"{run.name}.incomplete-{time.strftime('%Y%m%d-%H%M%S')}")
-    run.rename(kept)
-
-
 def run_cell(cell: Cell, grid: Grid, out: Path, *, quiet: bool, log: Log) -> float:
     """Train one cell (or continue it); returns this call's wall-clock seconds."""
     from devprune.runner.train import train
 
     run = cell.run_dir(out)
-    resume = (run / LAST).is_file()
-    if run.exists() and not resume and any(run.iterdir()):
-        _set_aside(run)
+    # train() continues from last.pt, or restarts in place a run killed before its first
+    # checkpoint (and refuses a folder holding anything else): one rule for both commands.
+    resume = run.exists()
     cfg = load_config(cell.source, cell_overrides(cell, grid, out))
     cfg.run.name = f"{grid.name}.{cell.key}.seed-{cell.seed}"
     start = time.perf_counter()
