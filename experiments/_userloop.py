@@ -1,7 +1,8 @@
 """A user's own training loop with a devprune pruner in it, shared by the example scripts.
 
 It is the README's loop (the pruner's hooks around forward, backward and the optimizer step)
-over tensors held in memory, so a script only defines its model and data.
+over tensors held in memory, so a script only defines its model and data. Scripts that tests
+load by path put this folder on ``sys.path`` first.
 """
 
 from __future__ import annotations
@@ -70,9 +71,25 @@ def fit(model: nn.Module, pruner: Any, optimizer: torch.optim.Optimizer,
                 after_step()
             pruner.on_batch_end()
         events = pruner.on_epoch_end(epoch)
-        history.append({"epoch": epoch + 1, "test_accuracy": accuracy(model, x_test, y_test),
-                        "connectivity": events.get("connectivity"),
-                        "seconds": round(time.perf_counter() - start, 1)})
+        record = {"epoch": epoch + 1, "test_accuracy": accuracy(model, x_test, y_test),
+                  "connectivity": events.get("connectivity"),
+                  "seconds": round(time.perf_counter() - start, 1)}
+        layers = events.get("layers") or {}
+        for key in ("units_alive", "units_pruned"):
+            if all(key in v for v in layers.values()) and layers:
+                record[key] = {name: v[key] for name, v in layers.items()}
+        history.append(record)
         print(f"  epoch {epoch + 1}/{epochs}: test {history[-1]['test_accuracy']:.2%}, "
               f"connectivity {history[-1]['connectivity']}", flush=True)
     return history
+
+
+def pruned_weight_max(model: nn.Module, masks: Any) -> float:
+    """The largest |w| among the weights ``masks`` mark pruned (0.0 when hard masks hold)."""
+    modules = dict(model.named_modules())
+    worst = 0.0
+    for name in masks.names() if masks is not None else []:
+        pruned = ~masks[name]
+        if pruned.any():
+            worst = max(worst, float(modules[name].weight.detach()[pruned].abs().max()))
+    return worst

@@ -20,15 +20,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
+import sys
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # _userloop, also when loaded by path
+from _userloop import accuracy, fit, load_split, pruned_weight_max, rate_mse
+
 from devprune.compact import compact
-from devprune.data import get_dataset
 from devprune.measure import static_metrics, workload_metrics
 from devprune.pruning import build_pruner
 
@@ -65,26 +67,6 @@ class RLeakyNet(nn.Module):
 
 
 @torch.no_grad()
-def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 500) -> float:
-    was_training = model.training
-    model.eval()
-    correct = sum(int((model(x[i:i + batch]).argmax(1) == y[i:i + batch]).sum())
-                  for i in range(0, len(x), batch))
-    model.train(was_training)
-    return correct / len(x)
-
-
-def _pruned_weight_max(model: nn.Module, masks: Any) -> float:
-    modules = dict(model.named_modules())
-    worst = 0.0
-    for name in masks.names():
-        pruned = ~masks[name]
-        if pruned.any():
-            worst = max(worst, float(modules[name].weight.detach()[pruned].abs().max()))
-    return worst
-
-
-@torch.no_grad()
 def dead_but_firing(model: RLeakyNet, masks: Any, x: torch.Tensor) -> int:
     """Hidden neurons the masks count dead (no kept row in fc1 nor in the recurrence) that
     still emit a spike on ``x``: 0 when the recurrence is pruned with them."""
@@ -102,35 +84,19 @@ def dead_but_firing(model: RLeakyNet, masks: Any, x: torch.Tensor) -> int:
     return int((dead & fired).sum())
 
 
-def _data(train_samples: int, test_samples: int, generator: torch.Generator
-          ) -> tuple[torch.Tensor, ...]:
-    train = get_dataset("mnist", "train", val_fraction=0.0)
-    test = get_dataset("mnist", "test")
-    x_train, y_train = train.batch(torch.randperm(len(train), generator=generator)
-                                   [:train_samples])
-    x_test, y_test = test.batch(torch.arange(test_samples))
-    return x_train, y_train, x_test, y_test
-
-
 def dense_accuracy(*, train_samples: int = 20000, test_samples: int = 10000, epochs: int = 3,
                    batch: int = 100, hidden: int = 128, time_steps: int = 4, seed: int = 0,
                    lr: float = 5e-3) -> float:
     """The same recipe without pruning: the reference accuracy."""
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
-    x_train, y_train, x_test, y_test = _data(train_samples, test_samples, generator)
+    data = load_split("mnist", train_samples, test_samples, generator)
     model = RLeakyNet(hidden, time_steps)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    for _ in range(epochs):
-        order = torch.randperm(train_samples, generator=generator)
-        for i in range(0, train_samples, batch):
-            idx = order[i:i + batch]
-            loss = nn.functional.mse_loss(model(x_train[idx]),
-                                          nn.functional.one_hot(y_train[idx], 10).float())
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-    return accuracy(model, x_test, y_test)
+    pruner = build_pruner("none", model, data[0][:batch])
+    fit(model, pruner, optimizer, data, epochs=epochs, batch=batch, loss_fn=rate_mse,
+        generator=generator)
+    return accuracy(model, data[2], data[3])
 
 
 def run(*, train_samples: int = 20000, test_samples: int = 10000, epochs: int = 3,
@@ -141,37 +107,20 @@ def run(*, train_samples: int = 20000, test_samples: int = 10000, epochs: int = 
     settings = {**SETTINGS, **(settings or {})}
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
-    x_train, y_train, x_test, y_test = _data(train_samples, test_samples, generator)
+    data = load_split("mnist", train_samples, test_samples, generator)
+    x_train, x_test, y_test = data[0], data[2], data[3]
     model = RLeakyNet(hidden, time_steps)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     pruner = build_pruner("dpap", model, x_train[:batch], settings)
     pruner.bind_optimizer(optimizer)
     recurrent_tap = next(t for t in pruner.recorder.taps if t.layer == "lif1.recurrent")
-    worst_pruned = 0.0
-    history = []
-    start = time.perf_counter()
-    for epoch in range(epochs):
-        order = torch.randperm(train_samples, generator=generator)
-        for i in range(0, train_samples, batch):
-            idx = order[i:i + batch]
-            x, y = x_train[idx], y_train[idx]
-            pruner.on_batch_start()
-            out = model(x)
-            loss = nn.functional.mse_loss(out, nn.functional.one_hot(y, 10).float())
-            optimizer.zero_grad()
-            loss.backward()
-            pruner.on_after_backward()
-            optimizer.step()
-            pruner.on_after_step()
-            worst_pruned = max(worst_pruned, _pruned_weight_max(model, pruner.masks))
-            pruner.on_batch_end()
-        events = pruner.on_epoch_end(epoch)
-        history.append({"epoch": epoch + 1, "test_accuracy": accuracy(model, x_test, y_test),
-                        "connectivity": events["connectivity"],
-                        "units_alive": {n: v["units_alive"] for n, v in events["layers"].items()},
-                        "units_pruned": {n: v["units_pruned"]
-                                         for n, v in events["layers"].items()}})
-    seconds = time.perf_counter() - start
+    worst_pruned = [0.0]
+
+    def check_pruned() -> None:
+        worst_pruned[0] = max(worst_pruned[0], pruned_weight_max(model, pruner.masks))
+
+    history = fit(model, pruner, optimizer, data, epochs=epochs, batch=batch,
+                  loss_fn=rate_mse, generator=generator, after_step=check_pruned)
     model.eval()
     masks = pruner.masks
     static = static_metrics(model, masks)
@@ -184,7 +133,7 @@ def run(*, train_samples: int = 20000, test_samples: int = 10000, epochs: int = 
     return {
         "train_samples": train_samples, "test_samples": test_samples, "epochs": epochs,
         "hidden": hidden, "time_steps": time_steps, "seed": seed, "settings": settings,
-        "seconds": round(seconds, 1),
+        "seconds": history[-1]["seconds"],
         "history": history,
         "layers": [la.name for la in pruner.layers],
         "recurrent_pre_module": recurrent_tap.pre_module,
@@ -195,7 +144,7 @@ def run(*, train_samples: int = 20000, test_samples: int = 10000, epochs: int = 
         "layer_connectivity": {n: static["layers"][n]["connectivity"] for n in masks.names()},
         "units_alive": units,
         "dead_but_firing": dead_but_firing(model, masks, x_test[:500]),
-        "max_abs_pruned_weight": worst_pruned,
+        "max_abs_pruned_weight": worst_pruned[0],
         "params": sum(p.numel() for p in model.parameters()),
         "params_compacted": sum(p.numel() for p in small.parameters()),
         "compacted_shapes": {n: list(dict(small.named_modules())[n].weight.shape)

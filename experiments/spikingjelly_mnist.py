@@ -15,14 +15,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
+import sys
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # _userloop, also when loaded by path
+from _userloop import accuracy, fit, load_split, pruned_weight_max, rate_mse
+
 from devprune.compact import compact
-from devprune.data import get_dataset
 from devprune.measure import static_metrics, workload_metrics
 from devprune.pruning import build_pruner
 
@@ -74,63 +77,25 @@ class SpikingJellyCSNN(nn.Module):
         return self.net(frames).mean(0)
 
 
-@torch.no_grad()
-def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 500) -> float:
-    model.eval()
-    correct = sum(int((model(x[i:i + batch]).argmax(1) == y[i:i + batch]).sum())
-                  for i in range(0, len(x), batch))
-    model.train()
-    return correct / len(x)
-
-
-def _pruned_weight_max(model: nn.Module, masks: Any) -> float:
-    modules = dict(model.named_modules())
-    worst = 0.0
-    for name in masks.names() if masks is not None else []:
-        weight = modules[name].weight.detach()
-        pruned = ~masks[name]
-        if pruned.any():
-            worst = max(worst, float(weight[pruned].abs().max()))
-    return worst
-
-
 def run(method: str = "dpap", *, train_samples: int = 6000, test_samples: int = 2000,
         epochs: int = 3, batch: int = 100, time_steps: int = 4, seed: int = 0,
         lr: float = 5e-3) -> dict[str, Any]:
     """Train, prune, measure and compact; returns the numbers (JSON-able)."""
     torch.manual_seed(seed)
-    train = get_dataset("mnist", "train", val_fraction=0.0)
-    test = get_dataset("mnist", "test")
     generator = torch.Generator().manual_seed(seed)
-    x_train, y_train = train.batch(torch.randperm(len(train), generator=generator)
-                                   [:train_samples])
-    x_test, y_test = test.batch(torch.arange(test_samples))
+    data = load_split("mnist", train_samples, test_samples, generator)
+    x_train, x_test, y_test = data[0], data[2], data[3]
     model = SpikingJellyCSNN(time_steps)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     pruner = build_pruner(method, model, x_train[:batch], SETTINGS[method])
     pruner.bind_optimizer(optimizer)
-    worst_pruned = 0.0
-    history = []
-    start = time.perf_counter()
-    for epoch in range(epochs):
-        order = torch.randperm(train_samples, generator=generator)
-        for i in range(0, train_samples, batch):
-            idx = order[i:i + batch]
-            x, y = x_train[idx], y_train[idx]
-            pruner.on_batch_start()
-            out = model(x)
-            loss = nn.functional.mse_loss(out, nn.functional.one_hot(y, 10).float())
-            optimizer.zero_grad()
-            loss.backward()
-            pruner.on_after_backward()
-            optimizer.step()
-            pruner.on_after_step()
-            worst_pruned = max(worst_pruned, _pruned_weight_max(model, pruner.masks))
-            pruner.on_batch_end()
-        events = pruner.on_epoch_end(epoch)
-        history.append({"epoch": epoch, "test_accuracy": accuracy(model, x_test, y_test),
-                        "connectivity": events.get("connectivity")})
-    seconds = time.perf_counter() - start
+    worst_pruned = [0.0]
+
+    def check_pruned() -> None:
+        worst_pruned[0] = max(worst_pruned[0], pruned_weight_max(model, pruner.masks))
+
+    history = fit(model, pruner, optimizer, data, epochs=epochs, batch=batch,
+                  loss_fn=rate_mse, generator=generator, after_step=check_pruned)
     model.eval()
     masks = pruner.masks
     static = static_metrics(model, masks)
@@ -143,13 +108,13 @@ def run(method: str = "dpap", *, train_samples: int = 6000, test_samples: int = 
     return {
         "method": method,
         "train_samples": train_samples, "epochs": epochs, "time_steps": time_steps,
-        "seconds": round(seconds, 1),
+        "seconds": history[-1]["seconds"],
         "history": history,
         "test_accuracy": accuracy(model, x_test, y_test),
         "compacted_test_accuracy": accuracy(small, x_test, y_test),
         "connectivity": static["Connectivity"],
         "units_alive": units,
-        "max_abs_pruned_weight": worst_pruned,
+        "max_abs_pruned_weight": worst_pruned[0],
         "params": sum(p.numel() for p in model.parameters()),
         "params_compacted": sum(p.numel() for p in small.parameters()),
         "compacted_outputs_equal": equal,
