@@ -249,6 +249,14 @@ def test_an_operation_without_nir_equivalent_is_refused() -> None:
         to_nir(_UnknownOp(), None, torch.rand(2, 4))
 
 
+def test_a_recurrent_weight_is_refused_naming_it() -> None:
+    pytest.importorskip("snntorch")
+    from tests.core.test_recurrent import LinearRecurrence
+
+    with pytest.raises(ModelStructureError, match=r"recurrent weight\(s\) \['rec'\]"):
+        to_nir(LinearRecurrence(), None, torch.rand(2, 5))
+
+
 def test_every_refusal_is_one_line() -> None:
     model, example = build_case("snn-braincog-cifar")
     with pytest.raises(ModelStructureError) as info:

@@ -44,7 +44,7 @@ from devprune.snn.base import is_spiking_neuron
 from devprune.snn.encoders import BernoulliEncoder, DirectEncoder, EventFrameEncoder
 from devprune.snn.layers import is_multi_step
 from devprune.snn.neurons import IF, LIF, PLIF, STBPLIF
-from devprune.structure import ADD_OPS, LeafTracer
+from devprune.structure import ADD_OPS, LeafTracer, discover
 
 DEFAULT_DT = 1e-4
 NEURON_TYPES = (STBPLIF, LIF, PLIF, IF)
@@ -544,6 +544,21 @@ def _check_time_steps_match(model: nn.Module, steps: int) -> None:
                                   f"ran {steps}")
 
 
+def _refuse_recurrence(model: nn.Module, example_input: Any) -> None:
+    """NIR graphs here are feed-forward: name a recurrent weight (snnTorch RLeaky, a plain
+    recurrence) instead of failing later on the Python time loop around it."""
+    try:
+        structure = discover(model, example_input)
+    except ModelStructureError:
+        return  # the builder names what it cannot export
+    recurrent = [layer.name for layer in structure.layers if layer.recurrent_of]
+    if recurrent:
+        raise ModelStructureError(
+            f"NIR export: recurrent weight(s) {recurrent} (docs/RECURRENT.md) are not "
+            "supported; devprune exports feed-forward SNNs (compact the model with "
+            "`devprune compact` or devprune.compact to deploy it in PyTorch)")
+
+
 def build_nir_graph(model: nn.Module, example_input: Any, *, dt: float = DEFAULT_DT,
                     before: dict[str, nn.Module] | None = None,
                     metadata: dict[str, Any] | None = None) -> Any:
@@ -561,6 +576,7 @@ def build_nir_graph(model: nn.Module, example_input: Any, *, dt: float = DEFAULT
         raise ModelStructureError(
             f"NIR export: {type(model).__name__} has no spiking neurons; NIR export is for "
             "SNNs (export ANNs with torch.onnx or torch.export)")
+    _refuse_recurrence(model, example_input)
     builder = _Builder(model, example_input, dt, before or {})
     builder.build()
     _check_time_steps_match(model, builder.time_steps)
