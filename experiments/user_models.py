@@ -4,8 +4,9 @@ Four models as their libraries' users write them: an snnTorch CSNN (the tutorial
 ``nn.Sequential`` of Conv2d/MaxPool/``snn.Leaky(init_hidden=True)``), a SpikingJelly
 multi-step CSNN, a plain PyTorch MLP and a ResNet-18-like ANN (BasicBlocks [2, 2, 2, 2]).
 Each trains a few epochs on real data, dense and with ``build_pruner("dpap", model, x,
-epochs=E, batches_per_epoch=B)``: DPAP's default constants with the schedule fitted to the
-declared run length (docs/DPAP.md#dpap-run-length), nothing else set.
+epochs=E, batches_per_epoch=B)``: DPAP's defaults fitted to the declared run length
+(docs/DPAP.md#dpap-run-length), nothing else set; ``dpap-reserve10`` is the same with the
+reference's reserve P0 = 10 given explicitly (the fit then only sets the cadence).
 
     .venv/bin/python experiments/user_models.py [--models snntorch-csnn mlp ...] [--seeds 0 1]
 
@@ -34,6 +35,12 @@ from devprune.measure import static_metrics
 from devprune.pruning import build_pruner
 
 RESULTS = Path(__file__).resolve().parent / "results"
+# Settings each DPAP variant passes to build_pruner beside epochs= and batches_per_epoch=.
+DPAP_VARIANTS: dict[str, dict[str, float]] = {
+    "dpap": {},
+    "dpap-reserve10": {"conv_reserve": 10.0, "fc_neuron_reserve": 10.0,
+                       "fc_synapse_reserve": 10.0},
+}
 
 
 # --------------------------------------------------------------------------------------------
@@ -146,8 +153,8 @@ def run(name: str, method: str, seed: int, *, epochs: int, train_samples: int,
     optimizer = torch.optim.Adam(model.parameters(), lr=spec.lr)
     batches = -(-train_samples // batch)
     pruner = (build_pruner("none", model, data[0][:batch]) if method == "none" else
-              build_pruner(method, model, data[0][:batch], epochs=epochs,
-                           batches_per_epoch=batches))
+              build_pruner("dpap", model, data[0][:batch], DPAP_VARIANTS[method],
+                           epochs=epochs, batches_per_epoch=batches))
     pruner.bind_optimizer(optimizer)
     history = fit(model, pruner, optimizer, data, epochs=epochs, batch=batch,
                   loss_fn=spec.loss, generator=generator)
@@ -164,7 +171,7 @@ def run(name: str, method: str, seed: int, *, epochs: int, train_samples: int,
 
 def _schedule(pruner: Any) -> dict[str, Any]:
     config = getattr(pruner, "config", None)
-    keys = ("every_batches", "start", "e0")
+    keys = ("every_batches", "start", "e0", "end", "fc_neuron_reserve", "conv_reserve")
     return {key: getattr(config, key) for key in keys if hasattr(config, key)}
 
 
@@ -175,33 +182,37 @@ def markdown(results: list[dict[str, Any]], command: str, args: argparse.Namespa
         f"Each model trains {args.epochs} epochs on {args.train_samples:,} training images of "
         f"its dataset (a seeded subset) with Adam, batch {args.batch}, in the user's own loop "
         f"(experiments/_userloop.py); test on the first {args.test_samples:,} test images. "
-        "DPAP: `build_pruner(\"dpap\", model, x, epochs=E, batches_per_epoch=B)`, the default "
-        "constants with the cadence fitted to the run (docs/DPAP.md#dpap-run-length). Dense: "
-        "the same loop without pruning. Kept: the pruned layers' kept fraction of weights.", "",
-        "| model | data | seed | dense test % | DPAP test % | DPAP - dense (pts) | kept % | "
-        "units alive | DPAP cadence |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "`dpap`: `build_pruner(\"dpap\", model, x, epochs=E, batches_per_epoch=B)`, the "
+        "defaults fitted to the run (cadence, and reserves raised to 15 for a short run; "
+        "docs/DPAP.md#dpap-run-length); `dpap-reserve10`: the same with the reference's "
+        "reserves (10) given. Dense: the same loop without pruning. Kept: the pruned layers' "
+        "kept fraction of weights.", "",
+        "| model | data | seed | variant | dense test % | DPAP test % | DPAP - dense (pts) | "
+        "kept % | units alive | cadence | P0 (fc) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     by_key = {(r["model"], r["method"], r["seed"]): r for r in results}
-    gaps = {}
+    gaps: dict[tuple[str, str], list[float]] = {}
     for (name, method, seed), dpap in sorted(by_key.items()):
         dense = by_key.get((name, "none", seed))
-        if method != "dpap" or dense is None:
+        if method == "none" or dense is None:
             continue
         gap = 100 * (dpap["test_accuracy"] - dense["test_accuracy"])
-        gaps.setdefault(name, []).append(gap)
-        units = ", ".join(f"{a}/{b}" for a, b in dpap["units_alive"].values())
+        gaps.setdefault((name, method), []).append(gap)
+        alive = sum(a for a, _ in dpap["units_alive"].values())
+        total = sum(b for _, b in dpap["units_alive"].values())
         cadence = dpap["settings"]
         lines.append(
-            f"| {name} | {dpap['dataset']} | {seed} | {100 * dense['test_accuracy']:.2f} | "
-            f"{100 * dpap['test_accuracy']:.2f} | {gap:+.2f} | "
-            f"{100 * dpap['connectivity']:.1f} | {units} | every {cadence.get('every_batches')}"
-            f" batches from step {cadence.get('start')} |")
-    lines += ["", "| model | seeds | mean DPAP - dense (pts) | worst (pts) | within 1 pt |",
-              "|---|---|---|---|---|"]
-    for name, values in gaps.items():
+            f"| {name} | {dpap['dataset']} | {seed} | {method} | "
+            f"{100 * dense['test_accuracy']:.2f} | {100 * dpap['test_accuracy']:.2f} | "
+            f"{gap:+.2f} | {100 * dpap['connectivity']:.1f} | {alive}/{total} | every "
+            f"{cadence.get('every_batches')} batches, steps {cadence.get('start')}-"
+            f"{cadence.get('end')} | {cadence.get('fc_neuron_reserve', '-')} |")
+    lines += ["", "| model | variant | seeds | mean DPAP - dense (pts) | worst (pts) | "
+              "within 1 pt |", "|---|---|---|---|---|---|"]
+    for (name, method), values in sorted(gaps.items()):
         mean = sum(values) / len(values)
-        lines.append(f"| {name} | {len(values)} | {mean:+.2f} | {min(values):+.2f} | "
+        lines.append(f"| {name} | {method} | {len(values)} | {mean:+.2f} | {min(values):+.2f} | "
                      f"{'yes' if min(values) >= -1.0 else 'NO'} |")
     return "\n".join(lines) + "\n"
 
@@ -209,7 +220,8 @@ def markdown(results: list[dict[str, Any]], command: str, args: argparse.Namespa
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", choices=sorted(MODELS), default=sorted(MODELS))
-    parser.add_argument("--methods", nargs="+", default=["none", "dpap"])
+    parser.add_argument("--methods", nargs="+", default=["none", *DPAP_VARIANTS],
+                        choices=["none", *DPAP_VARIANTS])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--train-samples", type=int, default=10000)
