@@ -186,7 +186,8 @@ def markdown(results: list[dict[str, Any]], command: str, args: argparse.Namespa
         "defaults fitted to the run (cadence, and reserves raised to 15 for a short run; "
         "docs/DPAP.md#dpap-run-length); `dpap-reserve10`: the same with the reference's "
         "reserves (10) given. Dense: the same loop without pruning. Kept: the pruned layers' "
-        "kept fraction of weights.", "",
+        "kept fraction of weights. A cadence ending at `None` was measured before DPAP had "
+        "`end` (commit 23fb280): the same steps, but the last epoch could still prune.", "",
         "| model | data | seed | variant | dense test % | DPAP test % | DPAP - dense (pts) | "
         "kept % | units alive | cadence | P0 (fc) |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
