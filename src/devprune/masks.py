@@ -132,10 +132,11 @@ class MaskSet:
         """Remove the entries where ``remove`` is True. For conv layers ``remove`` may be
         ``[out, in]`` (whole kernels) or the full weight shape. Returns entries removed."""
         mask = self.masks[name]
-        remove = self._expand(name, remove)
-        newly = int(torch.count_nonzero(mask & remove))
-        mask &= ~remove
-        self.invalidate()
+        newly_removed = mask & self._expand(name, remove)
+        newly = int(torch.count_nonzero(newly_removed))
+        if newly:  # an unchanged mask keeps its derived masks (no rescan at the next query)
+            mask ^= newly_removed  # == mask & ~remove, without a negated copy
+            self.invalidate()
         return newly
 
     def regrow(self, name: str, restore: torch.Tensor) -> int:

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from devprune.pruning.importance import (
+    _kth_smallest_pair,
     bcm_hebb,
     developmental_factor,
     minmax_normalise,
@@ -207,3 +208,45 @@ def test_in_place_reserve_update_matches_the_formula():
     got = reserve_update_(reserve.clone(), u.clone(), offset=1.5, bonus=2.0, factor=0.37,
                           gamma=0.999)
     assert torch.allclose(got, expected, atol=1e-5)
+
+
+# -- exact selection at scale (issue #17): equal to numpy around and above the bracketing size --
+SELECTION_SIZES = [(1 << 18) - 1, (1 << 18) + 1, 1_000_003]
+
+
+def _orderings(n: int) -> dict[str, torch.Tensor]:
+    """Random, tied, all-equal, sorted, reversed and a sample-fooling ordering (the strided
+    sample sees only the largest values, so the bracket misses and the fallback runs)."""
+    gen = torch.Generator().manual_seed(n)
+    values = torch.randn(n, generator=gen)
+    fooled = values.clone()
+    fooled[:: max(1, n // (1 << 16))] = 1e6
+    return {
+        "random": values,
+        "ties": torch.randint(0, 5, (n,), generator=gen).float(),
+        "equal": torch.full((n,), 0.25),
+        "sorted": values.sort().values,
+        "reversed": values.sort(descending=True).values,
+        "fooled": fooled,
+    }
+
+
+@pytest.mark.parametrize("n", SELECTION_SIZES)
+def test_selection_equals_numpy_exactly(n):
+    gen = torch.Generator().manual_seed(7)
+    keep = torch.rand(n, generator=gen) < 0.7
+    for name, v in _orderings(n).items():
+        for population in (None, keep):
+            chosen = v.numpy() if population is None else v.numpy()[population.numpy()]
+            ordered = np.sort(chosen)
+            m = ordered.size
+            for k in (1, m // 100, (3 * m) // 4, m):
+                first, second = _kth_smallest_pair(v, k, population)
+                assert first.item() == ordered[k - 1], (name, k)
+                assert second.item() == ordered[min(k, m - 1)], (name, k)
+            for q in (0.0, 100.0):  # no interpolation: exactly numpy's value
+                assert percentile(v, q, population).item() == np.percentile(chosen, q)
+            for q in (0.1, 25.0, 75.0, 99.9):
+                expected = np.percentile(chosen.astype(np.float64), q)
+                got = percentile(v, q, population).item()
+                assert got == pytest.approx(expected, rel=1e-6, abs=1e-6), (name, q)

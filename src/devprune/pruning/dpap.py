@@ -513,9 +513,8 @@ class DPAPPruner(MaskedPruner):
                              out=self._synapse_scratch(bcm), empty_range=self._empty_range)
         reserve = reserve_update_(self.synapse_reserve[name], u, offset=const.offset,
                                   bonus=const.bonus, factor=factors[kind], gamma=self.cfg.gamma)
-        dying = reserve < 0
-        dying &= alive
-        removed = self.masks.prune_synapses(name, dying)
+        # dead entries need no "& alive": the mask edit removes only kept entries
+        removed = self.masks.prune_synapses(name, reserve < 0)
         self.synapses_removed[name] += removed
         return removed
 

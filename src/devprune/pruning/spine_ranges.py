@@ -16,6 +16,7 @@ bounds are scaled by ``shrink_factor``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 
@@ -40,10 +41,10 @@ class RangeStepEvents:
 def count_run_(beyond: torch.Tensor, was_beyond: torch.Tensor, count: torch.Tensor) -> None:
     """Advance ``count`` where the condition holds now and held last epoch, reset it elsewhere;
     ``was_beyond`` becomes ``beyond`` (all in place)."""
-    counted = beyond & was_beyond
-    was_beyond.copy_(beyond)
+    counted = was_beyond.logical_and_(beyond)  # in place: no layer-sized temporary
     factor = counted.view(torch.uint8) if count.dtype == torch.uint8 else counted
     count.add_(1).mul_(factor)
+    was_beyond.copy_(beyond)
 
 
 class SpineRanges:
@@ -74,6 +75,9 @@ class SpineRanges:
         # The other half of a double buffer for |w| (not state): a fresh 67 MB temporary per
         # epoch costs ~4x a pass over it here, in page faults.
         self._spare_magnitude: torch.Tensor | None = None
+        # Likewise for the "beyond" flags: this epoch's comparison is written into the spare
+        # and becomes the "was beyond" flags by a swap, not a copy.
+        self._spare_flags: torch.Tensor | None = None
         # flat indices whose upper / lower count is non-zero (None: unknown, rescan)
         self._active: dict[str, torch.Tensor | None] = {"upper": None, "lower": None}
 
@@ -83,33 +87,39 @@ class SpineRanges:
         """One epoch of range dynamics from the (masked) weight values."""
         w = weight.detach().float()
         events = RangeStepEvents()
-        events.expanded_upper = self._expand(
-            w, w >= self.upper, self.upper, self.was_above, self.upper_count, self.upper_overshoot
-        )
-        events.expanded_lower = self._expand(
-            w, w <= self.lower, self.lower, self.was_below, self.lower_count, self.lower_overshoot
-        )
+        events.expanded_upper = self._expand(w, "upper")
+        events.expanded_lower = self._expand(w, "lower")
         events.shrunk = self._shrink(w)
         return events
 
-    def _expand(
-        self,
-        w: torch.Tensor,
-        beyond: torch.Tensor,
-        bound: torch.Tensor,
-        was_beyond: torch.Tensor,
-        count: torch.Tensor,
-        overshoot: torch.Tensor,
-    ) -> int:
+    # bound -> (comparison, "was beyond" flags, counter, overshoot sum)
+    _BOUNDS: ClassVar[dict[str, tuple]] = {
+        "upper": (torch.ge, "was_above", "upper_count", "upper_overshoot"),
+        "lower": (torch.le, "was_below", "lower_count", "lower_overshoot"),
+    }
+
+    def _beyond(self, w: torch.Tensor, key: str) -> torch.Tensor:
+        """``w >= upper`` / ``w <= lower`` written into the spare flag buffer."""
+        spare = self._spare_flags
+        if spare is None or spare.shape != w.shape or spare.device != w.device:
+            spare = torch.empty_like(w, dtype=torch.bool)
+        compare = self._BOUNDS[key][0]
+        return compare(w, getattr(self, key), out=spare)
+
+    def _expand(self, w: torch.Tensor, key: str) -> int:
         """Bound counters on flat indices: few weights sit beyond their bound, so after the
         full comparison and one scan of it only the counted entries (and last epoch's) are
         touched. The entries with a running count are remembered between epochs (they are
         last epoch's counted entries that did not move), so the counts are not rescanned."""
-        key = "upper" if bound is self.upper else "lower"
+        _, was_name, count_name, overshoot_name = self._BOUNDS[key]
+        bound, count, overshoot = (getattr(self, n) for n in (key, count_name, overshoot_name))
+        beyond = self._beyond(w, key)
         now = beyond.view(-1).nonzero().squeeze(1)
-        flat_was = was_beyond.view(-1)
-        counted = now[flat_was[now]] if now.numel() else now
-        was_beyond.copy_(beyond)
+        was_beyond = getattr(self, was_name)
+        counted = now[was_beyond.view(-1)[now]] if now.numel() else now
+        # this epoch's flags become last epoch's: a swap with the spare, not a copy
+        setattr(self, was_name, beyond)
+        self._spare_flags = was_beyond
         flat_count, flat_over = count.view(-1), overshoot.view(-1)
         new_count = flat_count[counted] + 1
         new_over = flat_over[counted] + (w.reshape(-1)[counted] - bound.view(-1)[counted])
