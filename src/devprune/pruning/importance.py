@@ -9,6 +9,7 @@ and unit, channels already summed over space for convolutions).
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import torch
@@ -123,92 +124,107 @@ def spine_importance(bcm: torch.Tensor, activity: torch.Tensor) -> torch.Tensor:
 # --------------------------------------------------------------------------------------------
 # Percentiles and robust normalisation (docs/DPAP.md#dpap-normalisation)
 # --------------------------------------------------------------------------------------------
-_BRACKET_ABOVE = 1 << 18  # entries; below this a plain kthvalue is as fast
+_BRACKET_ABOVE = 1 << 18  # entries; below this a plain selection is as fast
 _SAMPLE = 1 << 16
 
+# The selection below works on numpy arrays for CPU float tensors (zero-copy views): numpy's
+# comparisons, boolean indexing and introselect are 3-4x faster than torch's here (bool
+# outputs, nonzero) and ``torch.kthvalue`` is quadratic on reversed input (a minute for
+# 10^6 entries). Elsewhere (GPU, other dtypes) the same code runs on tensors.
+Array = torch.Tensor | np.ndarray
 
-def _chosen(v: torch.Tensor, population: torch.Tensor | None) -> torch.Tensor:
+
+def _as_arrays(
+    v: torch.Tensor, population: torch.Tensor | None
+) -> tuple[Array, Array | None]:
+    """numpy views of ``v`` and ``population`` when ``v`` is a CPU float tensor."""
+    if v.device.type != "cpu" or v.dtype not in (torch.float32, torch.float64):
+        return v, population
+    return v.detach().numpy(), None if population is None else population.cpu().numpy()
+
+
+def _count(mask: Array) -> int:
+    if isinstance(mask, np.ndarray):
+        return int(np.count_nonzero(mask))
+    return int(torch.count_nonzero(mask))
+
+
+def _chosen(v: Array, population: Array | None) -> Array:
     """The entries of flat ``v`` that ``population`` (flat bool, None: all) selects."""
     return v if population is None else v[population]
 
 
-def _bracket(
-    v: torch.Tensor, population: torch.Tensor | None, n: int, k: int
-) -> tuple[float | None, float | None]:
+def _select_two(pool: Array, i: int, j: int) -> tuple[Array, Array]:
+    """The entries of 0-based ranks ``i <= j`` of flat ``pool`` (0-d, pool's dtype)."""
+    if isinstance(pool, np.ndarray):
+        part = np.partition(pool, [i] if i == j else [i, j])
+        return part[i], part[j]
+    first = torch.kthvalue(pool, i + 1).values
+    return first, first if j == i else torch.kthvalue(pool, j + 1).values
+
+
+def _bracket(v: Array, population: Array | None, n: int, k: int) -> tuple[Any, Any]:
     """Values ``(left, right)`` that a strided sample of the chosen entries puts around the
     k-th smallest; None is an open end (the rank is within the margin of the sample's end,
     so no comparison is needed on that side and the bracket cannot miss there)."""
-    stride = max(1, v.numel() // _SAMPLE)
-    sample = v[::stride]
-    if population is not None:
-        sample = sample[population[::stride]]
-    m = sample.numel()
+    stride = max(1, len(v) // _SAMPLE)
+    sample = _chosen(v[::stride], None if population is None else population[::stride])
+    m = len(sample)
     if m < 2 or n < 2:
         return None, None
     rank = int((k - 1) / (n - 1) * (m - 1))
     margin = max(64, m // 64)  # ~10 binomial standard deviations of a sample rank
     low, high = rank - margin, rank + margin + 1
-    left = float(torch.kthvalue(sample, low + 1).values) if low >= 0 else None
-    right = float(torch.kthvalue(sample, high + 1).values) if high < m else None
-    return left, right
+    left, right = _select_two(sample, max(low, 0), min(high, m - 1))
+    return (left if low >= 0 else None), (right if high < m else None)
 
 
 def _count_and_inside(
-    v: torch.Tensor, population: torch.Tensor | None, left: float | None, right: float | None
-) -> tuple[int, torch.Tensor]:
+    v: Array, population: Array | None, left: Any, right: Any
+) -> tuple[int, Array]:
     """How many chosen entries lie below ``left``, and the chosen entries in
     ``[left, right]``, from two comparisons over ``v`` (no copy of the chosen entries):
     ``v < left`` implies ``v <= right``, so their xor is the bracket."""
-    inside = v.le(right) if right is not None else None
-    below_mask = v.lt(left) if left is not None else None
+    inside = v <= right if right is not None else None
+    below_mask = v < left if left is not None else None
     if below_mask is not None and population is not None:
         below_mask &= population
-    below = int(torch.count_nonzero(below_mask)) if below_mask is not None else 0
+    below = _count(below_mask) if below_mask is not None else 0
     if inside is None:  # open right end
         inside = ~below_mask if below_mask is not None else population
     elif below_mask is not None:
         inside ^= below_mask  # population-masked below_mask stays a subset of inside
     if population is not None and inside is not population:
         inside &= population
-    return below, v if inside is None else v[inside]  # (masked_select is ~20x slower here)
+    return below, v if inside is None else v[inside]  # (torch: masked_select is slower)
 
 
 def _kth_smallest_pair(
     v: torch.Tensor, k: int, population: torch.Tensor | None = None, n: int | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The k-th and (k+1)-th smallest chosen entries (1-based; k+1 clipped to ``n``, the
-    number of chosen entries) of flat ``v``.
+    number of chosen entries) of flat ``v``, as 0-d tensors of ``v``'s dtype.
 
     On large tensors a strided sample first brackets the answer; only the entries inside the
     bracket are then selected exactly. The counts are exact, so is the result; when the
     bracket misses (possible only for adversarial orderings) a full selection runs instead.
-    A full ``kthvalue`` over the 16.8 M synapses of the reference FC layer is the slowest
-    part of a pruning step otherwise; selecting through ``population`` instead of copying
-    the chosen entries out first saves a gather of the layer.
+    A full selection over the 16.8 M synapses of the reference FC layer is the slowest part
+    of a pruning step otherwise; selecting through ``population`` instead of copying the
+    chosen entries out first saves a gather of the layer.
     """
     n = _chosen_count(v, population) if n is None else n
     k2 = min(k + 1, n)
+    values, chosen = _as_arrays(v, population)
     pool, offset = None, 0
-    if v.numel() > _BRACKET_ABOVE:
-        left, right = _bracket(v, population, n, k)
-        below, inside = _count_and_inside(v, population, left, right)
-        if below < k and k2 <= below + inside.numel():
+    if len(values) > _BRACKET_ABOVE:
+        left, right = _bracket(values, chosen, n, k)
+        below, inside = _count_and_inside(values, chosen, left, right)
+        if below < k and k2 <= below + len(inside):
             pool, offset = inside, below
     if pool is None:
-        pool = _chosen(v, population)
-    return _select_two(pool, k - offset - 1, k2 - offset - 1)
-
-
-def _select_two(pool: torch.Tensor, i: int, j: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The entries of 0-based ranks ``i <= j`` of flat ``pool``. On the CPU numpy's
-    introselect: ``torch.kthvalue``'s quickselect is quadratic on reversed input (a minute
-    for 10^6 entries) and selects one rank per pass."""
-    if pool.device.type == "cpu" and pool.dtype in (torch.float32, torch.float64):
-        ranks = [i] if i == j else [i, j]
-        part = np.partition(pool.detach().numpy(), ranks)
-        return torch.as_tensor(part[i]), torch.as_tensor(part[j])
-    first = torch.kthvalue(pool, i + 1).values
-    return first, first if j == i else torch.kthvalue(pool, j + 1).values
+        pool = _chosen(values, chosen)
+    first, second = _select_two(pool, k - offset - 1, k2 - offset - 1)
+    return torch.as_tensor(first, device=v.device), torch.as_tensor(second, device=v.device)
 
 
 def _chosen_count(v: torch.Tensor, population: torch.Tensor | None) -> int:
@@ -321,7 +337,9 @@ def reserve_update_(
     gamma: float = 0.999,
 ) -> torch.Tensor:
     """In-place :func:`reserve_update` for synapse-sized tensors: overwrites ``reserve`` and
-    uses ``u`` as scratch (no temporaries the size of the layer besides one bool mask)."""
+    uses ``u`` as scratch (no temporaries the size of the layer)."""
     d = u.mul_(2.0).sub_(offset)
     reserve.mul_(gamma).add_(d, alpha=factor)
-    return reserve.add_(d > 0, alpha=bonus * factor)
+    # d turns into its 0/1 indicator in place: adding a float 0/1 gives the same bits as
+    # adding the bool mask, without torch's ~7x slower bool-to-float add path
+    return reserve.add_(d.gt_(0), alpha=bonus * factor)
