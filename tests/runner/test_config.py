@@ -147,3 +147,19 @@ def test_method_section_is_validated_against_its_dataclass(shrink_method: str) -
 def test_sections_of_other_methods_are_kept_unused(shrink_method: str) -> None:
     cfg = config_from_dict({"prune": {"method": "none", "shrink": {"fraction": 0.3}}})
     assert cfg.method_config() is None and cfg.prune.settings["shrink"].fraction == 0.3
+
+
+@pytest.mark.parametrize("method, key, other", [
+    ("dpap", "cadence", "fit"), ("dpap", "end", 40), ("sdsnn", "end", 40)])
+def test_settings_added_later_keep_old_runs_hashes(tiny_raw, method, key, other) -> None:
+    """A run written before `key` existed (its config lacks it) hashes as one that states
+    the default; a run that sets another value hashes differently."""
+    from devprune.runner.config import config_from_dict, config_hash
+
+    tiny_raw["prune"] = {"method": method, method: {}}
+    before = config_hash(config_from_dict(tiny_raw))
+    default = {"cadence": "manual", "end": None}[key]
+    tiny_raw["prune"][method][key] = default
+    assert config_hash(config_from_dict(tiny_raw)) == before
+    tiny_raw["prune"][method][key] = other
+    assert config_hash(config_from_dict(tiny_raw)) != before

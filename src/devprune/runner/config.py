@@ -35,6 +35,7 @@ from typing import Any, Literal, Union
 import yaml
 
 from devprune.errors import ConfigError
+from devprune.pruning.base import available_pruners, pruner_config_class
 from devprune.runner.presets import resolve_source
 from devprune.runner.yamlio import apply_overrides
 from devprune.utils.registry import did_you_mean
@@ -437,8 +438,6 @@ def _join(path: str, key: str) -> str:
 
 
 def _build_prune(raw: Any) -> PruneConfig:
-    from devprune.pruning.base import available_pruners, pruner_config_class
-
     if raw is not None and not isinstance(raw, dict):
         raise ConfigError(f"prune: expected a mapping (section), got {raw!r}")
     raw = dict(raw or {})
@@ -468,8 +467,6 @@ def _build_prune(raw: Any) -> PruneConfig:
 
 
 def _method_settings(name: str, body: Any, mode: str) -> Any:
-    from devprune.pruning.base import pruner_config_class
-
     config_cls = pruner_config_class(name)
     if config_cls is None:
         return None
@@ -546,6 +543,16 @@ _HASH_EXEMPT = {
 }
 
 
+# Settings added after runs were made, with the default that reproduces those runs: while at
+# that default they hash as absent, so a run written before them keeps its hash (resume,
+# report and compare accept it) and a run that uses them hashes differently.
+_ADDED_LATER = {
+    ("prune", "dpap", "cadence"): "manual",
+    ("prune", "dpap", "end"): None,
+    ("prune", "sdsnn", "end"): None,
+}
+
+
 def _hashed_view(cfg: Config) -> dict[str, Any]:
     view = config_to_dict(cfg)
     for key_path in _HASH_EXEMPT:
@@ -553,6 +560,12 @@ def _hashed_view(cfg: Config) -> dict[str, Any]:
         for key in key_path[:-1]:
             node = node[key]
         node.pop(key_path[-1], None)
+    for key_path, default in _ADDED_LATER.items():
+        node = view
+        for key in key_path[:-1]:
+            node = node.get(key) if isinstance(node, dict) else None
+        if isinstance(node, dict) and node.get(key_path[-1], default) == default:
+            node.pop(key_path[-1], None)
     return view
 
 
