@@ -25,6 +25,7 @@ from devprune.pruning.base import register_pruner, structural_step
 from devprune.pruning.importance import (
     developmental_factor,
     minmax_normalise,
+    negative,
     reserve_increment,
     reserve_update_,
     robust_normalise,
@@ -514,7 +515,7 @@ class DPAPPruner(MaskedPruner):
         reserve = reserve_update_(self.synapse_reserve[name], u, offset=const.offset,
                                   bonus=const.bonus, factor=factors[kind], gamma=self.cfg.gamma)
         # dead entries need no "& alive": the mask edit removes only kept entries
-        removed = self.masks.prune_synapses(name, reserve < 0)
+        removed = self.masks.prune_synapses(name, negative(reserve))
         self.synapses_removed[name] += removed
         return removed
 
