@@ -7,8 +7,10 @@ from pathlib import Path
 from typing import Any
 
 from devprune.errors import CheckpointError, ConfigError, DevpruneError
+from devprune.runner.config import config_hash, load_config
 from devprune.runner.metrics import RECORD_KEYS, read_metrics
 from devprune.runner.plots import plot_accuracy_vs_connectivity, plot_training, plot_units
+from devprune.runner.rundir import CONFIG_FILE, SUMMARY_FILE
 from devprune.utils.io import atomic_write_text
 
 REPORT_FILE = "report.md"
@@ -26,9 +28,6 @@ SUMMARY_KEYS = ("run", "dataset", "model", "method", "mode", "epochs", "final",
 def read_summary(run_dir: str | Path) -> dict[str, Any] | None:
     """``summary.json`` of a run (None while it is unfinished), refusing a damaged one and one
     that another run wrote (its config hash differs from the folder's ``config.yaml``)."""
-    from devprune.runner.config import config_hash, load_config
-    from devprune.runner.rundir import CONFIG_FILE, SUMMARY_FILE
-
     path = Path(run_dir) / SUMMARY_FILE
     if not path.is_file():
         return None
@@ -169,9 +168,10 @@ def write_comparison_report(run_dirs: list[str | Path], out_dir: str | Path) -> 
     runs: dict[str, list[dict[str, Any]]] = {}
     rows = ["| run | method | final test acc | final connectivity | test acc at best val "
             "(its connectivity) | params non-zero | epochs |", "|---|---|---|---|---|---|---|"]
-    for run_dir in map(Path, run_dirs):
+    paths = [Path(run_dir) for run_dir in run_dirs]
+    for run_dir, name in zip(paths, _short_names(paths), strict=True):
         summary, records = load_run(run_dir)
-        label = _unique(runs, run_dir.name)
+        label = _unique(runs, name)
         runs[label] = records
         last = records[-1]
         best = (summary or {}).get("best_val")
@@ -189,6 +189,17 @@ def write_comparison_report(run_dirs: list[str | Path], out_dir: str | Path) -> 
     path = out_dir / REPORT_FILE
     atomic_write_text(path, "\n".join(lines))
     return path
+
+
+def _short_names(paths: list[Path]) -> list[str]:
+    """The fewest trailing path parts that tell the runs apart (``dpap/seed-0`` beside
+    ``dense/seed-0``), so compare grids' runs are labelled by their setting."""
+    longest = max((len(p.parts) for p in paths), default=1)
+    for depth in range(1, longest + 1):
+        names = ["/".join(p.parts[-depth:]) for p in paths]
+        if len(set(names)) == len(names):
+            return names
+    return [p.name for p in paths]  # the same directory twice: _unique numbers them
 
 
 def _unique(existing: dict[str, Any], name: str) -> str:
