@@ -23,6 +23,7 @@ from torch import nn
 
 from devprune.compact.record import architecture_record, rebuild
 from devprune.errors import CheckpointError
+from devprune.models import build_model
 from devprune.utils.checksum import payload_digest
 from devprune.utils.io import atomic_torch_save
 
@@ -78,8 +79,6 @@ def read_compacted(path: str | Path) -> dict[str, Any]:
 
 def load_compacted(path: str | Path) -> nn.Module:
     """The compacted model stored at ``path``, in eval mode."""
-    from devprune.models import build_model
-
     payload = read_compacted(path)
     build = payload["build"]
     base = build_model(build["model"], in_shape=tuple(build["in_shape"]),

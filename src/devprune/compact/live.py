@@ -25,6 +25,7 @@ from torch import nn
 
 from devprune.compact.coupling import SIZE_ATTRIBUTES, channel_tensors, coupled_modules
 from devprune.compact.plan import RemovalPlan, expand_blocks
+from devprune.compact.surgery import apply_hard_masks, copy_model, plan_removal
 from devprune.masks import MaskSet
 from devprune.structure import ModelStructure, discover
 
@@ -74,8 +75,6 @@ def live_plan(model: nn.Module, masks: MaskSet, example_input: Any = None
               ) -> tuple[RemovalPlan, dict[str, str]]:
     """The removal plan for ``model`` under ``masks`` (hard mode) and its coupled modules,
     found on a copy so that probing neurons on zeros leaves the live model's state alone."""
-    from devprune.compact.surgery import apply_hard_masks, copy_model, plan_removal
-
     clone = copy_model(model)
     structure = discover(clone, example_input)
     apply_hard_masks(structure, masks)

@@ -8,6 +8,9 @@ import sys
 import time
 from pathlib import Path
 
+from devprune.compare.execute import run_grid
+from devprune.compare.frontier import write_frontier
+from devprune.compare.grid import grid_from_args, load_grid
 from devprune.errors import ConfigError
 
 EPILOG = """\
@@ -49,8 +52,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _grid(args: argparse.Namespace):  # -> Grid
-    from devprune.compare.grid import grid_from_args, load_grid
-
     if args.grid is not None:
         if args.base or args.methods or args.targets:
             raise ConfigError("compare: give a GRID.yaml or --base/--methods/--targets, "
@@ -63,9 +64,6 @@ def _grid(args: argparse.Namespace):  # -> Grid
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from devprune.compare.execute import run_grid
-    from devprune.compare.frontier import write_frontier
-
     grid = _grid(args)
     if args.only:
         unknown = sorted(set(args.only) - {c.name for c in grid.cells})

@@ -2,8 +2,8 @@
 
 A cell whose run directory holds ``summary.json`` is finished and never re-run; one with a
 ``last.pt`` continues from it; one that died before its first checkpoint starts again in
-place (train()'s own rule, as for ``devprune train --resume``). Matched cells read their targets from the matched cell's run at
-the same seed, so they run after it.
+place (train()'s own rule, as for ``devprune train --resume``). Matched cells read their
+targets from the matched cell's run at the same seed, so they run after it.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from devprune.compare.grid import Cell, Grid
 from devprune.runner.config import load_config
 from devprune.runner.matching import match_overrides
 from devprune.runner.rundir import SUMMARY_FILE as SUMMARY
+from devprune.runner.train import train
 
 Log = Callable[[str], None]
 
@@ -36,8 +37,6 @@ def cell_overrides(cell: Cell, grid: Grid, out: Path) -> list[str]:
 
 def run_cell(cell: Cell, grid: Grid, out: Path, *, quiet: bool, log: Log) -> float:
     """Train one cell (or continue it); returns this call's wall-clock seconds."""
-    from devprune.runner.train import train
-
     run = cell.run_dir(out)
     # train() continues from last.pt, or restarts in place a run killed before its first
     # checkpoint (and refuses a folder holding anything else): one rule for both commands.

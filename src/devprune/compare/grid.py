@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from devprune.errors import ConfigError
+from devprune.pruning.base import available_pruners, pruner_config_class
 from devprune.pruning.targets import takes_target
 from devprune.runner.config import Config, load_config
 from devprune.runner.yamlio import yaml_load
@@ -198,8 +199,6 @@ def grid_from_args(base: str, methods: list[str], targets: list[float] | None,
                    seeds: list[int], overrides: list[str], name: str | None = None) -> Grid:
     """A grid from the command line: one cell per method; ``targets`` go to every method
     that takes one (the others run once per seed)."""
-    from devprune.pruning.base import available_pruners, pruner_config_class
-
     cells: list[dict[str, Any]] = []
     for method in methods:
         method = "none" if method == "dense" else method

@@ -38,13 +38,14 @@ import torch
 from torch import fx, nn
 
 from devprune import __version__
+from devprune.compact import compact
 from devprune.errors import ConfigError, ModelStructureError
 from devprune.snn import layers as ms
 from devprune.snn.base import is_spiking_neuron
 from devprune.snn.encoders import BernoulliEncoder, DirectEncoder, EventFrameEncoder
 from devprune.snn.layers import is_multi_step
 from devprune.snn.neurons import IF, LIF, PLIF, STBPLIF
-from devprune.structure import ADD_OPS, LeafTracer, discover
+from devprune.structure import ADD_OPS, WEIGHT_LAYERS, LeafTracer, discover
 
 DEFAULT_DT = 1e-4
 NEURON_TYPES = (STBPLIF, LIF, PLIF, IF)
@@ -611,9 +612,6 @@ def to_nir(model: nn.Module, masks: Any, example_input: Any, *, dt: float = DEFA
     :class:`ModelStructureError` naming the layer.
     """
     import_nir()
-    from devprune.compact import compact
-    from devprune.structure import WEIGHT_LAYERS
-
     before = {n: m for n, m in model.named_modules() if isinstance(m, WEIGHT_LAYERS)}
     small = compact(model, masks, example_input) if masks is not None else model
     return build_nir_graph(small, example_input, dt=dt, before=before, metadata=metadata)

@@ -19,6 +19,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from devprune.compact.live import shrink_masks_
 from devprune.errors import CheckpointError, ConfigError
 from devprune.pruning.activity import ActivityRecorder
 from devprune.pruning.base import register_pruner, structural_step
@@ -629,8 +630,6 @@ class DPAPPruner(MaskedPruner):
     def shrink(self, keep: Any) -> bool:
         if self.compaction_refusal() is not None:
             return False
-        from devprune.compact.live import shrink_masks_
-
         for name, stats in self.stats.items():
             rows, cols = keep.keep_out[name], keep.keep_in[name]
             if cols is not None and cols.numel() != stats.bcm.shape[1]:

@@ -22,7 +22,8 @@ import numpy as np
 import torch
 
 from devprune import __version__
-from devprune.errors import CheckpointError
+from devprune.errors import CheckpointError, ConfigError
+from devprune.runner.config import config_from_dict
 from devprune.utils.checksum import payload_digest
 from devprune.utils.io import atomic_torch_save
 
@@ -182,9 +183,6 @@ def require_entries(payload: dict[str, Any], path: str | Path, keys: tuple[str, 
 
 def checkpoint_config(payload: dict[str, Any], path: str | Path) -> Any:
     """The validated :class:`~devprune.runner.config.Config` a checkpoint was written with."""
-    from devprune.errors import ConfigError
-    from devprune.runner.config import config_from_dict
-
     require_entries(payload, path, ("config",))
     try:
         return config_from_dict(payload["config"])

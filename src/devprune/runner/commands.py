@@ -9,6 +9,13 @@ from pathlib import Path
 from typing import Any
 
 from devprune.errors import ConfigError
+from devprune.pruning.targets import takes_target
+from devprune.runner.config import load_config
+from devprune.runner.evaluate import evaluate_run
+from devprune.runner.matching import match_overrides
+from devprune.runner.presets import list_presets
+from devprune.runner.report import write_comparison_report, write_run_report
+from devprune.runner.train import CONFIG_FILE, train
 
 # `devprune train` finished and wrote its files, but the outcome is a failure (a layer pruned
 # to nothing); 2 stays the code of bad input.
@@ -104,9 +111,6 @@ def _register_report(subparsers: argparse._SubParsersAction) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from devprune.runner.config import load_config
-    from devprune.runner.train import CONFIG_FILE, train
-
     source = args.config
     if source is None:
         if not (args.resume and args.out):
@@ -130,9 +134,6 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def _match_overrides(cfg: Any, run: Path) -> list[str]:
     """``--match RUN``: the baseline prunes RUN's pruned layers, each to RUN's connectivity."""
-    from devprune.pruning.targets import takes_target
-    from devprune.runner.matching import match_overrides
-
     if not takes_target(cfg.method_config()):
         raise ConfigError(f"train --match: prune.method={cfg.prune.method!r} takes no target; "
                           "use a baseline (magnitude, random, lth, set, rigl)")
@@ -140,8 +141,6 @@ def _match_overrides(cfg: Any, run: Path) -> list[str]:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from devprune.runner.evaluate import evaluate_run
-
     result = evaluate_run(args.run, args.checkpoint)
     print(_eval_text(result))
     return 0
@@ -158,8 +157,6 @@ def _eval_text(result: dict[str, Any]) -> str:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from devprune.runner.report import write_comparison_report, write_run_report
-
     if len(args.runs) > 1 and args.out is not None and args.out.exists() and not args.out.is_dir():
         raise ConfigError(f"report --out {args.out} is a file; give a folder for the "
                           "comparison report")
@@ -175,8 +172,6 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_presets(args: argparse.Namespace) -> int:
-    from devprune.runner.presets import list_presets
-
     presets = list_presets()
     width = max((len(n) for n in presets), default=0)
     for name, description in presets.items():

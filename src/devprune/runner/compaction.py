@@ -39,9 +39,10 @@ from devprune.compact.live import (
 )
 from devprune.compact.record import architecture_record, rebuild
 from devprune.errors import ConfigError
+from devprune.masks import MaskSet
 from devprune.pruning.base import Pruner
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # typing only: runner.train imports this module
     from devprune.runner.config import Config
     from devprune.runner.train import Session
 
@@ -136,8 +137,6 @@ def full_size_view(s: Session) -> tuple[nn.Module, Any]:
     holds), so that metrics do not depend on compaction."""
     if s.compaction is None:
         return s.model, s.pruner
-    from devprune.masks import MaskSet
-
     full = rebuild(s.model, s.compaction.architecture)  # a resized deep copy
     structure, slices = full_size_map(full, s.compaction.keep, s.pruner.example_input)
     full.load_state_dict(expand_state_dict(full, s.model.state_dict(), slices))

@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from devprune.data import TensorBatchLoader, dataset_info, get_dataset
 from devprune.errors import ConfigError
 from devprune.runner.config import DataConfig
 
@@ -43,8 +44,6 @@ class RunData:
 
 def load_split(cfg: DataConfig, split: str, limit: int | None) -> Any:
     """The dataset of ``split`` as the run's ``data`` settings load it (first ``limit``)."""
-    from devprune.data import get_dataset
-
     try:
         return get_dataset(cfg.name, split, cfg.root, val_fraction=cfg.val_fraction,
                            seed=cfg.seed, augment=cfg.augment and split == "train",
@@ -82,8 +81,6 @@ def _loader_device(device: torch.device) -> torch.device | None:
 
 def _eval_loader(dataset: Any, cfg: DataConfig, device: torch.device, rank: int,
                  world_size: int) -> Any:
-    from devprune.data import TensorBatchLoader
-
     return TensorBatchLoader(dataset, cfg.eval_batch_size, shuffle=False, rank=rank,
                              world_size=world_size, pad=False, device=_loader_device(device))
 
@@ -92,8 +89,6 @@ def build_eval_data(cfg: DataConfig, device: torch.device, measure_subset: int =
                     rank: int = 0, world_size: int = 1) -> EvalData:
     """The test loader (split over ``world_size`` ranks) and the first ``measure_subset`` test
     samples, unsplit (rank 0 alone measures)."""
-    from devprune.data import TensorBatchLoader
-
     test_set = load_split(cfg, "test", cfg.limit_eval)
     subset = test_set.subset(torch.arange(min(measure_subset, len(test_set))))
     return EvalData(
@@ -108,8 +103,6 @@ def build_run_data(cfg: DataConfig, device: torch.device, measure_subset: int = 
 
     ``rank`` / ``world_size``: this process's shard of a data-parallel run (see above).
     """
-    from devprune.data import TensorBatchLoader, dataset_info
-
     train_batch = per_rank_batch_size(cfg.batch_size, world_size)
     info = dataset_info(cfg.name)
     train_set = load_split(cfg, "train", cfg.limit_train)

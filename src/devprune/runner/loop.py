@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from devprune.distributed import all_reduce_sums
 from devprune.errors import ConfigError, TrainingDivergedError
 from devprune.pruning.base import Pruner
 from devprune.runner.config import TrainConfig
@@ -154,8 +155,6 @@ def train_epoch(
 def _result(total_loss: torch.Tensor, correct: int, seen: int, all_reduce: bool) -> PassResult:
     loss_sum = float(total_loss)
     if all_reduce:
-        from devprune.distributed import all_reduce_sums
-
         loss_sum, correct_sum, seen_sum = all_reduce_sums([loss_sum, correct, seen])
         correct, seen = int(correct_sum), int(seen_sum)
     return PassResult(loss_sum / max(seen, 1), correct / max(seen, 1), seen)

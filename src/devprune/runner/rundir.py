@@ -29,7 +29,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from devprune.errors import CheckpointError, ConfigError, DevpruneError
-from devprune.runner.config import Config, config_differences, config_hash, config_to_dict
+from devprune.runner.config import (
+    Config,
+    config_differences,
+    config_from_dict,
+    config_hash,
+    config_to_dict,
+)
+from devprune.runner.metrics import read_metrics
+from devprune.runner.presets import read_yaml
 
 CONFIG_FILE = "config.yaml"
 METRICS_FILE = "metrics.jsonl"
@@ -156,8 +164,6 @@ def _lost_checkpoint(out: Path, cfg: Config) -> str | None:
     """Why ``out`` is not a run killed before its first checkpoint (None: it is): its log has
     more epochs than come before the first ``last.pt``, so that file was deleted or lost, and
     starting again in place would discard the run's other checkpoints."""
-    from devprune.runner.metrics import read_metrics
-
     logged = len(read_metrics(out / METRICS_FILE))
     if logged <= cfg.run.checkpoint_every:
         return None
@@ -189,9 +195,6 @@ def _with_temp_clean_up(plan: RunDir) -> RunDir:
 
 def saved_config_differences(out: Path, cfg: Config) -> list[str]:
     """Why the run in ``out`` is not ``cfg``'s computation (empty: it is)."""
-    from devprune.runner.config import config_from_dict
-    from devprune.runner.presets import read_yaml
-
     path = out / CONFIG_FILE
     if not path.is_file():
         return [f"no {CONFIG_FILE}"]

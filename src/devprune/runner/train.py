@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from devprune import distributed
+from devprune import distributed, models
 from devprune.errors import CheckpointError, ConfigError, TrainingDivergedError
 from devprune.pruning.base import Pruner, build_pruner, default_epoch_fields
 from devprune.runner import checkpoint as ckpt
@@ -54,6 +54,7 @@ from devprune.runner.metrics import (
     versions,
     write_metrics,
 )
+from devprune.runner.report import write_run_report
 from devprune.runner.rundir import (  # the file names are re-exported for other modules
     BEST,
     CONFIG_FILE,
@@ -160,8 +161,6 @@ def _fitted_to_run(method_config: Any, epochs: int, batches_per_epoch: int) -> A
 
 def build_session(cfg: Config, out: Path) -> Session:
     """Data, model, pruner, optimizer and schedule, all seeded from ``cfg``."""
-    from devprune.models import get_loss
-
     device = distributed.process_device(configure_torch(cfg))
     rank, world = distributed.rank(), distributed.world_size()
     data = build_run_data(cfg.data, device, cfg.measure.subset, rank=rank, world_size=world)
@@ -185,7 +184,7 @@ def build_session(cfg: Config, out: Path) -> Session:
         pruner.synchroniser = distributed.StatisticsSync(pruner)
     return Session(cfg=cfg, out=out, device=device, data=data, model=model, forward=forward,
                    pruner=pruner, optimizer=optimizer, scheduler=scheduler,
-                   loss_fn=get_loss(cfg.train.loss), train_forward=train_forward,
+                   loss_fn=models.get_loss(cfg.train.loss), train_forward=train_forward,
                    rank=rank, world_size=world)
 
 
@@ -558,8 +557,6 @@ def _processes(s: Session) -> str:
 
 def finish(s: Session, *, log: Log = print) -> dict[str, Any]:
     """Write ``summary.json``, the report and plots; returns the summary."""
-    from devprune.runner.report import write_run_report
-
     summary = build_summary(s)
     if s.main:
         atomic_write_json(s.out / SUMMARY_FILE, summary)
