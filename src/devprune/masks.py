@@ -24,6 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from devprune.cpu_ops import mul_mask
 from devprune.errors import CheckpointError, ConfigError
 from devprune.kinds import unit_tensors
 from devprune.structure import ModelStructure, PrunableLayer
@@ -110,7 +111,7 @@ class MaskSet:
         for layer_name in [name] if name is not None else list(self.masks):
             mask = self.masks[layer_name]
             weight = self.structure[layer_name].module.weight.detach()
-            kept += int(((weight != 0) & mask.to(weight.device)).sum())
+            kept += int(torch.count_nonzero((weight != 0) & mask.to(weight.device)))
             total += mask.numel()
         return kept / max(total, 1)
 
@@ -204,7 +205,8 @@ class MaskSet:
         for name in self.masks:
             layer = self.structure[name]
             mask = self.effective_mask(name) if self.hard else self.masks[name]
-            layer.module.weight.mul_(mask)
+            weight = layer.module.weight.detach()
+            mul_mask(weight, mask, out=weight)
             if self.hard:
                 for param in self._unit_params(layer):
                     param.mul_(self.unit_alive(name).to(param.device))

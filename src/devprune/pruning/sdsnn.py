@@ -34,6 +34,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from devprune.cpu_ops import mul_mask
 from devprune.errors import CheckpointError, ConfigError
 from devprune.pruning.activity import ActivityRecorder
 from devprune.pruning.base import register_pruner, structural_step
@@ -247,7 +248,8 @@ def range_width_importance_per_unit(width: torch.Tensor, mask: torch.Tensor,
     """``I_i = sum_j mask_ij * R_ij`` over each unit's incoming entries (``inplace``: zero
     the pruned entries of ``width`` itself, a scratch buffer)."""
     if inplace:
-        return width.mul_(mask).flatten(1).sum(1)  # R >= 0 is finite: x * 1 == x, x * 0 == 0
+        # R >= 0 is finite: x * 1 == x, x * 0 == 0
+        return mul_mask(width, mask, out=width).flatten(1).sum(1)
     return width.masked_fill(~mask, 0.0).flatten(1).sum(1)
 
 
@@ -482,7 +484,7 @@ class SDSNNPruner(MaskedPruner):
             return weight  # hard masks already hold pruned entries at exactly zero
         if weight.dtype != torch.float32:
             return weight * self.masks[layer.name]
-        return torch.mul(weight, self.masks[layer.name], out=self._buffer(weight))
+        return mul_mask(weight, self.masks[layer.name], out=self._buffer(weight))
 
     def _update_ranges(self) -> dict[str, dict[str, int]]:
         out = {}

@@ -20,6 +20,8 @@ from typing import ClassVar
 
 import torch
 
+from devprune.cpu_ops import compare, flat_nonzero
+
 MAX_COUNT_THRESHOLD = torch.iinfo(torch.int16).max
 
 
@@ -103,8 +105,7 @@ class SpineRanges:
         spare = self._spare_flags
         if spare is None or spare.shape != w.shape or spare.device != w.device:
             spare = torch.empty_like(w, dtype=torch.bool)
-        compare = self._BOUNDS[key][0]
-        return compare(w, getattr(self, key), out=spare)
+        return compare(self._BOUNDS[key][0], w, getattr(self, key), out=spare)
 
     def _expand(self, w: torch.Tensor, key: str) -> int:
         """Bound counters on flat indices: few weights sit beyond their bound, so after the
@@ -114,7 +115,7 @@ class SpineRanges:
         _, was_name, count_name, overshoot_name = self._BOUNDS[key]
         bound, count, overshoot = (getattr(self, n) for n in (key, count_name, overshoot_name))
         beyond = self._beyond(w, key)
-        now = beyond.view(-1).nonzero().squeeze(1)
+        now = flat_nonzero(beyond)
         was_beyond = getattr(self, was_name)
         counted = now[was_beyond.view(-1)[now]] if now.numel() else now
         # this epoch's flags become last epoch's: a swap with the spare, not a copy
