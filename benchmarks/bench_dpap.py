@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import resource
 import statistics
@@ -187,7 +188,10 @@ def braincog_epoch_step(mode: str, repeats: int) -> dict:
 def markdown(result: dict) -> str:
     lines = ["# DPAP engine benchmark", "",
              f"CPU, {result['threads']} threads, torch {result['torch']}; ratios are measured "
-             "in one process (interleaved), absolute times move with machine load.", "",
+             "in one process (interleaved), absolute times move with machine load "
+             f"(1-min load average {result['load_average_at_start'][0]:.1f} at start, "
+             f"{result['load_average_at_end'][0]:.1f} at end; {result['repeats']} repeats; "
+             f"OMP_WAIT_POLICY={result['omp_wait_policy']}).", "",
              "## Per-batch training overhead (DPAP step / dense step; target <= 1.10)", "",
              "| model | mode | batch | T | dense s | DPAP s | ratio |",
              "|---|---|---|---|---|---|---|"]
@@ -224,7 +228,9 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     repeats = 5 if args.quick else 15
     result = {"torch": torch.__version__, "threads": args.threads,
-              "machine": platform.processor() or platform.machine()}
+              "machine": platform.processor() or platform.machine(), "repeats": repeats,
+              "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "unset"),
+              "load_average_at_start": os.getloadavg()}
     result["training_overhead"] = [
         training_overhead("snn-mlp", (1, 28, 28), 100, 4, repeats, mode)
         for mode in ("default", "reference")
@@ -233,6 +239,7 @@ def main() -> None:
     result["braincog_epoch_step"] = [braincog_epoch_step(m, max(3, repeats // 3))
                                      for m in ("default", "reference")]
     result["braincog_bookkeeping"] = braincog_bookkeeping(50, 8, max(3, repeats // 3))
+    result["load_average_at_end"] = os.getloadavg()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "dpap.json").write_text(json.dumps(result, indent=2))
