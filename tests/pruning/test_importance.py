@@ -250,3 +250,17 @@ def test_selection_equals_numpy_exactly(n):
                 expected = np.percentile(chosen.astype(np.float64), q)
                 got = percentile(v, q, population).item()
                 assert got == pytest.approx(expected, rel=1e-6, abs=1e-6), (name, q)
+
+
+def test_selection_off_numpy_path_equals_numpy():
+    """Dtypes numpy does not take (and other devices) run the same bracketing on tensors."""
+    n = (1 << 18) + 5
+    gen = torch.Generator().manual_seed(11)
+    v = torch.randn(n, generator=gen).to(torch.bfloat16)
+    keep = torch.rand(n, generator=gen) < 0.6
+    chosen = v.float().numpy()[keep.numpy()]
+    ordered = np.sort(chosen)
+    for k in (1, 100, (3 * chosen.size) // 4, chosen.size):
+        first, second = _kth_smallest_pair(v, k, keep)
+        assert first.dtype == torch.bfloat16
+        assert first.item() == ordered[k - 1] and second.item() == ordered[min(k, chosen.size - 1)]
