@@ -166,7 +166,10 @@ def bench_set_vs_vectorised(shape: tuple[int, int], epochs: int, c: int = 3) -> 
 def _markdown(result: dict) -> str:
     lines = ["# SD-SNN epoch-end update, BrainCog CIFAR shapes (CPU)", "",
              f"torch {result['torch']}, {result['threads']} threads; load average at start "
-             f"{result['load_average_at_start'][0]:.1f} on this shared machine. One epoch-end "
+             f"{result['load_average_at_start'][0]:.1f}, at end "
+             f"{result['load_average_at_end'][0]:.1f} on this shared machine; "
+             f"{result['epoch_end'][0]['repeats']} repeats; "
+             f"OMP_WAIT_POLICY={result['omp_wait_policy']}. One epoch-end "
              "update in the pruning phase (epoch > 2C) on 21.35M weights: devprune (every "
              "layer's ranges) vs the benchmark-only replica of the reference engine "
              "(`benchmarks/reference_engine.py`, FC ranges only as the reference), "
@@ -198,9 +201,11 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     result = {"torch": torch.__version__, "threads": args.threads,
               "load_average_at_start": os.getloadavg(),
+              "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "unset"),
               "epoch_end": [bench_against_replica(m, args.repeats)
                             for m in ("reference", "default")],
               "set_vs_vectorised": bench_set_vs_vectorised(tuple(args.set_shape), epochs=6)}
+    result["load_average_at_end"] = os.getloadavg()
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "sdsnn.json").write_text(json.dumps(result, indent=2))
     (RESULTS / "sdsnn.md").write_text(_markdown(result))
