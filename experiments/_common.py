@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -55,6 +56,23 @@ def run_train(preset: str, out: Path | str, overrides: Sequence[str] = (), *,
         with log.open("w") as stream:
             subprocess.run(cmd, check=True, cwd=cwd, stdout=stream, stderr=subprocess.STDOUT)
     return time.perf_counter() - start
+
+
+def ensure_run(preset: str, out: Path, overrides: Sequence[str] = (), *,
+               log: Path | None = None) -> None:
+    """Makes ``out`` a finished run of ``preset`` + ``overrides``: nothing when its
+    summary.json exists, a resume with the run's own config when it was killed after a
+    checkpoint, else a training from the start (echoed; output to ``log``)."""
+    if (out / "summary.json").exists():
+        return
+    if (out / "last.pt").exists():
+        cmd = [*DEVPRUNE, "train", str(out / "config.yaml"), "--quiet", "--resume", "--out",
+               str(out)]
+        subprocess.run(cmd, check=True)
+        return
+    if out.exists():  # started but no checkpoint yet: start again
+        shutil.rmtree(out)
+    run_train(preset, out, overrides, echo=True, log=log)
 
 
 def read_metrics(run: Path) -> list[dict]:

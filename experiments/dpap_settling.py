@@ -20,7 +20,14 @@ import json
 from pathlib import Path
 from statistics import mean
 
-from _common import RESULTS, read_metrics, read_summary, run_train, show_command, train_command
+from _common import (
+    RESULTS,
+    ensure_run,
+    read_metrics,
+    read_summary,
+    show_command,
+    train_command,
+)
 
 PRESETS = {"mnist": "mnist-mlp-dpap-quick", "fashion": "fashion-mlp-dpap-quick"}
 DENSE = {"mnist": "mnist-mlp-sdsnn-quick", "fashion": "fashion-mlp-sdsnn-quick"}
@@ -28,8 +35,7 @@ COMMON = ["train.threads=1"]
 
 
 def _train(preset: str, out: Path, overrides: list[str]) -> str:
-    if not (out / "summary.json").exists():
-        run_train(preset, out, overrides, echo=True, log=out.with_suffix(".log"))
+    ensure_run(preset, out, overrides, log=out.with_suffix(".log"))
     return show_command(train_command(preset, out, overrides))
 
 

@@ -19,17 +19,14 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import shutil
-import subprocess
 from pathlib import Path
 from statistics import mean
 
 from _common import (
-    DEVPRUNE,
     RESULTS,
+    ensure_run,
     read_metrics,
     read_summary,
-    run_train,
     show_command,
     train_command,
 )
@@ -77,13 +74,7 @@ def _largest_drop(rows: list[dict]) -> float:
 def run_one(dataset: str, method: str, seed: int, runs: Path) -> dict:
     out = runs / f"{dataset}-{method}-s{seed}"
     preset, overrides = PRESETS[dataset], _overrides(method, seed)
-    if not (out / "summary.json").exists():
-        if (out / "last.pt").exists():  # an interrupted run: resume it
-            _resume(out)
-        else:
-            if out.exists():  # started but no checkpoint yet: start again
-                shutil.rmtree(out)
-            run_train(preset, out, overrides, echo=True, log=runs / f"{out.name}.log")
+    ensure_run(preset, out, overrides, log=runs / f"{out.name}.log")
     summary = read_summary(out)
     rows = _epochs(out)
     return {"dataset": dataset, "method": method, "seed": seed, "preset": preset,
@@ -93,12 +84,6 @@ def run_one(dataset: str, method: str, seed: int, runs: Path) -> dict:
             "connectivity": rows[-1]["connectivity"],
             "largest_drop": _largest_drop(rows), "wall_s": summary.get("wall_time_s"),
             "epochs": rows}
-
-
-def _resume(out: Path) -> None:
-    cmd = [*DEVPRUNE, "train", str(out / "config.yaml"), "--quiet", "--resume", "--out",
-           str(out)]
-    subprocess.run(cmd, check=True)
 
 
 def _pct(x: float | None) -> str:
