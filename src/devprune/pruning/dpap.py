@@ -177,7 +177,7 @@ class DPAPConfig:
         config = config.fit_to_run(epochs, batches_per_epoch, keep=tuple(settings))
         if config.every_batches == 0:
             return config
-        raised = {f"{kind}_reserve": max(SHORT_RUN_RESERVE, getattr(config, f"{kind}_reserve"))
+        raised = {f"{kind}_reserve": SHORT_RUN_RESERVE
                   for kind in ("conv", "fc_neuron", "fc_synapse")
                   if f"{kind}_reserve" not in settings}
         return dataclasses.replace(config, **raised)
