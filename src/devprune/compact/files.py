@@ -24,7 +24,7 @@ from torch import nn
 from devprune.compact.record import architecture_record, rebuild
 from devprune.errors import CheckpointError
 from devprune.models import build_model
-from devprune.utils.checksum import payload_digest
+from devprune.utils.checksum import content_changed, sealed
 from devprune.utils.io import atomic_torch_save
 
 FILE_FORMAT = "devprune-compacted"
@@ -35,15 +35,14 @@ def save_compacted(path: str | Path, model: nn.Module, build: dict[str, Any],
                    summary: dict[str, Any] | None = None) -> None:
     """Write ``model`` (a compacted zoo model) with the ``build_model`` arguments of its
     base architecture; atomic."""
-    payload = {
+    payload = sealed({
         "format": FILE_FORMAT,
         "format_version": FILE_VERSION,
         "build": build,
         "architecture": architecture_record(model),
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "summary": summary or {},
-    }
-    payload["checksum"] = payload_digest(payload)
+    })
     atomic_torch_save(payload, path)
 
 
@@ -68,9 +67,7 @@ def read_compacted(path: str | Path) -> dict[str, Any]:
             f"{path} has compacted-file version {payload.get('format_version')}; this devprune "
             f"reads version {FILE_VERSION}"
         )
-    stored = payload.get("checksum")  # files of earlier versions have none
-    if stored is not None and payload_digest({k: v for k, v in payload.items()
-                                              if k != "checksum"}) != stored:
+    if content_changed(payload):  # files of earlier versions have no checksum: accepted
         raise CheckpointError(f"{path} fails its checksum: its content changed after it was "
                               "written (disk or copy corruption); write it again with "
                               "`devprune compact`")

@@ -26,6 +26,12 @@ def check_split_args(split: str, val_fraction: float, limit: int | None) -> None
         raise ConfigError(f"limit={limit!r} must be a positive integer or None (all samples)")
 
 
+def official_part(split: str) -> str:
+    """The official part a split is drawn from: ``"test"`` for test, ``"train"`` for train
+    and val (val is held out of the official training set)."""
+    return "test" if split == "test" else "train"
+
+
 def train_val_indices(num_train: int, val_fraction: float, seed: int) -> tuple[Tensor, Tensor]:
     """Disjoint (train, val) index tensors covering ``range(num_train)``.
 

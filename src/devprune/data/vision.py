@@ -20,7 +20,7 @@ from devprune.data.base import BatchTransform, DatasetInfo, InMemoryDataset, to_
 from devprune.data.fetcher import fetch, is_present, require_files
 from devprune.data.idx import read_idx
 from devprune.data.registry import register_dataset
-from devprune.data.splits import select_indices
+from devprune.data.splits import official_part, select_indices
 from devprune.data.transforms import Compose, Normalize, RandomCrop, RandomHorizontalFlip
 from devprune.errors import DataError
 
@@ -31,6 +31,9 @@ STATS: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
     "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
     "cifar100": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
 }
+
+# File-name prefix of each official part of the IDX sets (MNIST's own names)
+IDX_PREFIX = {"train": "train", "test": "t10k"}
 
 CIFAR_URL = "https://www.cs.toronto.edu/~kriz/cifar.html"
 
@@ -120,7 +123,7 @@ def _idx_factory(name: str, info: DatasetInfo):
         download: bool = False,
     ) -> InMemoryDataset:
         folder = fetch(name, root) if download else require_files(name, root)
-        images, labels = load_idx_pair(folder, "t10k" if split == "test" else "train")
+        images, labels = load_idx_pair(folder, IDX_PREFIX[official_part(split)])
         return _build(name, info, images, labels, split, val_fraction=val_fraction, seed=seed,
                       augment=augment, limit=limit, normalize=normalize)
 
@@ -244,7 +247,7 @@ def _cifar_factory(name: str, info: DatasetInfo):
         limit: int | None,
         normalize: bool = True,
     ) -> InMemoryDataset:
-        images, labels = load_cifar(name, root, "test" if split == "test" else "train")
+        images, labels = load_cifar(name, root, official_part(split))
         return _build(name, info, images, labels, split, val_fraction=val_fraction, seed=seed,
                       augment=augment, limit=limit, normalize=normalize)
 

@@ -24,7 +24,7 @@ import torch
 from devprune import __version__
 from devprune.errors import CheckpointError, ConfigError
 from devprune.runner.config import config_from_dict
-from devprune.utils.checksum import payload_digest
+from devprune.utils.checksum import content_changed, sealed
 from devprune.utils.io import atomic_torch_save
 
 FORMAT = "devprune-run-checkpoint"
@@ -74,9 +74,7 @@ def restore_rng(state: dict[str, Any], generators: dict[str, torch.Generator] | 
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
     """Write ``payload`` (see :func:`build_payload`) atomically to ``path``, with a checksum."""
     full = {"format": FORMAT, "format_version": FORMAT_VERSION, **payload}
-    full.pop("checksum", None)
-    full["checksum"] = payload_digest(full)
-    atomic_torch_save(full, path)
+    atomic_torch_save(sealed(full), path)
 
 
 def build_payload(
@@ -194,11 +192,7 @@ def checkpoint_config(payload: dict[str, Any], path: str | Path) -> Any:
 def verify_checksum(payload: dict[str, Any], path: str | Path) -> None:
     """Refuse ``payload`` when its stored checksum does not match its content (no checksum:
     a checkpoint of an earlier devprune, accepted as is)."""
-    stored = payload.get("checksum")
-    if stored is None:
-        return
-    content = {k: v for k, v in payload.items() if k != "checksum"}
-    if payload_digest(content) != stored:
+    if content_changed(payload):
         raise CheckpointError(
             f"checkpoint {path} fails its checksum: its content changed after it was written "
             "(disk or copy corruption); resume from another checkpoint of the run (best.pt, "

@@ -22,6 +22,7 @@ PLIF default); its gradient with respect to ``alpha`` is ``df/dalpha`` of the sm
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -35,48 +36,41 @@ def heaviside(x: torch.Tensor) -> torch.Tensor:
     return (x > 0).to(x.dtype)
 
 
-class _RectangularFn(torch.autograd.Function):
+def _rectangular_grad(grad_out: torch.Tensor, x: torch.Tensor, half_width: float) -> torch.Tensor:
+    window = (x.abs() < half_width).to(grad_out.dtype)
+    return grad_out * window * (0.5 / half_width)
+
+
+def _qgate_grad(grad_out: torch.Tensor, x: torch.Tensor, alpha: float) -> torch.Tensor:
+    slope = (alpha - alpha * alpha * x.abs()).clamp_min(0.0)  # zero outside |x| < 1/alpha
+    return grad_out * slope
+
+
+def _sigmoid_grad(grad_out: torch.Tensor, x: torch.Tensor, alpha: float) -> torch.Tensor:
+    sig = torch.sigmoid(alpha * x)
+    return grad_out * alpha * sig * (1.0 - sig)
+
+
+# The backward pass of a surrogate with one fixed float parameter: ``(grad_out, x, param)
+# -> grad_x``. It takes ``grad_out`` itself (not a slope to multiply) so each surrogate keeps
+# its own order of products, and with it its exact gradient bits.
+SurrogateGrad = Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]
+
+
+class _FixedParameterFn(torch.autograd.Function):
+    """Heaviside forward, ``grad(grad_out, x, param)`` backward (Rectangular, QGate, Sigmoid)."""
+
     @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, half_width: float) -> torch.Tensor:
+    def forward(ctx: Any, x: torch.Tensor, grad: SurrogateGrad, param: float) -> torch.Tensor:
         ctx.save_for_backward(x)
-        ctx.half_width = half_width
+        ctx.grad = grad
+        ctx.param = param
         return heaviside(x)
 
     @staticmethod
-    def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor, None]:
+    def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor, None, None]:
         (x,) = ctx.saved_tensors
-        w = ctx.half_width
-        window = (x.abs() < w).to(grad_out.dtype)
-        return grad_out * window * (0.5 / w), None
-
-
-class _QGateFn(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, alpha: float) -> torch.Tensor:
-        ctx.save_for_backward(x)
-        ctx.alpha = alpha
-        return heaviside(x)
-
-    @staticmethod
-    def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor, None]:
-        (x,) = ctx.saved_tensors
-        a = ctx.alpha
-        slope = (a - a * a * x.abs()).clamp_min(0.0)  # zero outside |x| < 1/alpha
-        return grad_out * slope, None
-
-
-class _SigmoidFn(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, alpha: float) -> torch.Tensor:
-        ctx.save_for_backward(x)
-        ctx.alpha = alpha
-        return heaviside(x)
-
-    @staticmethod
-    def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor, None]:
-        (x,) = ctx.saved_tensors
-        sig = torch.sigmoid(ctx.alpha * x)
-        return grad_out * ctx.alpha * sig * (1.0 - sig), None
+        return ctx.grad(grad_out, x, ctx.param), None, None
 
 
 class _ATanFn(torch.autograd.Function):
@@ -120,7 +114,7 @@ class Rectangular(Surrogate):
         self.half_width = _positive("half_width", half_width, "Rectangular")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return _RectangularFn.apply(x, self.half_width)
+        return _FixedParameterFn.apply(x, _rectangular_grad, self.half_width)
 
     def smooth(self, x: torch.Tensor) -> torch.Tensor:
         return (x / (2 * self.half_width) + 0.5).clamp(0.0, 1.0)
@@ -130,16 +124,16 @@ class Rectangular(Surrogate):
 
 
 class _FixedAlpha(Surrogate):
-    """A surrogate with one fixed positive sharpness ``alpha``, applied by ``_function``."""
+    """A surrogate with one fixed positive sharpness ``alpha``; ``_grad`` is its backward."""
 
-    _function: type[torch.autograd.Function]
+    _grad: SurrogateGrad
 
     def __init__(self, alpha: float) -> None:
         super().__init__()
         self.alpha = _positive("alpha", alpha, type(self).__name__)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self._function.apply(x, self.alpha)
+        return _FixedParameterFn.apply(x, self._grad, self.alpha)
 
     def extra_repr(self) -> str:
         return f"alpha={self.alpha}"
@@ -148,7 +142,7 @@ class _FixedAlpha(Surrogate):
 class QGate(_FixedAlpha):
     """Quadratic gate (BrainCog ``QGateGrad``): slope ``alpha - alpha^2 |x|`` near 0."""
 
-    _function = _QGateFn
+    _grad = staticmethod(_qgate_grad)
 
     def __init__(self, alpha: float = 2.0) -> None:
         super().__init__(alpha)
@@ -162,7 +156,7 @@ class QGate(_FixedAlpha):
 class Sigmoid(_FixedAlpha):
     """Sigmoid surrogate: slope ``alpha * s * (1 - s)`` with ``s = sigmoid(alpha x)``."""
 
-    _function = _SigmoidFn
+    _grad = staticmethod(_sigmoid_grad)
 
     def __init__(self, alpha: float = 4.0) -> None:
         super().__init__(alpha)

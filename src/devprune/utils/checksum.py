@@ -20,6 +20,24 @@ def payload_digest(obj: Any) -> str:
     return f"{ALGORITHM}:{digest.hexdigest()}"
 
 
+CHECKSUM_KEY = "checksum"
+
+
+def sealed(payload: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``payload`` with its digest as the last entry (a stale one is replaced)."""
+    content = {k: v for k, v in payload.items() if k != CHECKSUM_KEY}
+    return {**content, CHECKSUM_KEY: payload_digest(content)}
+
+
+def content_changed(payload: dict[str, Any]) -> bool:
+    """True when ``payload``'s stored digest does not match its content. A payload without
+    one (written before files carried checksums) counts as unchanged."""
+    stored = payload.get(CHECKSUM_KEY)
+    if stored is None:
+        return False
+    return payload_digest({k: v for k, v in payload.items() if k != CHECKSUM_KEY}) != stored
+
+
 def _feed(digest: Any, obj: Any) -> None:
     import torch
 

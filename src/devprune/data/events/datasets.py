@@ -28,7 +28,7 @@ from devprune.data.events.cache import FrameCache
 from devprune.data.events.frames import FrameSpec
 from devprune.data.events.pipeline import EventDatasetSpec, load_frames
 from devprune.data.registry import register_dataset
-from devprune.data.splits import select_indices
+from devprune.data.splits import official_part, select_indices
 from devprune.errors import ConfigError, DataError
 
 EVENT_DATASETS: dict[str, EventDatasetSpec] = {
@@ -67,10 +67,10 @@ def reject_normalize(name: str, normalize: bool) -> None:
 
 
 def frame_spec(
-    dataset: EventDatasetSpec, time_steps: int | None, frame_method: str | None,
-    window_us: int | None, downsample: int,
+    default: FrameSpec, time_steps: int | None, frame_method: str | None,
+    window_us: int | None, downsample: int = 1,
 ) -> FrameSpec:
-    default = dataset.default_frames
+    """The frames a dataset's options ask for; an option not given keeps ``default``'s."""
     return FrameSpec(
         time_steps=default.time_steps if time_steps is None else int(time_steps),
         method=default.method if frame_method is None else frame_method,
@@ -108,9 +108,9 @@ def _factory(name: str):
         cache_dir: str | Path | None = None,
     ) -> InMemoryDataset:
         reject_normalize(name, normalize)
-        spec = frame_spec(dataset, time_steps, frame_method, window_us, downsample)
+        spec = frame_spec(dataset.default_frames, time_steps, frame_method, window_us, downsample)
         folder = root / name
-        official = "test" if split == "test" else "train"
+        official = official_part(split)
         groups = dataset.list_groups(folder, official)
         num_samples = sum(len(g.keys) for g in groups)
         if num_samples == 0:

@@ -24,13 +24,13 @@ from torch import Tensor
 
 from devprune.data.base import BatchTransform, DatasetInfo, InMemoryDataset
 from devprune.data.events.cache import FrameCache
-from devprune.data.events.datasets import frames_to_float, reject_normalize
+from devprune.data.events.datasets import frame_spec, frames_to_float, reject_normalize
 from devprune.data.events.dvs_sim import SaccadeConfig, simulate_events
 from devprune.data.events.frames import FrameSpec, compact_dtype, integrate_batch, widen_to_hold
 from devprune.data.fetcher import is_present, require_files
 from devprune.data.registry import register_dataset
-from devprune.data.splits import select_indices
-from devprune.data.vision import load_idx_pair
+from devprune.data.splits import official_part, select_indices
+from devprune.data.vision import IDX_PREFIX, load_idx_pair
 
 SOURCES = {"mnist-dvs-derived": "mnist", "fashion-dvs-derived": "fashion-mnist"}
 DEFAULT_FRAMES = FrameSpec(8, "number")
@@ -90,12 +90,10 @@ def _factory(name: str):
         normalize: bool = False,
     ) -> InMemoryDataset:
         reject_normalize(name, normalize)
-        spec = FrameSpec(DEFAULT_FRAMES.time_steps if time_steps is None else int(time_steps),
-                         frame_method or DEFAULT_FRAMES.method, window_us)
+        spec = frame_spec(DEFAULT_FRAMES, time_steps, frame_method, window_us)
         cfg = SaccadeConfig()
-        official = "test" if split == "test" else "train"
-        images, labels = load_idx_pair(require_files(source, root),
-                                       "t10k" if official == "test" else "train")
+        official = official_part(split)
+        images, labels = load_idx_pair(require_files(source, root), IDX_PREFIX[official])
         indices = select_indices(split, images.shape[0], val_fraction=val_fraction, seed=seed,
                                  limit=limit)
         folder = root / name / "frames_cache" / official / f"{cfg.key()}-{spec.key()}"

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from devprune.data.events.aedat import read_aedat31
-from devprune.data.events.npz import digit_folder, npz_groups
+from devprune.data.events.npz import converted_split_groups
 from devprune.data.events.types import RecordingGroup, SensorSize
 from devprune.errors import DataError
 
@@ -35,8 +35,9 @@ def gesture_groups(folder: Path, split: str) -> list[RecordingGroup]:
     """One group per recording of the split (its gestures are decoded together)."""
     recordings_dir = _find_recordings(folder)
     if recordings_dir is None:
-        if (folder / "events_np" / split).is_dir():
-            return npz_groups(folder / "events_np" / split, digit_folder, SENSOR)
+        converted = converted_split_groups(folder, split, SENSOR)
+        if converted is not None:
+            return converted
         raise DataError(
             f"DVS128 Gesture not found under {folder}. Download DvsGesture.tar.gz from the "
             "publisher (IBM Research, https://research.ibm.com/interactive/dvsgesture/) and "

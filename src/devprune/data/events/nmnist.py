@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from devprune.data.events.npz import digit_folder, npz_groups
+from devprune.data.events.npz import converted_split_groups
 from devprune.data.events.types import RecordingGroup, SensorSize, check_stream, make_events
 from devprune.errors import DataError
 
@@ -60,8 +60,9 @@ def nmnist_groups(folder: Path, split: str) -> list[RecordingGroup]:
             return _directory_groups(base / name)
         if (base / f"{name}.zip").is_file():
             return _zip_groups(base / f"{name}.zip")
-    if (folder / "events_np" / split).is_dir():
-        return npz_groups(folder / "events_np" / split, digit_folder, SENSOR)
+    converted = converted_split_groups(folder, split, SENSOR)
+    if converted is not None:
+        return converted
     raise DataError(
         f"N-MNIST {split} split not found under {folder}. Download Train.zip and Test.zip from "
         "the publisher (https://www.garrickorchard.com/datasets/n-mnist, or its Mendeley Data "

@@ -69,6 +69,16 @@ def npz_groups(
     return groups
 
 
+def converted_split_groups(folder: Path, split: str,
+                           sensor: SensorSize) -> list[RecordingGroup] | None:
+    """Groups of SpikingJelly's converted split ``<folder>/events_np/<split>/<digit>/*.npz``
+    (N-MNIST, DVS128 Gesture), or None when ``folder`` holds no such split."""
+    split_root = folder / "events_np" / split
+    if not split_root.is_dir():
+        return None
+    return npz_groups(split_root, digit_folder, sensor)
+
+
 def _loader(path: Path, sensor: SensorSize | None) -> Callable[[], list[np.ndarray]]:
     return lambda: [read_event_npz(path, sensor)]
 
