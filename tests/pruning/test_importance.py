@@ -8,22 +8,23 @@ import numpy as np
 import pytest
 import torch
 
+from devprune.pruning import build_pruner, dpap
+from devprune.pruning.dpap import LayerStatistics
 from devprune.pruning.importance import (
     _kth_smallest_pair,
-    bcm_hebb,
     developmental_factor,
     minmax_normalise,
     percentile,
     readout_weights,
     reserve_increment,
     reserve_update,
+    reserve_update_,
     robust_normalise,
     running_mean_per_slot,
-    running_mean_per_unit,
-    spike_trace,
     spine_importance,
     trace_readout,
 )
+from tests.core.models import ChainSNN
 
 
 def t(values) -> torch.Tensor:
@@ -31,10 +32,20 @@ def t(values) -> torch.Tensor:
 
 
 # -- trace ------------------------------------------------------------------------------------
+def trace_by_recursion(spikes: torch.Tensor, delta: float) -> torch.Tensor:
+    """docs/DPAP.md#dpap-trace stepped literally: ``x[t] = delta x[t-1] + o[t]``, ``x[0] = 0``;
+    the running code never steps it (trace_readout is one weighted sum over time)."""
+    trace, steps = torch.zeros_like(spikes[0]), []
+    for step in spikes.unbind(0):
+        trace = delta * trace + step
+        steps.append(trace)
+    return torch.stack(steps)
+
+
 def test_trace_recursion_by_hand():
     spikes = t([1.0, 0.0, 1.0]).reshape(3, 1, 1)  # T=3, B=1, one neuron
     # x1 = 1, x2 = 0.5, x3 = 0.25 + 1 = 1.25
-    assert spike_trace(spikes).flatten().tolist() == [1.0, 0.5, 1.25]
+    assert trace_by_recursion(spikes, 0.5).flatten().tolist() == [1.0, 0.5, 1.25]
 
 
 def test_last_step_readout_is_final_trace_over_T():
@@ -49,7 +60,7 @@ def test_mean_readout_is_time_average_of_trace():
 
 def test_readout_weights_match_recursion_on_random_spikes():
     spikes = (torch.rand(5, 4, 3) > 0.5).float()
-    full = spike_trace(spikes, 0.5)
+    full = trace_by_recursion(spikes, 0.5)
     assert torch.allclose(trace_readout(spikes, 0.5, "last"), full[-1] / 5)
     assert torch.allclose(trace_readout(spikes, 0.5, "mean"), full.mean(0))
     assert readout_weights(3, 0.5, "last").tolist() == pytest.approx([0.25 / 3, 0.5 / 3, 1 / 3])
@@ -66,29 +77,47 @@ POST = t([[1.0, 0.0], [0.5, 2.0]])  # [B=2, out=2]
 PRE = t([[1.0, 2.0], [3.0, 0.0]])  # [B=2, in=2]
 
 
-def test_bcm_hebb_by_hand():
-    # a(a - theta) with theta = (0.5, 1): rows (0.5, 0) and (0, 2)
-    hebb = bcm_hebb(POST, PRE, t([0.5, 1.0]))
-    assert hebb.tolist() == [[0.5, 1.0], [6.0, 0.0]]
+def statistics(theta: str) -> LayerStatistics:
+    """DPAP's running accumulator of one [out=2, in=2] layer (what the training loop updates)."""
+    return LayerStatistics(2, 2, theta, windowed=False, device=torch.device("cpu"))
 
 
-def test_bcm_hebb_equals_sum_over_samples_loop():
-    post, pre, theta = torch.rand(7, 3), torch.rand(7, 4), torch.rand(3)
-    loop = sum(torch.outer(post[b] * (post[b] - theta), pre[b]) for b in range(7))
-    assert torch.allclose(bcm_hebb(post, pre, theta), loop, atol=1e-6)
+def test_bcm_update_by_hand():
+    # theta = (0.5, 1) for both samples: a(a - theta) rows (0.5, 0) and (0, 2)
+    stats = statistics("per_unit")
+    stats.theta_sum.copy_(t([0.5, 1.0]))
+    stats.theta_count.fill_(1)
+    stats.update(PRE, POST)
+    assert stats.bcm.tolist() == [[0.5, 1.0], [6.0, 0.0]]
+    assert stats.activity.tolist() == [1.5, 2.0]
 
 
-def test_per_slot_threshold_in_hebb_broadcasts_per_sample():
-    theta = t([[0.0, 0.0], [0.5, 2.0]])  # slot 1 equals its sample: no contribution
-    assert bcm_hebb(POST, PRE, theta).tolist() == [[1.0, 2.0], [0.0, 0.0]]
+def test_bcm_update_equals_sum_over_samples_loop():
+    post, pre = torch.rand(7, 2), torch.rand(7, 2)
+    stats = statistics("per_unit")
+    stats.update(pre, post)  # first batch: theta = 0
+    stats.update(pre, post)  # second: theta = the first batch's per-unit mean
+    theta = post.mean(0)
+    loop = sum(torch.outer(post[b] * post[b], pre[b]) for b in range(7)) + sum(
+        torch.outer(post[b] * (post[b] - theta), pre[b]) for b in range(7))
+    assert torch.allclose(stats.bcm, loop, atol=1e-6)
 
 
-def test_per_unit_running_mean_counts_every_sample():
-    total, count, theta = running_mean_per_unit(torch.zeros(2), 0, POST)
-    assert (count, theta.tolist()) == (2, [0.75, 1.0])
-    total, count, theta = running_mean_per_unit(total, count, t([[3.0, 0.0]]))
-    assert count == 3
-    assert theta.tolist() == pytest.approx([1.5, 2.0 / 3])
+def test_per_slot_threshold_in_bcm_update_broadcasts_per_sample():
+    stats = statistics("per_slot")
+    stats.slot_theta, stats.slot_count = t([[0.0, 0.0], [0.5, 2.0]]), t([1.0, 1.0])
+    stats.update(PRE, POST)  # slot 1 equals its sample: no contribution
+    assert stats.bcm.tolist() == [[1.0, 2.0], [0.0, 0.0]]
+
+
+def test_per_unit_threshold_counts_every_sample():
+    stats = statistics("per_unit")
+    assert stats.threshold(2).tolist() == [0.0, 0.0]  # no sample yet
+    stats.update(PRE, POST)
+    assert (stats.theta_count.item(), stats.threshold(2).tolist()) == (2, [0.75, 1.0])
+    stats.update(t([[0.0, 0.0]]), t([[3.0, 0.0]]))
+    assert stats.theta_count.item() == 3
+    assert stats.threshold(1).tolist() == pytest.approx([1.5, 2.0 / 3])
 
 
 def test_per_slot_running_mean_by_hand():
@@ -179,35 +208,45 @@ def test_reserve_increment_adds_bonus_only_when_positive():
     assert d.tolist() == pytest.approx([-0.65, 5.35, -0.25, 0.0])
 
 
-def test_reserve_update_by_hand():
-    p = reserve_update(t([10.0, 10.0, 10.0]), t([0.0, 0.5, 0.2]), offset=0.65, bonus=5.0,
-                       factor=1.0, gamma=0.999)
+def in_place(reserve: torch.Tensor, u: torch.Tensor, **constants: float) -> torch.Tensor:
+    return reserve_update_(reserve.clone(), u.clone(), **constants)
+
+
+# both forms of the rule, each pinned by hand: units run reserve_update, synapses (up to 16.8 M
+# of them) the in-place reserve_update_ (it rounds differently, so neither is the other's oracle)
+RESERVE_RULES = pytest.mark.parametrize("rule", [reserve_update, in_place],
+                                        ids=["units", "synapses in place"])
+
+
+@RESERVE_RULES
+def test_reserve_update_by_hand(rule):
+    p = rule(t([10.0, 10.0, 10.0]), t([0.0, 0.5, 0.2]), offset=0.65, bonus=5.0,
+             factor=1.0, gamma=0.999)
     assert p.tolist() == pytest.approx([9.34, 15.34, 9.74])
-    p = reserve_update(t([0.1]), t([0.0]), offset=0.65, bonus=5.0, factor=math.exp(-1))
+    p = rule(t([0.1]), t([0.0]), offset=0.65, bonus=5.0, factor=math.exp(-1))
     assert p.item() == pytest.approx(0.0999 - 0.65 * math.exp(-1))
+    p = rule(t([1.0]), t([0.5]), offset=0.65, bonus=5.0, factor=0.5, gamma=0.9)
+    assert p.item() == pytest.approx(0.9 + (0.35 + 5.0) * 0.5)  # bonus scaled by g too
 
 
-def test_bottom_conv_filter_dies_around_epoch_26_with_bc_constants():
+@RESERVE_RULES
+def test_bottom_conv_filter_dies_around_epoch_26_with_bc_constants(rule):
     # docs/DPAP.md#dpap-dynamics: a filter always at the bottom (d = -0.65) from P0 = 10,
     # e0 = 5, kappa 12.
     p, death = torch.tensor([10.0]), None
     for epoch in range(5, 60):
         g = developmental_factor(epoch, 5, 12)
-        p = reserve_update(p, t([0.0]), offset=0.65, bonus=5.0, factor=g)
+        p = rule(p, t([0.0]), offset=0.65, bonus=5.0, factor=g)
         if p.item() < 0:
             death = epoch
             break
     assert death is not None and 24 <= death <= 28
 
 
-def test_in_place_reserve_update_matches_the_formula():
-    from devprune.pruning.importance import reserve_update_
-
-    reserve, u = torch.rand(1000) * 10, torch.rand(1000)
-    expected = reserve_update(reserve, u, offset=1.5, bonus=2.0, factor=0.37, gamma=0.999)
-    got = reserve_update_(reserve.clone(), u.clone(), offset=1.5, bonus=2.0, factor=0.37,
-                          gamma=0.999)
-    assert torch.allclose(got, expected, atol=1e-5)
+def test_in_place_reserve_update_overwrites_the_reserve():
+    reserve, u = t([10.0, 10.0]), t([0.0, 0.5])
+    result = reserve_update_(reserve, u, offset=0.65, bonus=5.0, factor=1.0, gamma=0.999)
+    assert result is reserve and reserve.tolist() == pytest.approx([9.34, 15.34])
 
 
 # -- exact selection at scale (issue #17): equal to numpy around and above the bracketing size --
@@ -264,3 +303,36 @@ def test_selection_off_numpy_path_equals_numpy():
         first, second = _kth_smallest_pair(v, k, keep)
         assert first.dtype == torch.bfloat16
         assert first.item() == ordered[k - 1] and second.item() == ordered[min(k, chosen.size - 1)]
+
+
+def test_dpap_unit_step_runs_reserve_update_exactly(monkeypatch):
+    """DPAP's unit step (pruning/dpap.py) writes the rule inline: it must give reserve_update's
+    bits, so the hand-pinned function above is the rule the units run."""
+    torch.manual_seed(0)
+    model = ChainSNN()
+    pruner = build_pruner("dpap", model, None, {"start": 0, "e0": 0, "every_batches": 1000})
+    x = torch.rand(4, 1, 8, 8)
+    for _ in range(2):  # statistics from two batches, no structural step yet
+        pruner.on_batch_start()
+        model(x)
+        pruner.on_batch_end()
+    unit_scores = []
+
+    def recording(*args, **kwargs):
+        u = dpap_normalise(*args, **kwargs)
+        if "out" not in kwargs:  # the synapse step normalises into a scratch buffer
+            unit_scores.append(u.clone())
+        return u
+
+    dpap_normalise = dpap.robust_normalise
+    monkeypatch.setattr(dpap, "robust_normalise", recording)
+    before = {key: reserve.clone() for key, reserve in pruner.unit_reserve.items()}
+    alive = {group.key: pruner._group_alive(group).clone() for group in pruner.unit_groups}
+    event = pruner.prune_step(3)
+    assert len(unit_scores) == len(pruner.unit_groups) > 0
+    for group, u in zip(pruner.unit_groups, unit_scores, strict=True):
+        const = pruner.cfg.constants(group.kind)
+        rule = reserve_update(before[group.key], u, offset=const.offset, bonus=const.bonus,
+                              factor=event["factor"][group.kind], gamma=pruner.cfg.gamma)
+        expected = torch.where(alive[group.key], rule, before[group.key])
+        assert torch.equal(pruner.unit_reserve[group.key], expected)

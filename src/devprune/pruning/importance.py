@@ -21,16 +21,6 @@ EMPTY_RANGE = ("half", "sign")
 # --------------------------------------------------------------------------------------------
 # Activity trace (docs/DPAP.md#dpap-trace)
 # --------------------------------------------------------------------------------------------
-def spike_trace(spikes: torch.Tensor, delta: float = 0.5) -> torch.Tensor:
-    """All trace values ``x[t] = delta * x[t-1] + o[t]`` (``x[0] = 0``) of ``[T, B, ...]``."""
-    trace = torch.zeros_like(spikes[0])
-    steps = []
-    for step in spikes.unbind(0):
-        trace = delta * trace + step
-        steps.append(trace)
-    return torch.stack(steps)
-
-
 def readout_weights(
     steps: int, delta: float = 0.5, readout: str = "last", *, device=None, dtype=None
 ) -> torch.Tensor:
@@ -69,27 +59,9 @@ def trace_readout(
 # --------------------------------------------------------------------------------------------
 # BCM accumulator (docs/DPAP.md#dpap-bcm)
 # --------------------------------------------------------------------------------------------
-def bcm_hebb(post: torch.Tensor, pre: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
-    """``Hebb_ij = sum_b a_i^b (a_i^b - theta_i^b) a_j^b`` as one matmul, ``[out, in]``.
-
-    ``theta`` is ``[out]`` (one threshold per unit) or ``[B, out]`` (one per batch slot).
-    """
-    return (post * (post - theta)).T @ pre
-
-
-def running_mean_per_unit(
-    total: torch.Tensor, count: float, post: torch.Tensor
-) -> tuple[torch.Tensor, float, torch.Tensor]:
-    """Per-unit BCM threshold: mean of every sample's activity since training started.
-
-    Returns the updated ``(total, count, theta)``; ``total``/``count`` are sums, so they can
-    be all-reduced across data-parallel workers.
-    """
-    total = total + post.sum(0)
-    count = count + post.shape[0]
-    return total, count, total / count
-
-
+# The BCM update itself (M += (a (a - theta))^T pre) and the per-unit threshold (theta = sum a /
+# samples) run in place inside dpap.LayerStatistics, one addmm_ per batch with no [out, in]
+# temporary; the tests pin them there (tests/pruning/test_importance.py), not a copy here.
 def running_mean_per_slot(
     theta: torch.Tensor, counts: torch.Tensor, post: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -341,7 +313,11 @@ def reserve_update(
     factor: float,
     gamma: float = 0.999,
 ) -> torch.Tensor:
-    """``P = gamma * P + d(u) * g``; a unit whose reserve turns negative is pruned."""
+    """``P = gamma * P + d(u) * g``; a unit whose reserve turns negative is pruned.
+
+    Out of place, for unit-sized reserves; DPAP's synapse step runs :func:`reserve_update_`,
+    whose rounding differs (it fuses ``g`` into each term), so each is pinned by hand.
+    """
     return gamma * reserve + reserve_increment(u, offset, bonus) * factor
 
 
