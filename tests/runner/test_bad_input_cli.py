@@ -336,8 +336,8 @@ CHECKPOINT_DAMAGE: dict[str, Callable[[Path, dict[str, Path]], None]] = {
 
 
 def _wrong_masks(payload: dict[str, Any]) -> None:
-    for state in (payload["masks"], payload["pruner"]["masks"]):
-        state["masks"] = {k: torch.ones(3, 3, dtype=torch.bool) for k in state["masks"]}
+    state = payload["pruner"]["masks"]
+    state["masks"] = {k: torch.ones(3, 3, dtype=torch.bool) for k in state["masks"]}
 
 
 def _flip_byte(path: Path) -> None:

@@ -16,7 +16,7 @@ import torch
 import yaml
 
 from devprune.cli import main
-from devprune.runner.checkpoint import load_checkpoint
+from devprune.runner.checkpoint import checkpoint_masks, load_checkpoint
 from devprune.runner.metrics import read_metrics
 from tests.runner.tiny import TINY
 
@@ -82,7 +82,7 @@ def _state(run: Path) -> dict[str, Any]:
     last = load_checkpoint(run / "last.pt")
     summary = json.loads((run / "summary.json").read_text())
     return {
-        "model": last["model"], "masks": last["masks"], "pruner": last["pruner"],
+        "model": last["model"], "masks": checkpoint_masks(last), "pruner": last["pruner"],
         "optimizer": last["optimizer"], "epochs_done": last["epochs_done"],
         "best": last["best"],
         "metrics": [{k: v for k, v in r.items() if k not in TIMING}

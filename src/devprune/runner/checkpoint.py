@@ -1,8 +1,9 @@
 """Checkpoints that let a run continue exactly where it stopped.
 
-A checkpoint holds the model, optimizer, scheduler and pruner state, the masks, every RNG
-state (Python, NumPy, torch CPU and each CUDA device, the batch loader's generator), the
-number of completed epochs, the best-validation record, the resolved config and its hash,
+A checkpoint holds the model, optimizer, scheduler and pruner state (the masks are part of
+the pruner's state, stored once: :func:`checkpoint_masks` reads them), every RNG state
+(Python, NumPy, torch CPU and each CUDA device, the batch loader's generator), the number of
+completed epochs, the best-validation record, the resolved config and its hash,
 and the devprune / torch versions. Files are written atomically and read with
 ``torch.load(weights_only=True)``: everything inside is tensors and plain Python values, so
 loading a checkpoint never executes pickled code. A ``checksum`` entry (SHA-256 of every
@@ -89,7 +90,6 @@ def build_payload(
     best: dict[str, Any],
     generators: dict[str, torch.Generator] | None = None,
 ) -> dict[str, Any]:
-    masks = getattr(pruner, "masks", None)
     return {
         "epochs_done": epochs_done,
         "model": model.state_dict(),
@@ -97,8 +97,7 @@ def build_payload(
         "time_steps": getattr(model, "time_steps", None),
         "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict(),
-        "pruner": pruner.state_dict(),
-        "masks": masks.state_dict() if masks is not None else None,
+        "pruner": pruner.state_dict(),  # a masked method's state holds its masks
         "rng": capture_rng(generators),
         "best": best,
         "config": config,
@@ -106,6 +105,18 @@ def build_payload(
         "devprune_version": __version__,
         "torch_version": str(torch.__version__),
     }
+
+
+def checkpoint_masks(payload: dict[str, Any]) -> dict[str, Any] | None:
+    """The mask state (``MaskSet.state_dict``) of a checkpoint, None for a dense run.
+
+    Masks live in the pruner's state; checkpoints written before they were stored once also
+    hold an equal copy at ``payload["masks"]``, read when the pruner state has none.
+    """
+    pruner = payload.get("pruner")
+    if isinstance(pruner, dict) and pruner.get("masks") is not None:
+        return pruner["masks"]
+    return payload.get("masks")
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -152,7 +163,8 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
 # later with a TypeError / ValueError far from the file's name).
 ENTRY_TYPES: dict[str, tuple[type, ...]] = {
     "epochs_done": (int,), "model": (dict,), "optimizer": (dict,), "scheduler": (dict,),
-    "pruner": (dict,), "masks": (dict, type(None)), "rng": (dict,), "best": (dict,),
+    "pruner": (dict,), "masks": (dict, type(None)),  # masks: only in older checkpoints
+    "rng": (dict,), "best": (dict,),
     "config": (dict,), "config_hash": (str,), "time_steps": (int, type(None)),
 }
 

@@ -23,6 +23,7 @@ from devprune.masks import MaskSet
 from devprune.models import build_model
 from devprune.runner.checkpoint import (
     checkpoint_config,
+    checkpoint_masks,
     load_checkpoint,
     load_model_state,
     require_entries,
@@ -80,13 +81,6 @@ def example_batch(in_shape: Any) -> torch.Tensor:
     return torch.rand(2, *in_shape, generator=generator)
 
 
-def _mask_state(payload: dict[str, Any]) -> dict[str, Any] | None:
-    state = payload.get("masks")
-    if state is None:
-        state = (payload.get("pruner") or {}).get("masks")
-    return state
-
-
 def _load_masks(model: nn.Module, example: torch.Tensor, state: dict[str, Any] | None,
                 path: Path) -> MaskSet | None:
     if state is None:  # a dense run
@@ -110,7 +104,7 @@ def restore_model(cfg: Config, payload: dict[str, Any], path: Path, example: tor
     # a checkpoint written after an in-training shrink, scattered into the full architecture
     payload = expand_checkpoint(model, payload, example)
     load_model_state(model, payload["model"], path, time_steps=payload.get("time_steps"))
-    masks = _load_masks(model, example, _mask_state(payload), path)
+    masks = _load_masks(model, example, checkpoint_masks(payload), path)
     if masks is not None and device is not None:
         masks.to(device)
     return model, masks
