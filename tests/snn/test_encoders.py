@@ -72,3 +72,14 @@ def test_time_steps_are_model_state_carried_by_state_dict() -> None:
     kept = net(4)
     kept.load_state_dict(older)
     assert kept.time_steps == 4
+
+
+def test_bernoulli_encoder_values_are_the_comparison_of_its_draws():
+    # the spikes are written into the noise tensor: the same values as (x > noise) as floats
+    x = torch.rand(3, 1, 5, 5, generator=torch.Generator().manual_seed(0))
+    torch.manual_seed(3)
+    spikes = BernoulliEncoder(4)(x)
+    torch.manual_seed(3)
+    noise = torch.rand(4, 3, 1, 5, 5)
+    assert spikes.dtype == torch.float32
+    assert torch.equal(spikes, (x.unsqueeze(0) > noise).to(torch.float32))

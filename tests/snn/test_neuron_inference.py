@@ -54,3 +54,37 @@ def test_inference_loop_reads_expanded_and_strided_input():
         with torch.no_grad():
             inferred = neuron(x)
         assert torch.equal(inferred, neuron(x.contiguous().requires_grad_()).detach())
+
+
+@pytest.mark.parametrize("steps", [1, 2, 3])
+@pytest.mark.parametrize("make", [*NEURON_CASES, pytest.param(lambda: IF(), id="if")])
+def test_inference_loop_short_runs_and_untouched_input(make, steps):
+    # T = 1 (no reset at all) and T = 2 (no middle step) take the loop's edge paths; the
+    # first step may use the input itself as membrane (STBP LIF, IF): it must stay unchanged
+    neuron: MembraneNeuron = make()
+    x = currents(torch.float32, neuron.threshold)[:steps]
+    before = x.clone()
+    with torch.no_grad():
+        inferred = neuron(x)
+    assert torch.equal(x, before)
+    assert torch.equal(inferred, neuron(x.clone().requires_grad_()).detach())
+
+
+def test_inference_loop_called_with_autograd_on():
+    neuron = STBPLIF()
+    x = currents(torch.float32, neuron.threshold).requires_grad_()
+    spikes = neuron.run_inference(x, neuron.charge)
+    assert not spikes.requires_grad
+    assert torch.equal(spikes, neuron(x).detach())
+
+
+def test_inference_threshold_follows_dtype_and_value():
+    neuron = IF(threshold=0.3)
+    x = currents(torch.float64, 0.3)
+    with torch.no_grad():
+        neuron(x.float())
+        assert torch.equal(neuron(x), neuron(x.clone().requires_grad_()).detach())
+        neuron.threshold = 0.6
+        assert torch.equal(neuron(x), neuron(x.clone().requires_grad_()).detach())
+    assert neuron.threshold_tensor(x).dtype == torch.float64
+    assert float(neuron.threshold_tensor(x)) == 0.6

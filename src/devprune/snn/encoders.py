@@ -87,7 +87,9 @@ class BernoulliEncoder(TimeStepsEncoder):
                 "Convert the images first (e.g. uint8 / 255)."
             )
         noise = torch.rand((self.time_steps, *x.shape), dtype=x.dtype, device=x.device)
-        return (x.unsqueeze(0) > noise).to(x.dtype)
+        # the comparison writes 0./1. into the noise tensor: no bool tensor and no bool->float
+        # copy (both slow on CPU); the same values as ``(x > noise).to(x.dtype)``
+        return torch.gt(x.unsqueeze(0), noise, out=noise)
 
     def extra_repr(self) -> str:
         return f"time_steps={self.time_steps}"

@@ -105,7 +105,6 @@ class MembraneNeuron(BaseNeuron):
             spikes.append(s)
         return torch.stack(spikes)
 
-    @torch.no_grad()
     def run_inference(self, x: torch.Tensor, charge: ChargeFn) -> torch.Tensor:
         """The same loop without autograd (eval, compacted inference), spike for spike.
 
@@ -113,18 +112,51 @@ class MembraneNeuron(BaseNeuron):
         call, a ``u - threshold`` kernel, a bool->float copy and at the end a ``stack`` of
         the T spike tensors: fixed costs that dominate small (compacted) layers. Here the
         spikes are written as floats straight into the output's step slice by one ``gt``
-        kernel. ``u > threshold`` equals the surrogate's ``u - threshold > 0`` exactly: in
-        IEEE arithmetic with gradual underflow a difference is zero only for equal operands
-        and rounding keeps its sign (the threshold is cast to ``u``'s dtype in both). Charge
-        and reset are the very same kernels as in training, run in place on the membrane.
+        kernel (a float output: comparisons into bool tensors are 5-8x slower on CPU).
+        ``u > threshold`` equals the surrogate's ``u - threshold > 0`` exactly: in IEEE
+        arithmetic with gradual underflow a difference is zero only for equal operands and
+        rounding keeps its sign (the threshold is cast to ``u``'s dtype in both; here it is
+        a cached 0-dim tensor of that dtype, which spares ``gt`` wrapping a Python scalar
+        per call). Charge and reset are the very same kernels as in training, run in place
+        on the membrane, with two exact shortcuts: the first step charges from rest through
+        :meth:`charge_from_rest` (for STBP LIF and IF with ``v_reset`` 0 that is the input
+        itself, no kernel), and the membrane is not reset after the last step (nobody reads
+        it). Membranes may differ from the training loop's only in the sign of a zero,
+        which no comparison with the threshold sees.
         """
-        spikes = torch.empty(x.shape, dtype=x.dtype, device=x.device)
-        u = self.initial_membrane(x[0])
-        for x_t, s_t in zip(x.unbind(0), spikes.unbind(0), strict=True):
+        if torch.is_grad_enabled():  # called directly: the in-place updates need no autograd
+            with torch.no_grad():
+                return self.run_inference(x, charge)
+        spikes = torch.empty_like(x, memory_format=torch.contiguous_format)
+        steps, out = x.unbind(0), spikes.unbind(0)
+        threshold = self.threshold_tensor(x)
+        u = self.charge_from_rest(steps[0], charge)
+        torch.gt(u, threshold, out=out[0])
+        if len(steps) == 1:
+            return spikes
+        u = self.reset(u, out[0])  # a new tensor: ``u`` may be the caller's input
+        for x_t, s_t in zip(steps[1:-1], out[1:-1], strict=True):
             charge(u, x_t, out=u)  # in place: no autograd needs the old membrane
-            torch.gt(u, self.threshold, out=s_t)
+            torch.gt(u, threshold, out=s_t)
             self.reset(u, s_t, out=u)
+        charge(u, steps[-1], out=u)
+        torch.gt(u, threshold, out=out[-1])  # the last step: no reset, the membrane ends
         return spikes
+
+    def charge_from_rest(self, x0: torch.Tensor, charge: ChargeFn) -> torch.Tensor:
+        """The membrane after the first step's charge, ``charge(initial_membrane, x0)``. May
+        return ``x0`` itself where that is exact (the caller never writes into it)."""
+        return charge(self.initial_membrane(x0), x0)
+
+    def threshold_tensor(self, like: torch.Tensor) -> torch.Tensor:
+        """``threshold`` as a 0-dim tensor of ``like``'s dtype and device, cached (the same
+        value ``gt`` would cast a Python scalar to)."""
+        key = (self.threshold, like.dtype, like.device)
+        cached = self.__dict__.get("_threshold_cache")
+        if cached is None or cached[0] != key:
+            value = torch.tensor(self.threshold, dtype=like.dtype, device=like.device)
+            cached = self.__dict__["_threshold_cache"] = (key, value)
+        return cached[1]
 
     def extra_repr(self) -> str:
         return (
@@ -153,6 +185,11 @@ class STBPLIF(MembraneNeuron):
     def charge(self, u: torch.Tensor, x: torch.Tensor,
                out: torch.Tensor | None = None) -> torch.Tensor:
         return torch.add(x, u, alpha=self.decay, out=out)  # one fused kernel: x + decay * u
+
+    def charge_from_rest(self, x0: torch.Tensor, charge: ChargeFn) -> torch.Tensor:
+        if self.v_reset == 0.0 and charge == self.charge and type(self).charge is STBPLIF.charge:
+            return x0  # x0 + decay * 0 = x0 (up to the sign of a zero)
+        return super().charge_from_rest(x0, charge)
 
     def extra_repr(self) -> str:
         return f"decay={self.decay}, " + super().extra_repr()
@@ -239,6 +276,11 @@ class IF(MembraneNeuron):
     def charge(self, u: torch.Tensor, x: torch.Tensor,
                out: torch.Tensor | None = None) -> torch.Tensor:
         return torch.add(u, x, out=out)
+
+    def charge_from_rest(self, x0: torch.Tensor, charge: ChargeFn) -> torch.Tensor:
+        if self.v_reset == 0.0 and charge == self.charge and type(self).charge is IF.charge:
+            return x0  # 0 + x0 = x0 (up to the sign of a zero)
+        return super().charge_from_rest(x0, charge)
 
 
 NEURONS: dict[str, type[MembraneNeuron]] = {
