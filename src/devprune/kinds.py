@@ -1,11 +1,13 @@
 """The table of layer and neuron kinds devprune understands, in one place.
 
-Structure discovery (:mod:`devprune.structure`), masks (:mod:`devprune.masks`) and
-measurement (:mod:`devprune.measure`) read these entries instead of keeping their own class
-lists, so supporting a new layer family means adding it here (and, where its weight layout
-differs from ``[out, in, *kernel]``, teaching :func:`unit_counts` and the compaction
-slicing about it). Neurons are recognised by :func:`devprune.snn.base.is_spiking_neuron`
-(devprune's ``BaseNeuron`` and snnTorch / SpikingJelly neurons by class name).
+Structure discovery (:mod:`devprune.structure`), masks (:mod:`devprune.masks`),
+measurement (:mod:`devprune.measure`), the architecture record of compacted models
+(:mod:`devprune.compact.record`) and NIR export (:mod:`devprune.export`) read these entries
+instead of keeping their own class lists, so supporting a new layer family means adding it
+here (and, where its weight layout differs from ``[out, in, *kernel]``, teaching
+:func:`unit_counts` and the compaction slicing about it). Neurons are recognised by
+:func:`devprune.snn.base.is_spiking_neuron` (devprune's ``BaseNeuron`` and snnTorch /
+SpikingJelly neurons by class name).
 """
 
 from __future__ import annotations
@@ -18,8 +20,12 @@ __all__ = [
     "ACTIVATION_MODULES",
     "AVG_POOLS",
     "CONNECTION_LAYERS",
+    "EVAL_IDENTITY_MODULES",
+    "MAX_POOLS",
     "NORM_LAYERS",
+    "SIZE_ATTRIBUTES",
     "WEIGHT_LAYERS",
+    "avg_pool_dims",
     "is_spiking_neuron",
     "layer_kind",
     "unit_counts",
@@ -46,6 +52,25 @@ AVG_POOLS: dict[type[nn.Module], int] = {
     nn.AvgPool1d: 1, nn.AvgPool2d: 2, nn.AvgPool3d: 3,
     nn.AdaptiveAvgPool1d: 1, nn.AdaptiveAvgPool2d: 2, nn.AdaptiveAvgPool3d: 3,
 }
+# Max pools: channels pass through them; NIR has no node for them, so export refuses them.
+MAX_POOLS: tuple[type[nn.Module], ...] = (
+    nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d,
+    nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool3d,
+)
+# Modules that are the identity in eval mode (export drops them).
+EVAL_IDENTITY_MODULES: tuple[type[nn.Module], ...] = (nn.Dropout, nn.Identity)
+# The integer size attributes layers carry (features, channels, norm and PReLU sizes): the
+# architecture record of a compacted model stores them, and rebuild() sets them on the
+# resized modules, so a layer family with another size attribute adds it here.
+SIZE_ATTRIBUTES: tuple[str, ...] = (
+    "in_features", "out_features", "in_channels", "out_channels", "num_features",
+    "num_parameters", "num_channels",
+)
+
+
+def avg_pool_dims(module: nn.Module) -> int | None:
+    """The number of spatial dimensions of an average pool (``AVG_POOLS``); None otherwise."""
+    return next((dims for cls, dims in AVG_POOLS.items() if isinstance(module, cls)), None)
 
 
 def layer_kind(module: nn.Module) -> str:

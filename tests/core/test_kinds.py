@@ -6,7 +6,10 @@ import torch
 from torch import nn
 
 from devprune import kinds, structure
+from devprune.compact import record
+from devprune.export import nir_graph
 from devprune.measure import synops, workload
+from devprune.snn import layers as ms
 
 
 def test_discovery_and_measurement_read_the_one_table() -> None:
@@ -16,6 +19,19 @@ def test_discovery_and_measurement_read_the_one_table() -> None:
     assert synops.SUPPORTED_LAYERS is kinds.CONNECTION_LAYERS
     assert workload.AVG_POOLS is kinds.AVG_POOLS
     assert set(kinds.WEIGHT_LAYERS) <= set(kinds.CONNECTION_LAYERS)
+
+
+def test_compaction_record_and_export_read_the_one_table() -> None:
+    assert record.SIZE_ATTRIBUTES is kinds.SIZE_ATTRIBUTES
+    assert nir_graph.NORM_LAYERS is kinds.NORM_LAYERS
+    assert nir_graph.MAX_POOLS is kinds.MAX_POOLS
+    assert nir_graph.EVAL_IDENTITY_MODULES is kinds.EVAL_IDENTITY_MODULES
+
+
+def test_avg_pool_dims() -> None:
+    assert kinds.avg_pool_dims(ms.AvgPool2d(2)) == 2  # devprune's multi-step subclass too
+    assert kinds.avg_pool_dims(nn.AdaptiveAvgPool1d(1)) == 1
+    assert kinds.avg_pool_dims(nn.MaxPool2d(2)) is None
 
 
 def test_layer_kind_and_unit_counts() -> None:

@@ -18,13 +18,10 @@ import torch
 from torch import nn
 
 from devprune.errors import CheckpointError
+from devprune.kinds import SIZE_ATTRIBUTES
 
 RECORD_FORMAT = "devprune-architecture"
 RECORD_VERSION = 1
-SIZE_ATTRIBUTES = (
-    "in_features", "out_features", "in_channels", "out_channels", "num_features",
-    "num_parameters", "num_channels",
-)
 
 
 def _class_name(module: nn.Module) -> str:

@@ -40,19 +40,25 @@ from torch import fx, nn
 from devprune import __version__
 from devprune.compact import compact
 from devprune.errors import ConfigError, ModelStructureError
+from devprune.kinds import (
+    EVAL_IDENTITY_MODULES,
+    MAX_POOLS,
+    NORM_LAYERS,
+    WEIGHT_LAYERS,
+    avg_pool_dims,
+)
 from devprune.snn import layers as ms
 from devprune.snn.base import is_spiking_neuron
 from devprune.snn.encoders import BernoulliEncoder, DirectEncoder, EventFrameEncoder
 from devprune.snn.layers import is_multi_step
 from devprune.snn.neurons import IF, LIF, PLIF, STBPLIF
-from devprune.structure import ADD_OPS, WEIGHT_LAYERS, LeafTracer, discover
+from devprune.structure import ADD_OPS, LeafTracer, discover
 
 DEFAULT_DT = 1e-4
 NEURON_TYPES = (STBPLIF, LIF, PLIF, IF)
 ENCODERS = {DirectEncoder: "direct", BernoulliEncoder: "bernoulli",
             EventFrameEncoder: "event-frames"}
 SPIKINGJELLY_NODES = ("LIFNode", "ParametricLIFNode", "IFNode")
-PASS_THROUGH = (nn.Dropout, nn.Identity)
 INSTALL_HINT = "pip install 'devprune[export]' (nir and nirtorch)"
 
 
@@ -311,16 +317,15 @@ class _Builder:
             self._conv(node, name, module)
         elif isinstance(module, nn.Linear):
             self._linear(node, name, module)
-        elif isinstance(module, nn.modules.batchnorm._BatchNorm):
+        elif isinstance(module, NORM_LAYERS):
             self._fold_norm(node, name, module)
-        elif isinstance(module, (nn.AvgPool2d, nn.AdaptiveAvgPool2d)):
+        elif avg_pool_dims(module) == 2:
             self._avg_pool(node, name, module)
         elif isinstance(module, nn.Flatten):
             self._flatten(node, name, module)
-        elif isinstance(module, PASS_THROUGH):
+        elif isinstance(module, EVAL_IDENTITY_MODULES):
             self.values[node.name] = self.inputs_of(node)  # identity in eval mode
-        elif isinstance(module, (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d,
-                                 nn.AdaptiveMaxPool2d)):
+        elif isinstance(module, MAX_POOLS):
             raise _refuse(name, type(module).__name__,
                           "is max pooling, which NIR has no node for; replace it with "
                           "AvgPool2d (or a strided conv) and retrain")
