@@ -31,6 +31,7 @@ from devprune.runner.train import train
 
 OUT = Path(__file__).resolve().parent / "results"
 VARIANTS = ("dense", "masked", "compact")
+PAIRS = ("compact/masked", "compact/dense", "masked/dense")
 
 
 def variant_overrides(variant: str, compact_every: int) -> list[str]:
@@ -41,11 +42,15 @@ def variant_overrides(variant: str, compact_every: int) -> list[str]:
     return []
 
 
-def run_once(preset: str, overrides: list[str], out: Path) -> tuple[float, dict[str, Any]]:
+def run_once(preset: str, overrides: list[str],
+             out: Path) -> tuple[float, float, dict[str, Any]]:
+    """(wall seconds, CPU seconds of this process, summary) of one training run. CPU time
+    is what the run itself computed; other processes on a shared machine move the wall time
+    far more than the CPU time."""
     cfg = load_config(preset, overrides)
-    start = time.perf_counter()
+    start, start_cpu = time.perf_counter(), time.process_time()
     summary = train(cfg, out, quiet=True, log=lambda _: None)
-    return time.perf_counter() - start, summary
+    return time.perf_counter() - start, time.process_time() - start_cpu, summary
 
 
 def ratios(times: dict[str, list[float]], top: str, bottom: str) -> dict[str, float]:
@@ -56,28 +61,32 @@ def ratios(times: dict[str, list[float]], top: str, bottom: str) -> dict[str, fl
 def benchmark(preset: str, rounds: int, compact_every: int, extra: list[str],
               workdir: Path) -> dict[str, Any]:
     times: dict[str, list[float]] = {v: [] for v in VARIANTS}
+    cpu: dict[str, list[float]] = {v: [] for v in VARIANTS}
+    load = [os.getloadavg()[0]]
     finals: dict[str, dict[str, Any]] = {}
     for index in range(rounds):
         order = VARIANTS[index % 3:] + VARIANTS[:index % 3]  # rotate who goes first
         for variant in order:
             out = workdir / f"{variant}-{index}"
             overrides = [*extra, *variant_overrides(variant, compact_every)]
-            seconds, summary = run_once(preset, overrides, out)
+            seconds, cpu_seconds, summary = run_once(preset, overrides, out)
             times[variant].append(seconds)
+            cpu[variant].append(cpu_seconds)
+            load.append(os.getloadavg()[0])
             finals[variant] = {"test_accuracy": summary["final"]["test_accuracy"],
                                "connectivity": summary["connectivity"],
                                "params_total": summary["params_total"]}
     return {
         "preset": preset, "overrides": extra, "compact_every": compact_every,
         "rounds": rounds, "threads": torch.get_num_threads(),
-        "load_average_before": os.getloadavg()[0],
-        "ratios": {"compact/masked": ratios(times, "compact", "masked"),
-                   "compact/dense": ratios(times, "compact", "dense"),
-                   "masked/dense": ratios(times, "masked", "dense")},
+        "load_average": {"min": min(load), "max": max(load)},
+        "ratios": {pair: ratios(times, *pair.split("/")) for pair in PAIRS},
+        "cpu_ratios": {pair: ratios(cpu, *pair.split("/")) for pair in PAIRS},
         "final": finals,
         "compact_equals_masked": finals["compact"]["test_accuracy"]
         == finals["masked"]["test_accuracy"],
         "seconds_per_round": {v: times[v] for v in VARIANTS},  # context, not a result
+        "cpu_seconds_per_round": {v: cpu[v] for v in VARIANTS},
     }
 
 
@@ -86,12 +95,18 @@ def markdown(result: dict[str, Any]) -> str:
         f"# In-training compaction: end-to-end wall time ({result['preset']})", "",
         f"{result['rounds']} rounds, variants interleaved in one process (rotating order), "
         f"{result['threads']} thread(s), train.compact_every={result['compact_every']}, "
-        f"load average {result['load_average_before']:.2f} at start"
-        + (f", overrides {' '.join(result['overrides'])}" if result["overrides"] else "") + ".",
-        "", "| ratio of wall times | median | min | max |", "|---|---|---|---|",
+        f"1-min load average {result['load_average']['min']:.1f}-"
+        f"{result['load_average']['max']:.1f} (2 cores)"
+        + (f", overrides {' '.join(result['overrides'])}" if result["overrides"] else "") + ". "
+        "Per-round ratios; CPU = the process's CPU time, which other processes on the "
+        "machine move far less than the wall time.",
+        "", "| ratio | wall median | wall min-max | CPU median | CPU min-max |",
+        "|---|---|---|---|---|",
     ]
     for name, r in result["ratios"].items():
-        lines.append(f"| {name} | {r['median']:.3f} | {r['min']:.3f} | {r['max']:.3f} |")
+        c = result["cpu_ratios"][name]
+        lines.append(f"| {name} | {r['median']:.3f} | {r['min']:.3f}-{r['max']:.3f} | "
+                     f"{c['median']:.3f} | {c['min']:.3f}-{c['max']:.3f} |")
     lines += ["", "| variant | final test accuracy | connectivity |", "|---|---|---|"]
     for name, final in result["final"].items():
         lines.append(f"| {name} | {100 * final['test_accuracy']:.2f}% | "

@@ -230,6 +230,8 @@ def test_benchmark_script_runs_on_a_tiny_config(tmp_path: Path) -> None:
                     "--name", "tiny"])
     assert set(result["ratios"]) == {"compact/masked", "compact/dense", "masked/dense"}
     assert all(r["min"] <= r["median"] <= r["max"] for r in result["ratios"].values())
+    assert set(result["cpu_ratios"]) == set(result["ratios"])
+    assert all(r["median"] > 0 for r in result["cpu_ratios"].values())
     assert result["compact_equals_masked"]
     assert result["final"]["dense"]["connectivity"] == 1.0
     assert result["final"]["compact"]["connectivity"] < 1.0
