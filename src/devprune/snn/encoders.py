@@ -62,7 +62,7 @@ class DirectEncoder(TimeStepsEncoder):
         super().__init__(_check_time_steps(time_steps, "DirectEncoder"))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x.unsqueeze(0).expand(self.time_steps, *x.shape)
+        return x.expand(self.time_steps, *x.shape)  # a new leading dim of stride 0
 
     def extra_repr(self) -> str:
         return f"time_steps={self.time_steps}"
