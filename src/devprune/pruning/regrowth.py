@@ -13,8 +13,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import numpy as np
 import torch
 
+from devprune.cpu_ops import any_true, array, binary, flat, nonzero
 from devprune.pruning.importance import percentile
 from devprune.pruning.spine_ranges import count_run_, counter_dtype
 from devprune.structure import ModelStructure, PrunableLayer
@@ -30,14 +32,22 @@ def regrowth_percentile(epoch: int, start: int, p0: float, growth: float, cap: f
     return min(cap, value)
 
 
-def candidate_signal(values: torch.Tensor, signal: str, kernels: bool) -> torch.Tensor:
+def candidate_signal(values: torch.Tensor, signal: str, kernels: bool,
+                     out: torch.Tensor | None = None) -> torch.Tensor:
     """The per-candidate signal: per weight for linear layers, summed over each kernel of a
     conv layer (``[out, in]``). ``weight`` keeps the sign, as the reference does (only
     positive values can qualify, docs/SDSNN.md#sdsnn-signed-regrowth); ``magnitude`` and
     ``gradient`` are |.|.
 
-    ``values`` is the weight (``weight``/``magnitude``) or the epoch's summed gradient."""
-    per_entry = values if signal == "weight" else values.abs()
+    ``values`` is the weight (``weight``/``magnitude``) or the epoch's summed gradient;
+    ``out``: a float buffer shaped like ``values`` for |.| (no layer-sized temporary)."""
+    if signal == "weight":
+        per_entry = values
+    elif out is not None and out.shape == values.shape and out.dtype == values.dtype:
+        per_entry = out
+        binary("absolute", array(values), None, array(out))
+    else:
+        per_entry = values.abs()
     return per_entry.flatten(2).sum(2) if kernels and per_entry.dim() > 2 else per_entry
 
 
@@ -49,22 +59,37 @@ class RegrowthTracker:
     ) -> None:
         self.count = torch.zeros(shape, dtype=counter_dtype(max_count + 1), device=device)
         self.was_above = torch.zeros(shape, dtype=torch.bool, device=device)
+        # Scratch flags (not state): this step's "above" flags are written here and swapped
+        # in as ``was_above``; the restore flags of the last step.
+        self._spare = torch.empty_like(self.was_above)
+        self._restore = torch.empty_like(self.was_above)
 
     @torch.no_grad()
     def step(
         self, signal: torch.Tensor, candidates: torch.Tensor, q: float, max_count: int
     ) -> tuple[torch.Tensor, float]:
         """One epoch: returns (bool tensor of candidates to restore, the percentile value).
+        The restore tensor is a buffer of the tracker, valid until its next step.
 
         The percentile is taken over ALL entries of ``signal`` (kept ones included)."""
-        threshold = float(percentile(signal.detach().float(), q))
-        count_run_(candidates & (signal > threshold), self.was_above, self.count)
-        restore = self.count > max_count
-        if bool(restore.any()):
-            self.count.masked_fill_(restore, 0)
+        signal = signal.detach().float()
+        threshold = float(percentile(signal, q))  # a float32 value: compared exactly
+        values, above = array(signal), array(self._spare)
+        if isinstance(values, np.ndarray) and isinstance(above, np.ndarray):
+            np.greater(values, np.float32(threshold), out=above)
+        else:
+            torch.gt(signal, threshold, out=self._spare)
+        binary("logical_and", above, array(candidates), above)
+        previous = self.was_above
+        self.was_above = count_run_(self._spare, previous, self.count)
+        self._spare = previous  # scratch now
+        restore = binary("greater", array(self.count), max_count, array(self._restore))
+        if any_true(restore):
+            index = nonzero(flat(self._restore))
+            flat(self.count)[index] = 0
             # A restored entry starts from scratch if it is ever pruned again.
-            self.was_above.masked_fill_(restore, False)
-        return restore, threshold
+            flat(self.was_above)[index] = False
+        return self._restore, threshold
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return {"count": self.count.cpu().clone(), "was_above": self.was_above.cpu().clone()}

@@ -34,7 +34,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from devprune.cpu_ops import mul_mask
+from devprune.cpu_ops import any_trailing, any_true, array, binary, mul_mask, row_counts
 from devprune.errors import CheckpointError, ConfigError
 from devprune.pruning.activity import ActivityRecorder
 from devprune.pruning.base import register_pruner, structural_step
@@ -478,6 +478,13 @@ class SDSNNPruner(MaskedPruner):
             self._scratch[key] = torch.empty(like.shape, dtype=torch.float32, device=like.device)
         return self._scratch[key]
 
+    def _flags(self, like: torch.Tensor) -> torch.Tensor:
+        """A bool scratch buffer shaped like ``like``, valid until the next request."""
+        key = (like.shape, like.device, torch.bool)
+        if key not in self._scratch:
+            self._scratch[key] = torch.empty(like.shape, dtype=torch.bool, device=like.device)
+        return self._scratch[key]
+
     def _masked_weight(self, layer: PrunableLayer) -> torch.Tensor:
         weight = layer.weight.detach()
         if self.masks.hard or layer.name not in self.masks:
@@ -511,11 +518,14 @@ class SDSNNPruner(MaskedPruner):
             signal = self._regrowth_signal(layer)
             if signal is None:
                 continue
-            pruned = ~(self.masks.kernel_mask(layer.name) if conv else self.masks[layer.name])
+            mask = self.masks[layer.name]
+            kept = any_trailing(mask, 2) if conv else mask  # == masks.kernel_mask
+            pruned = self._flags(kept)
+            binary("logical_not", array(kept), None, array(pruned))
             restore, _ = self.regrowth[layer.name].step(
                 signal, pruned, q, self._regrow_count(layer))
             regrown[layer.name] = 0
-            if bool(restore.any()):
+            if any_true(restore):
                 restore = full_shape(restore, self.masks[layer.name]) & ~self.masks[layer.name]
                 restored[layer.name] = restore
                 regrown[layer.name] = self.masks.regrow(layer.name, restore)
@@ -534,7 +544,7 @@ class SDSNNPruner(MaskedPruner):
         grads = self.grad_sums.get(layer.name)  # None: no training step this period
         if grads is None:
             return None
-        signal = candidate_signal(grads, "gradient", kernels=conv)
+        signal = candidate_signal(grads, "gradient", kernels=conv, out=self._buffer(grads))
         virtual = self.dead_grad.sums.get(layer.name) if self.dead_grad else None
         if virtual is not None:
             dead = ~self.masks.unit_alive(layer.name)
@@ -595,9 +605,10 @@ class SDSNNPruner(MaskedPruner):
     def _select_units(self, layer: PrunableLayer) -> torch.Tensor:
         """Bool vector of the units to prune now: the bottom-k by range-width importance,
         minus the history set (which they join)."""
-        width = self.ranges[layer.name].width_importance(out=self._buffer(layer.weight))
-        importance = range_width_importance_per_unit(width, self._importance_mask(layer),
-                                                     inplace=True)
+        # range_width_importance_per_unit, with the mask applied inside the blocked pass
+        width = self.ranges[layer.name].width_importance(out=self._buffer(layer.weight),
+                                                         mask=self._importance_mask(layer))
+        importance = width.flatten(1).sum(1)
         silent = self._silent_units(layer)
         if silent is not None:
             importance = silent_last(importance, silent)
@@ -637,8 +648,7 @@ class SDSNNPruner(MaskedPruner):
             return 0  # an unpruned consumer (e.g. the output layer) has lost nothing
         mask = self.masks[layer.name]
         if layer.name not in kept:
-            # A uint8 view summed in int32 is about 2x faster than a bool count per row.
-            kept[layer.name] = mask.flatten(1).view(torch.uint8).sum(1, dtype=torch.int32)
+            kept[layer.name] = row_counts(mask)
         if fraction is None:
             fraction = self._pruned_fraction(layer)
         limit = pruned_entry_limit(fraction, mask[0].numel())

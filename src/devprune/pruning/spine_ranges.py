@@ -18,9 +18,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
+import numpy as np
 import torch
 
-from devprune.cpu_ops import compare, flat_nonzero
+from devprune.cpu_ops import BLOCK, array, binary, blocks, count, flat, nonzero
 
 MAX_COUNT_THRESHOLD = torch.iinfo(torch.int16).max
 
@@ -40,13 +41,22 @@ class RangeStepEvents:
     shrunk: int = 0
 
 
-def count_run_(beyond: torch.Tensor, was_beyond: torch.Tensor, count: torch.Tensor) -> None:
-    """Advance ``count`` where the condition holds now and held last epoch, reset it elsewhere;
-    ``was_beyond`` becomes ``beyond`` (all in place)."""
-    counted = was_beyond.logical_and_(beyond)  # in place: no layer-sized temporary
-    factor = counted.view(torch.uint8) if count.dtype == torch.uint8 else counted
-    count.add_(1).mul_(factor)
-    was_beyond.copy_(beyond)
+def count_run_(beyond: torch.Tensor, was_beyond: torch.Tensor, count: torch.Tensor
+               ) -> torch.Tensor:
+    """Advance ``count`` where the condition holds now and held last epoch, reset it elsewhere
+    (in place). Returns the new "was beyond" flags, which are ``beyond`` itself: the caller
+    keeps it as such, and ``was_beyond`` (overwritten here) becomes its scratch buffer, so
+    the flags are swapped, never copied."""
+    counted = binary("logical_and", array(was_beyond), array(beyond), array(was_beyond))
+    counter = array(count)
+    if isinstance(counter, np.ndarray):
+        np.add(counter, 1, out=counter)  # counts stay below the dtype's max (counter_dtype)
+        factor = counted.view(np.uint8) if counter.dtype == np.uint8 else counted
+        np.multiply(counter, factor, out=counter)
+    else:
+        factor = counted.view(torch.uint8) if count.dtype == torch.uint8 else counted
+        count.add_(1).mul_(factor)
+    return beyond
 
 
 class SpineRanges:
@@ -80,6 +90,7 @@ class SpineRanges:
         # Likewise for the "beyond" flags: this epoch's comparison is written into the spare
         # and becomes the "was beyond" flags by a swap, not a copy.
         self._spare_flags: torch.Tensor | None = None
+        self._clip_flags: torch.Tensor | None = None  # clip_'s second flag buffer
         # flat indices whose upper / lower count is non-zero (None: unknown, rescan)
         self._active: dict[str, torch.Tensor | None] = {"upper": None, "lower": None}
 
@@ -96,47 +107,48 @@ class SpineRanges:
 
     # bound -> (comparison, "was beyond" flags, counter, overshoot sum)
     _BOUNDS: ClassVar[dict[str, tuple]] = {
-        "upper": (torch.ge, "was_above", "upper_count", "upper_overshoot"),
-        "lower": (torch.le, "was_below", "lower_count", "lower_overshoot"),
+        "upper": ("greater_equal", "was_above", "upper_count", "upper_overshoot"),
+        "lower": ("less_equal", "was_below", "lower_count", "lower_overshoot"),
     }
 
-    def _beyond(self, w: torch.Tensor, key: str) -> torch.Tensor:
-        """``w >= upper`` / ``w <= lower`` written into the spare flag buffer."""
+    def _spare(self, like: torch.Tensor) -> torch.Tensor:
+        """The spare bool flag buffer (scratch until it is swapped in as flags)."""
         spare = self._spare_flags
-        if spare is None or spare.shape != w.shape or spare.device != w.device:
-            spare = torch.empty_like(w, dtype=torch.bool)
-        return compare(self._BOUNDS[key][0], w, getattr(self, key), out=spare)
+        if spare is None or spare.shape != like.shape or spare.device != like.device:
+            spare = self._spare_flags = torch.empty_like(like, dtype=torch.bool)
+        return spare
 
     def _expand(self, w: torch.Tensor, key: str) -> int:
         """Bound counters on flat indices: few weights sit beyond their bound, so after the
         full comparison and one scan of it only the counted entries (and last epoch's) are
         touched. The entries with a running count are remembered between epochs (they are
-        last epoch's counted entries that did not move), so the counts are not rescanned."""
-        _, was_name, count_name, overshoot_name = self._BOUNDS[key]
-        bound, count, overshoot = (getattr(self, n) for n in (key, count_name, overshoot_name))
-        beyond = self._beyond(w, key)
-        now = flat_nonzero(beyond)
+        last epoch's counted entries that did not move), so the counts are not rescanned.
+        On the CPU everything runs on numpy views (``cpu_ops.array``)."""
+        op, was_name, count_name, overshoot_name = self._BOUNDS[key]
+        bound, count_, overshoot = (flat(getattr(self, n)) for n in
+                                    (key, count_name, overshoot_name))
+        beyond = self._spare(w)
+        now = nonzero(binary(op, flat(w), bound, flat(beyond)))
         was_beyond = getattr(self, was_name)
-        counted = now[was_beyond.view(-1)[now]] if now.numel() else now
+        counted = now[flat(was_beyond)[now]] if len(now) else now
         # this epoch's flags become last epoch's: a swap with the spare, not a copy
         setattr(self, was_name, beyond)
         self._spare_flags = was_beyond
-        flat_count, flat_over = count.view(-1), overshoot.view(-1)
-        new_count = flat_count[counted] + 1
-        new_over = flat_over[counted] + (w.reshape(-1)[counted] - bound.view(-1)[counted])
+        new_count = count_[counted] + 1
+        new_over = overshoot[counted] + (flat(w)[counted] - bound[counted])
         active = self._active.get(key)
         if active is None:
-            active = flat_count.nonzero().squeeze(1)
-        flat_count[active] = 0  # every uncounted entry resets
-        flat_over[active] = 0.0
+            active = nonzero(count_)
+        count_[active] = 0  # every uncounted entry resets
+        overshoot[active] = 0.0
         move = new_count >= self.count_threshold
-        moved = int(move.sum())
+        moved = count(move)
         if moved:
-            bound.view(-1)[counted[move]] += new_over[move] / self.count_threshold
+            bound[counted[move]] += new_over[move] / self.count_threshold
             new_count[move] = 0
             new_over[move] = 0.0
-        flat_count[counted] = new_count
-        flat_over[counted] = new_over
+        count_[counted] = new_count
+        overshoot[counted] = new_over
         self._active[key] = counted[~move] if moved else counted
         return moved
 
@@ -144,16 +156,28 @@ class SpineRanges:
         spare = self._spare_magnitude
         if spare is None or spare.shape != w.shape or spare.device != w.device:
             spare = torch.empty_like(w)
-        magnitude = torch.abs(w, out=spare)
-        count_run_(magnitude < self.previous_magnitude, self.was_shrinking, self.shrink_count)
+        magnitude = spare
+        binary("absolute", array(w), None, array(magnitude))
+        shrinking = self._spare(w)
+        binary("less", array(magnitude), array(self.previous_magnitude), array(shrinking))
+        self._spare_flags = self.was_shrinking  # scratch after count_run_
+        self.was_shrinking = count_run_(shrinking, self.was_shrinking, self.shrink_count)
         self._spare_magnitude, self.previous_magnitude = self.previous_magnitude, magnitude
-        shrink = self.shrink_count >= self.count_threshold
-        shrunk = int(torch.count_nonzero(shrink))
+        shrink = binary("greater_equal", array(self.shrink_count), self.count_threshold,
+                        array(self._spare(w)))
+        shrunk = count(shrink)
         if shrunk:
-            factor = torch.where(shrink, self.shrink_factor, 1.0)
-            self.upper.mul_(factor)
-            self.lower.mul_(factor)
-            self.shrink_count.masked_fill_(shrink, 0)
+            if isinstance(shrink, np.ndarray):
+                index = np.flatnonzero(shrink)
+                factor = np.float32(self.shrink_factor)  # as torch.where's float32 factor
+                for bound in (flat(self.upper), flat(self.lower)):
+                    bound[index] *= factor
+                flat(self.shrink_count)[index] = 0
+            else:
+                factor = torch.where(shrink, self.shrink_factor, 1.0)
+                self.upper.mul_(factor)
+                self.lower.mul_(factor)
+                self.shrink_count.masked_fill_(shrink, 0)
         return shrunk
 
     # -- uses of the ranges -----------------------------------------------------------------
@@ -162,22 +186,68 @@ class SpineRanges:
         """Clamp ``weight`` into its ranges in place (synaptic constraint); returns how many
         entries were outside."""
         data = weight.data
-        outside = int(torch.count_nonzero((data > self.upper) | (data < self.lower)))
+        values = array(data)
+        if not isinstance(values, np.ndarray):
+            outside = int(torch.count_nonzero((data > self.upper) | (data < self.lower)))
+            if outside:
+                torch.clamp(data, min=self.lower, max=self.upper, out=data)
+            return outside
+        # Blocked on the CPU: the comparisons, the count and the clamp of a block run while
+        # it is in cache; a block with no entry outside is not written. The clamp is
+        # torch.clamp's min(max(w, lower), upper) (NaN propagating, as torch's).
+        values, upper, lower = values.reshape(-1), flat(self.upper), flat(self.lower)
+        above = np.empty(min(BLOCK, values.size), dtype=bool)
+        below = np.empty_like(above)
+        outside = 0
+        for block in blocks(values.size):
+            x, hi, lo = values[block], upper[block], lower[block]
+            out, low = above[:len(x)], below[:len(x)]
+            np.greater(x, hi, out=out)
+            np.logical_or(out, np.less(x, lo, out=low), out=out)
+            found = int(np.count_nonzero(out))
+            if found:
+                np.minimum(np.maximum(x, lo, out=x), hi, out=x)
+                outside += found
         if outside:
-            torch.clamp(data, min=self.lower, max=self.upper, out=data)
+            torch.autograd.graph.increment_version(data)  # as torch's in-place clamp would
         return outside
 
-    def width_importance(self, out: torch.Tensor | None = None) -> torch.Tensor:
+    def width_importance(self, out: torch.Tensor | None = None,
+                         mask: torch.Tensor | None = None) -> torch.Tensor:
         """Min-max normalised range width ``N(r+ + |r-|)`` over the whole layer; 0.5 for every
         entry when all widths are equal, as the reference's ``unit()`` returns (so a unit's
         importance is then half its count of kept entries). ``out``: a float buffer of the
-        weight's shape to compute into (no layer-sized temporaries)."""
-        width = torch.abs(self.lower, out=out) if out is not None else self.lower.abs()
-        width.add_(self.upper)  # == upper + |lower| exactly (addition commutes)
-        lo, hi = torch.aminmax(width)
-        if hi <= lo:
-            return width.fill_(0.5)
-        return width.sub_(lo).div_(hi - lo)
+        weight's shape to compute into (no layer-sized temporaries); ``mask``: a bool tensor
+        of the weight's shape whose False entries are then zeroed (``width * mask``, exact:
+        the width is finite and >= 0)."""
+        width = torch.empty_like(self.lower) if out is None else out
+        values = array(width)
+        if not isinstance(values, np.ndarray):
+            torch.abs(self.lower, out=width).add_(self.upper)  # == upper + |lower| (commutes)
+            lo, hi = torch.aminmax(width)
+            width = width.fill_(0.5) if hi <= lo else width.sub_(lo).div_(hi - lo)
+            return width if mask is None else width.mul_(mask)
+        # Blocked on the CPU (two passes through the cache instead of six over memory):
+        # the same float32 operations, so the same bits.
+        values, upper, lower = values.reshape(-1), flat(self.upper), flat(self.lower)
+        lo, hi = np.float32(np.inf), np.float32(-np.inf)
+        parts = blocks(values.size)
+        for block in parts:
+            x = values[block]
+            np.absolute(lower[block], out=x)
+            np.add(x, upper[block], out=x)
+            lo, hi = np.minimum(lo, x.min()), np.maximum(hi, x.max())  # NaN stays
+        kept = None if mask is None else flat(mask)
+        for block in parts:
+            x = values[block]
+            if hi <= lo:
+                x.fill(0.5)
+            else:
+                np.subtract(x, lo, out=x)
+                np.divide(x, hi - lo, out=x)
+            if kept is not None:
+                np.multiply(x, kept[block], out=x)
+        return width
 
     # -- persistence ------------------------------------------------------------------------
     _TENSORS = (
