@@ -131,29 +131,22 @@ class ActivityRecorder:
         ]
         modules = dict(model.named_modules())
         for tap in self.taps:
-            tap.handles.append(
-                modules[tap.pre_module].register_forward_hook(self._pre_hook(tap))
-            )
-            tap.handles.append(
-                modules[tap.post_module].register_forward_hook(self._post_hook(tap))
-            )
+            for side, module in (("pre", tap.pre_module), ("post", tap.post_module)):
+                tap.handles.append(modules[module].register_forward_hook(self._hook(tap, side)))
 
     # -- hooks ------------------------------------------------------------------------------
     # Hooks run eagerly under torch.compile: tracing them would only add graph breaks and
     # recompilations (their bookkeeping state changes every batch).
-    def _pre_hook(self, tap: LayerTaps):
-        @torch.compiler.disable
-        def hook(module: nn.Module, inputs: tuple, _output: Any) -> None:
-            if self.recording and module.training:
-                tap.pre = self._add(tap.pre, module, _first_tensor(inputs))
+    def _hook(self, tap: LayerTaps, side: str):
+        """The forward hook feeding ``tap.pre`` (the module's input) or ``tap.post`` (its
+        output), by ``side``."""
+        take_input = side == "pre"
 
-        return hook
-
-    def _post_hook(self, tap: LayerTaps):
         @torch.compiler.disable
-        def hook(module: nn.Module, _inputs: tuple, output: Any) -> None:
+        def hook(module: nn.Module, inputs: tuple, output: Any) -> None:
             if self.recording and module.training:
-                tap.post = self._add(tap.post, module, _first_tensor(output))
+                x = _first_tensor(inputs if take_input else output)
+                setattr(tap, side, self._add(getattr(tap, side), module, x))
 
         return hook
 
