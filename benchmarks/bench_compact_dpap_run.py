@@ -129,20 +129,25 @@ def loops_per_sample(model: nn.Module, x: torch.Tensor) -> int:
     return max(1, round(SAMPLE_SECONDS / max(once, 1e-6)))
 
 
-def time_alternating(models: list[nn.Module], x: torch.Tensor, repeats: int) -> list[float]:
-    """Median wall seconds per forward of each model, one sample per repeat, samples
-    alternating (order reversed every repeat) so that load changes hit all alike."""
+def time_alternating(models: list[nn.Module], x: torch.Tensor,
+                     repeats: int) -> tuple[list[float], list[float]]:
+    """Median wall seconds and median CPU seconds (of this process, all its threads) per
+    forward of each model, one sample per repeat, samples alternating (order reversed every
+    repeat) so that load changes hit all alike."""
     loops = [loops_per_sample(model, x) for model in models]
     samples: list[list[float]] = [[] for _ in models]
+    cpu_samples: list[list[float]] = [[] for _ in models]
     forwards = list(range(len(models)))
     with torch.no_grad():
         for repeat in range(repeats):
             for i in forwards if repeat % 2 == 0 else forwards[::-1]:
-                start = time.perf_counter()
+                start, start_cpu = time.perf_counter(), time.process_time()
                 for _ in range(loops[i]):
                     models[i](x)
                 samples[i].append((time.perf_counter() - start) / loops[i])
-    return [statistics.median(times) for times in samples]
+                cpu_samples[i].append((time.process_time() - start_cpu) / loops[i])
+    return ([statistics.median(times) for times in samples],
+            [statistics.median(times) for times in cpu_samples])
 
 
 def in_runtime(models: list[nn.Module], x: torch.Tensor, runtime: str) -> list[nn.Module]:
@@ -181,10 +186,10 @@ def measure_round(prepared: list[dict[str, Any]], args: argparse.Namespace) -> l
         for threads in args.threads:
             torch.set_num_threads(threads)
             load_before = os.getloadavg()[0]
-            t_masked, t_tight, t_padded = time_alternating(item["models"], item["x"],
-                                                           args.repeats)
+            wall, cpu = time_alternating(item["models"], item["x"], args.repeats)
             rows.append({"model": item["model"], "batch": item["batch"], "threads": threads,
-                         "masked_s": t_masked, "tight_s": t_tight, "compact_s": t_padded,
+                         "masked_s": wall[0], "tight_s": wall[1], "compact_s": wall[2],
+                         "masked_cpu_s": cpu[0], "tight_cpu_s": cpu[1], "compact_cpu_s": cpu[2],
                          "load": [load_before, os.getloadavg()[0]]})
     return rows
 
@@ -197,6 +202,7 @@ def summarise(prepared: list[dict[str, Any]], rounds: list[list[dict]]) -> list[
                     (timed[0]["model"], timed[0]["batch"]))
         speedups = [r["masked_s"] / r["compact_s"] for r in timed]
         speedup = statistics.median(speedups)
+        cpu_speedups = [r["masked_cpu_s"] / r["compact_cpu_s"] for r in timed]
         rows.append({
             "model": item["model"], "runtime": None, "batch": item["batch"],
             "threads": timed[0]["threads"],
@@ -206,6 +212,10 @@ def summarise(prepared: list[dict[str, Any]], rounds: list[list[dict]]) -> list[
             "tight_speedup": statistics.median(r["masked_s"] / r["tight_s"] for r in timed),
             "ideal": item["ideal"], "of_ideal": speedup / item["ideal"],
             "of_ideal_range": [min(speedups) / item["ideal"], max(speedups) / item["ideal"]],
+            "cpu_speedup": statistics.median(cpu_speedups),
+            "cpu_of_ideal": statistics.median(cpu_speedups) / item["ideal"],
+            "cpu_of_ideal_range": [min(cpu_speedups) / item["ideal"],
+                                   max(cpu_speedups) / item["ideal"]],
             "neuron_ratio": item["neuron_ratio"], "outputs_equal": item["outputs_equal"],
             "load": [min(r["load"][0] for r in timed), max(r["load"][1] for r in timed)],
             "row": index})
@@ -234,25 +244,37 @@ def markdown(result: dict[str, Any]) -> str:
         f"to {UNIT_MULTIPLE} with zero units), tight = only the units carrying signal; ideal = "
         "MACs masked / MACs tight; of ideal = speed-up (layout) / ideal; neuron = neuron state "
         "updates masked / tight; outputs equal: bit for bit, every model in its runtime against "
-        "the eager masked one; load = 1-min load average, lowest-highest (2 cores).", "",
+        "the eager masked one; load = 1-min load average, lowest-highest (2 cores). CPU = the "
+        "same ratios of the process's CPU time (all its threads) over the same samples: with 1 "
+        "thread the work of the forward without the time other processes took, which moves "
+        "far less with the load than wall time; with 2 threads the work of both threads, "
+        "without the waits for the second one.", "",
     ]
     for case in result["cases"]:
         lines.append(f"- `{case['model']}`: parameters {case['params'][0]:,} -> "
                      f"{case['params'][1]:,}, units {case['units']}")
     header = ["model", "batch", "threads", "masked ms", "compact ms", "speed-up",
               "speed-up range", "tight speed-up", "ideal (MACs)", "of ideal", "of ideal range",
-              "neuron ratio", "outputs equal", "load"]
+              "CPU of ideal", "CPU of ideal range", "neuron ratio", "outputs equal", "load"]
     lines += ["", "| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
     lines += [
         f"| {r['model']} | {r['batch']} | {r['threads']} | {r['masked_ms']:.3f} | "
         f"{r['compact_ms']:.3f} | {r['speedup']:.2f}x | {r['speedup_range'][0]:.2f}-"
         f"{r['speedup_range'][1]:.2f}x | {r['tight_speedup']:.2f}x | {r['ideal']:.2f}x | "
         f"**{r['of_ideal']:.2f}** | {r['of_ideal_range'][0]:.2f}-{r['of_ideal_range'][1]:.2f} | "
-        f"{r['neuron_ratio']:.2f}x | {r['outputs_equal']} | "
+        f"{cpu_cells(r)} | {r['neuron_ratio']:.2f}x | {r['outputs_equal']} | "
         f"{r['load'][0]:.1f}-{r['load'][1]:.1f} |"
         for r in result["rows"]
     ]
     return "\n".join(lines) + "\n"
+
+
+def cpu_cells(row: dict[str, Any]) -> str:
+    """The CPU-time cells of a row (``-`` in results written before they were measured)."""
+    if "cpu_of_ideal" not in row:
+        return "- | -"
+    low, high = row["cpu_of_ideal_range"]
+    return f"{row['cpu_of_ideal']:.2f} | {low:.2f}-{high:.2f}"
 
 
 def unit_counts(models: list[nn.Module]) -> str:
