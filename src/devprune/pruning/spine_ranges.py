@@ -128,6 +128,8 @@ class SpineRanges:
         bound, count_, overshoot = (flat(getattr(self, n)) for n in
                                     (key, count_name, overshoot_name))
         beyond = self._spare(w)
+        if all(isinstance(a, np.ndarray) for a in (flat(w), bound, flat(beyond))):
+            return self._expand_blocked(w, key)
         now = nonzero(binary(op, flat(w), bound, flat(beyond)))
         was_beyond = getattr(self, was_name)
         counted = now[flat(was_beyond)[now]] if len(now) else now
@@ -152,11 +154,55 @@ class SpineRanges:
         self._active[key] = counted[~move] if moved else counted
         return moved
 
+    def _expand_blocked(self, w: torch.Tensor, key: str) -> int:
+        """:meth:`_expand` on the CPU, dense and blocked: the beyond entries are too many
+        (a few % of the FC: a gather at each touches about half the cache lines of the
+        layer) for flat indices to pay, so every counter is advanced in cache-sized blocks,
+        with the same float32 operations per counted entry (``over + (w - bound)``, then
+        ``bound + over / C`` where the count reaches C) and zeros elsewhere."""
+        op, was_name, count_name, overshoot_name = self._BOUNDS[key]
+        compare = getattr(np, op)
+        flags, previous = self._spare(w), getattr(self, was_name)
+        values, bound, beyond, was_beyond, count_, overshoot = (
+            flat(t) for t in (w, getattr(self, key), flags, previous,
+                              getattr(self, count_name), getattr(self, overshoot_name)))
+        size = min(BLOCK, values.size)
+        counted_buf, move_buf = np.empty(size, dtype=bool), np.empty(size, dtype=bool)
+        step_buf = np.empty(size, dtype=overshoot.dtype)
+        factor = (lambda c: c.view(np.uint8)) if count_.dtype == np.uint8 else (lambda c: c)
+        moved = 0
+        for block in blocks(values.size):
+            n = block.stop - block.start
+            x, b, c, o = values[block], bound[block], count_[block], overshoot[block]
+            counted, move, step = counted_buf[:n], move_buf[:n], step_buf[:n]
+            now = compare(x, b, out=beyond[block])
+            np.logical_and(now, was_beyond[block], out=counted)
+            np.add(c, 1, out=c)
+            np.multiply(c, factor(counted), out=c)  # count + 1 where counted, else 0
+            np.subtract(x, b, out=step)
+            np.add(o, step, out=step)
+            np.multiply(step, counted, out=o)  # over + (w - bound) where counted, else 0
+            np.add(o, 0.0, out=o)  # -0.0 (a negative overshoot times 0) -> 0.0
+            found = int(np.count_nonzero(np.greater_equal(c, self.count_threshold, out=move)))
+            if found:
+                index = np.flatnonzero(move)
+                b[index] += o[index] / self.count_threshold
+                c[index] = 0
+                o[index] = 0.0
+                moved += found
+        # this epoch's flags become last epoch's: a swap with the spare, not a copy
+        setattr(self, was_name, flags)
+        self._spare_flags = previous
+        self._active[key] = None  # (the flat-index path's memory: rescan if it runs)
+        return moved
+
     def _shrink(self, w: torch.Tensor) -> int:
         spare = self._spare_magnitude
         if spare is None or spare.shape != w.shape or spare.device != w.device:
             spare = torch.empty_like(w)
         magnitude = spare
+        if all(isinstance(a, np.ndarray) for a in (flat(w), flat(magnitude))):
+            return self._shrink_blocked(w, magnitude)
         binary("absolute", array(w), None, array(magnitude))
         shrinking = self._spare(w)
         binary("less", array(magnitude), array(self.previous_magnitude), array(shrinking))
@@ -178,6 +224,38 @@ class SpineRanges:
                 self.upper.mul_(factor)
                 self.lower.mul_(factor)
                 self.shrink_count.masked_fill_(shrink, 0)
+        return shrunk
+
+    def _shrink_blocked(self, w: torch.Tensor, magnitude: torch.Tensor) -> int:
+        """:meth:`_shrink` on the CPU in cache-sized blocks: |w|, the comparison with last
+        epoch's, the run counter and the shrink of a block in one visit."""
+        flags, previous = self._spare(w), self.was_shrinking
+        values, mags, last, now_flags, was, count_, upper, lower = (
+            flat(t) for t in (w, magnitude, self.previous_magnitude, flags, previous,
+                              self.shrink_count, self.upper, self.lower))
+        size = min(BLOCK, values.size)
+        counted_buf, move_buf = np.empty(size, dtype=bool), np.empty(size, dtype=bool)
+        factor = np.float32(self.shrink_factor)  # as torch.where's float32 factor
+        as_factor = (lambda c: c.view(np.uint8)) if count_.dtype == np.uint8 else (lambda c: c)
+        shrunk = 0
+        for block in blocks(values.size):
+            n = block.stop - block.start
+            m, c = mags[block], count_[block]
+            counted, move = counted_buf[:n], move_buf[:n]
+            np.absolute(values[block], out=m)
+            now = np.less(m, last[block], out=now_flags[block])
+            np.logical_and(now, was[block], out=counted)
+            np.add(c, 1, out=c)
+            np.multiply(c, as_factor(counted), out=c)
+            found = int(np.count_nonzero(np.greater_equal(c, self.count_threshold, out=move)))
+            if found:
+                index = np.flatnonzero(move)
+                upper[block][index] *= factor
+                lower[block][index] *= factor
+                c[index] = 0
+                shrunk += found
+        self.was_shrinking, self._spare_flags = flags, previous
+        self._spare_magnitude, self.previous_magnitude = self.previous_magnitude, magnitude
         return shrunk
 
     # -- uses of the ranges -----------------------------------------------------------------
