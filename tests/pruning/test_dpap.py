@@ -192,3 +192,44 @@ def test_state_dict_resume_continues_identically():
     assert torch.equal(pruner.stats["f1"].bcm, twin.stats["f1"].bcm)
     assert torch.equal(pruner.synapse_reserve["f1"], twin.synapse_reserve["f1"])
     assert all(torch.equal(pruner.masks[n], twin.masks[n]) for n in pruner.masks.names())
+
+
+@pytest.mark.parametrize("every", [2, 0])
+def test_bookkeeping_stops_once_end_has_passed(every):
+    """After the ``end`` step nothing prunes any more: the statistics that only feed future
+    steps are not recorded (no cost), batches still count, the steps still report."""
+    torch.manual_seed(0)
+    model = ChainSNN()
+    pruner = build_pruner("dpap", model, None, {**FAST, "every_batches": every, "end": 1})
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    pruner.bind_optimizer(opt)
+    x = torch.rand(8, 1, 8, 8)
+
+    def batches(n: int) -> None:
+        train_batches(model, pruner, opt, x, n, lambda out: (out - 0.5).pow(2).mean())
+
+    if every:  # steps 0 and 1 after batches 2 and 4; batches 5 and 6 would feed step 2
+        batches(4)
+    else:  # epochs 0 and 1 prune; epoch 2 would feed step 2
+        for epoch in range(2):
+            batches(2)
+            pruner.on_epoch_end(epoch)
+    assert pruner.developing() is False
+    snapshot = {n: {k: v.clone() for k, v in s.tensors().items()}
+                for n, s in pruner.stats.items()}
+    calls = []
+    pruner.stats["f1"].update = lambda *a: calls.append(a)  # must not run any more
+    batches(2)
+    event = pruner.on_epoch_end(0 if every else 2)
+    assert not calls and not pruner.recorder.recording
+    for name, tensors in snapshot.items():
+        for key, value in tensors.items():
+            assert torch.equal(getattr(pruner.stats[name], key), value), (name, key)
+    assert pruner.batches == 6
+    # this epoch's steps: every 2 batches, 0 and 1 pruned and 2 (after batch 6) did not
+    assert event["steps"] == ([0, 1, 2] if every else [2])
+    assert event["pruning_steps"] == (2 if every else 0)
+    restored = build_pruner("dpap", ChainSNN(), None, {**FAST, "every_batches": every,
+                                                       "end": 1})
+    restored.load_state_dict(pruner.state_dict())
+    assert restored.developing() is False

@@ -396,6 +396,8 @@ class DPAPPruner(MaskedPruner):
                                          readout=cfg.readout, ann_activity=cfg.ann_activity)
         self.temporal = self._time_reserve(model, structure) if cfg.temporal else None
         self.batches = 0
+        self.next_step = 0  # index of the next pruning step (epoch mode: the next epoch)
+        self._unrecorded = False  # this training batch skips the bookkeeping (see developing)
         self.steps_done = 0  # pruning steps that actually pruned (e >= start)
         self.pending_events: list[dict[str, Any]] = []
         self.synapses_removed = dict.fromkeys(self.masks.names(), 0)  # mask entries, so far
@@ -443,8 +445,22 @@ class DPAPPruner(MaskedPruner):
         return alive
 
     # -- hooks ------------------------------------------------------------------------------
+    def developing(self) -> bool:
+        """Whether a pruning step is still to come: False once ``end`` has passed, when the
+        statistics (and the time side's evidence), which only feed future steps, are no
+        longer recorded: the per-batch bookkeeping then costs nothing."""
+        if self.cfg.end is None:
+            return True
+        every = self.cfg.every_batches
+        upcoming = self.batches // every if every else self.next_step
+        return upcoming <= self.cfg.end
+
     def on_batch_start(self) -> None:
+        self._unrecorded = False
         if self.model.training:
+            if not self.developing():
+                self._unrecorded = True  # still counted as a training batch
+                return
             self.recorder.start()
             if self.temporal is not None:
                 self.temporal.start()
@@ -455,11 +471,12 @@ class DPAPPruner(MaskedPruner):
 
     def on_batch_end(self) -> None:
         recorded = self.recorder.finish()
-        if not recorded:
+        unrecorded, self._unrecorded = self._unrecorded, False
+        if not recorded and not unrecorded:
             return
         for name, (pre, post) in recorded.items():
             self.stats[name].update(pre, post)
-        if self.cfg.theta == "per_unit":  # the next batch reads theta: sum it over DDP ranks
+        if recorded and self.cfg.theta == "per_unit":  # the next batch reads theta: sum it
             self.synchronise([f"{n}.theta_{k}" for n in self.stats for k in ("sum", "count")])
         self.batches += 1
         every = self.cfg.every_batches
@@ -482,6 +499,7 @@ class DPAPPruner(MaskedPruner):
     @torch.no_grad()
     def prune_step(self, step: int) -> dict[str, Any]:
         """One DPAP step at index ``step`` (epoch or N-batch period); returns its events."""
+        self.next_step = step + 1
         if step < self.cfg.start or (self.cfg.end is not None and step > self.cfg.end):
             return {"step": step, "pruned": False}
         factors = {kind: developmental_factor(step, self.cfg.e0, self.cfg.constants(kind).kappa)
@@ -679,6 +697,7 @@ class DPAPPruner(MaskedPruner):
         state.update(
             config=dataclasses.asdict(self.cfg),
             batches=self.batches,
+            next_step=self.next_step,
             steps_done=self.steps_done,
             stats={n: {k: v.cpu().clone() for k, v in s.tensors().items()}
                    for n, s in self.stats.items()},
@@ -709,6 +728,7 @@ class DPAPPruner(MaskedPruner):
                 store[name] = value.to(store[name].device).clone()
         self._load_temporal(state.get("temporal"))
         self.batches = int(state["batches"])
+        self.next_step = int(state.get("next_step", 0))
         self.steps_done = int(state["steps_done"])
         self.synapses_removed = {n: int(torch.count_nonzero(~self.masks[n]))
                                  for n in self.masks.names()}
