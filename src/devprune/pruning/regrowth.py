@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from devprune.cpu_ops import any_true, array, binary, flat, nonzero
+from devprune.cpu_ops import BLOCK, any_true, array, binary, blocks, flat, nonzero
 from devprune.pruning.importance import percentile
 from devprune.pruning.spine_ranges import count_run_, counter_dtype
 from devprune.structure import ModelStructure, PrunableLayer
@@ -75,6 +75,11 @@ class RegrowthTracker:
         signal = signal.detach().float()
         threshold = float(percentile(signal, q))  # a float32 value: compared exactly
         values, above = array(signal), array(self._spare)
+        arrays = (values, above, array(candidates), array(self.was_above), array(self.count))
+        if all(isinstance(a, np.ndarray) for a in arrays):
+            self._step_blocked(np.float32(threshold), *(a.reshape(-1) for a in arrays),
+                               max_count)
+            return self._restore, threshold
         if isinstance(values, np.ndarray) and isinstance(above, np.ndarray):
             np.greater(values, np.float32(threshold), out=above)
         else:
@@ -90,6 +95,27 @@ class RegrowthTracker:
             # A restored entry starts from scratch if it is ever pruned again.
             flat(self.was_above)[index] = False
         return self._restore, threshold
+
+    def _step_blocked(self, threshold: np.float32, values: np.ndarray, above: np.ndarray,
+                      candidates: np.ndarray, was_above: np.ndarray, count_: np.ndarray,
+                      max_count: int) -> None:
+        """:meth:`step` after the percentile, on the CPU in cache-sized blocks: the
+        comparison, the run count and the restore test of a block in one visit."""
+        restore = flat(self._restore)
+        counted_buf = np.empty(min(BLOCK, values.size), dtype=bool)
+        as_factor = (lambda c: c.view(np.uint8)) if count_.dtype == np.uint8 else (lambda c: c)
+        for block in blocks(values.size):
+            counted, c = counted_buf[:block.stop - block.start], count_[block]
+            now = np.greater(values[block], threshold, out=above[block])
+            np.logical_and(now, candidates[block], out=now)
+            np.logical_and(now, was_above[block], out=counted)
+            np.add(c, 1, out=c)
+            np.multiply(c, as_factor(counted), out=c)
+            if np.count_nonzero(np.greater(c, max_count, out=restore[block])):
+                index = np.flatnonzero(restore[block])
+                c[index] = 0
+                now[index] = False  # a restored entry starts from scratch if pruned again
+        self.was_above, self._spare = self._spare, self.was_above
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return {"count": self.count.cpu().clone(), "was_above": self.was_above.cpu().clone()}

@@ -576,7 +576,9 @@ class SDSNNPruner(MaskedPruner):
         kept: dict[str, torch.Tensor] = {}
         for i, layer in enumerate(self.layers):
             chosen = self._select_units(layer)
-            newly[layer.name] = self.masks.prune_units(layer.name, chosen)
+            # (no unit chosen: no mask edit, which would drop every cached derived mask)
+            newly[layer.name] = self.masks.prune_units(layer.name, chosen) \
+                if any_true(chosen) else 0
             if layer.name in kept:
                 kept[layer.name].masked_fill_(chosen, 0)
             # Units the cap deferred count as pruned for the rate rules: the cap spreads the
