@@ -144,3 +144,29 @@ def any_trailing(mask: torch.Tensor, keep: int) -> torch.Tensor:
         return torch.from_numpy(rows.view(np.uint8).max(1).view(np.bool_)).reshape(
             mask.shape[:keep])
     return mask.flatten(keep).any(keep)
+
+
+def count_kept_nonzero(x: torch.Tensor, mask: torch.Tensor) -> int:
+    """``count_nonzero((x != 0) & mask)`` (``mask`` bool, shaped like ``x``); on the CPU in
+    cache-sized blocks, without the two layer-sized bool temporaries."""
+    values, kept = array(x), array(mask)
+    if not (isinstance(values, np.ndarray) and isinstance(kept, np.ndarray)
+            and kept.dtype == np.bool_ and values.shape == kept.shape):
+        return int(torch.count_nonzero((x != 0) & mask))
+    values, kept = values.reshape(-1), kept.reshape(-1)
+    buffer = np.empty(min(BLOCK, values.size), dtype=bool)
+    total = 0
+    for block in blocks(values.size):
+        flags = np.not_equal(values[block], 0, out=buffer[:block.stop - block.start])
+        total += int(np.count_nonzero(np.logical_and(flags, kept[block], out=flags)))
+    return total
+
+
+def logical_and(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``a & b`` of bool tensors (broadcasting) as a new tensor; through numpy on the CPU
+    (~3x faster than torch's bool kernel on the 16.8 M FC)."""
+    x, y = array(a), array(b)
+    if isinstance(x, np.ndarray) and isinstance(y, np.ndarray) \
+            and x.dtype == np.bool_ and y.dtype == np.bool_:
+        return torch.from_numpy(np.logical_and(x, y))
+    return a & b

@@ -79,3 +79,14 @@ def test_any_trailing_and_row_counts(shape):
     for keep in range(1, len(shape)):
         assert torch.equal(any_trailing(mask, keep), mask.flatten(keep).any(keep))
     assert torch.equal(row_counts(mask), mask.flatten(1).sum(1, dtype=torch.int32))
+
+
+@pytest.mark.parametrize("shape", [(7, 9), (5, 4, 3, 3), (70001,)])
+def test_count_kept_nonzero_and_logical_and(shape):
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(shape, generator=g) * (torch.rand(shape, generator=g) > 0.4)
+    mask = torch.rand(shape, generator=g) > 0.3
+    assert cpu_ops.count_kept_nonzero(x, mask) == int(torch.count_nonzero((x != 0) & mask))
+    columns = (torch.rand(shape[1:2] if len(shape) > 1 else shape, generator=g) > 0.5)
+    live = columns.reshape([1, -1] + [1] * (len(shape) - 2)) if len(shape) > 1 else columns
+    assert torch.equal(cpu_ops.logical_and(mask, live), mask & live)
