@@ -4,10 +4,11 @@ Structure discovery (:mod:`devprune.structure`), masks (:mod:`devprune.masks`),
 measurement (:mod:`devprune.measure`), the architecture record of compacted models
 (:mod:`devprune.compact.record`) and NIR export (:mod:`devprune.export`) read these entries
 instead of keeping their own class lists, so supporting a new layer family means adding it
-here (and, where its weight layout differs from ``[out, in, *kernel]``, teaching
-:func:`unit_counts` and the compaction slicing about it). Neurons are recognised by
-:func:`devprune.snn.base.is_spiking_neuron` (devprune's ``BaseNeuron`` and snnTorch /
-SpikingJelly neurons by class name).
+here (and, where its weight layout differs from ``[out, in, *kernel]``, teaching the
+compaction slicing about it). Compaction (:mod:`devprune.compact`) reads the norm list, the
+cross-channel modules, the size attributes, the layer families and the hard-mask rule from
+here too. Neurons are recognised by :func:`devprune.snn.base.is_spiking_neuron` (devprune's
+``BaseNeuron`` and snnTorch / SpikingJelly neurons by class name).
 """
 
 from __future__ import annotations
@@ -18,40 +19,60 @@ from devprune.snn.base import is_spiking_neuron
 
 __all__ = [
     "ACTIVATION_MODULES",
+    "ADAPTIVE_AVG_POOLS",
     "AVG_POOLS",
+    "CHANNEL_SIZE_ATTRIBUTES",
     "CONNECTION_LAYERS",
+    "CROSS_CHANNEL_MODULES",
     "EVAL_IDENTITY_MODULES",
+    "LINEAR_LAYERS",
     "MAX_POOLS",
     "NORM_LAYERS",
     "SIZE_ATTRIBUTES",
+    "UNIT_SIZE_ATTRIBUTES",
     "WEIGHT_LAYERS",
+    "WINDOWED_AVG_POOLS",
     "avg_pool_dims",
+    "is_activation",
     "is_spiking_neuron",
     "layer_kind",
     "unit_counts",
+    "unit_size_attributes",
     "unit_tensors",
 ]
 
 # Prunable weight layers: one unit per output row (Linear) or output channel (ConvNd); the
 # weight is ``[units, fan_in, *kernel]``.
 WEIGHT_LAYERS: tuple[type[nn.Module], ...] = (nn.Conv1d, nn.Conv2d, nn.Linear)
+# The ``linear`` family of :func:`layer_kind` (every other weight layer is ``conv``): one unit
+# per output feature, no kernel axes; the CSR inference layer (compact.sparse) replaces these.
+LINEAR_LAYERS: tuple[type[nn.Module], ...] = (nn.Linear,)
 # Layers whose weights measurement counts as synapses and synaptic operations (NeuroBench's
 # ConnectionSparsity / SynapticOperations read the same): the prunable ones and Conv3d.
 CONNECTION_LAYERS: tuple[type[nn.Module], ...] = (*WEIGHT_LAYERS, nn.Conv3d)
 # Per-channel normalisation coupled to the weight layer before it: its affine belongs to that
 # layer's units (discovery records it as ``PrunableLayer.norm_name``).
 NORM_LAYERS: tuple[type[nn.Module], ...] = (nn.modules.batchnorm._BatchNorm,)
+# Normalisations over the channel axis (and softmaxes): a removed channel changes every other
+# channel's output, so compaction keeps every unit of the layers feeding one.
+CROSS_CHANNEL_MODULES: tuple[type[nn.Module], ...] = (
+    nn.LayerNorm, nn.GroupNorm, nn.LocalResponseNorm, nn.Softmax, nn.LogSoftmax,
+)
 # Element-wise ANN activations: the output after one is a layer's postsynaptic activity, as a
 # neuron's spikes are for an SNN layer.
 ACTIVATION_MODULES: tuple[type[nn.Module], ...] = (
     nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.GELU, nn.SiLU, nn.ELU, nn.Hardtanh, nn.Tanh, nn.Sigmoid,
 )
 # Average pools and their number of spatial dimensions: spike counts pass through them
-# (measurement recovers event counts behind a pool).
-AVG_POOLS: dict[type[nn.Module], int] = {
+# (measurement recovers event counts behind a pool). Windowed pools (``kernel_size``,
+# ``stride``, ``padding``) and adaptive ones (``output_size``) find their divisor differently.
+WINDOWED_AVG_POOLS: dict[type[nn.Module], int] = {
     nn.AvgPool1d: 1, nn.AvgPool2d: 2, nn.AvgPool3d: 3,
+}
+ADAPTIVE_AVG_POOLS: dict[type[nn.Module], int] = {
     nn.AdaptiveAvgPool1d: 1, nn.AdaptiveAvgPool2d: 2, nn.AdaptiveAvgPool3d: 3,
 }
+AVG_POOLS: dict[type[nn.Module], int] = {**WINDOWED_AVG_POOLS, **ADAPTIVE_AVG_POOLS}
 # Max pools: channels pass through them; NIR has no node for them, so export refuses them.
 MAX_POOLS: tuple[type[nn.Module], ...] = (
     nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d,
@@ -59,12 +80,21 @@ MAX_POOLS: tuple[type[nn.Module], ...] = (
 )
 # Modules that are the identity in eval mode (export drops them).
 EVAL_IDENTITY_MODULES: tuple[type[nn.Module], ...] = (nn.Dropout, nn.Identity)
-# The integer size attributes layers carry (features, channels, norm and PReLU sizes): the
-# architecture record of a compacted model stores them, and rebuild() sets them on the
-# resized modules, so a layer family with another size attribute adds it here.
+# The size attributes of a weight layer's unit (output) and input axes, per family of
+# :func:`layer_kind`: unit_counts reads them, compaction sets them on a resized layer.
+UNIT_SIZE_ATTRIBUTES: dict[str, tuple[str, str]] = {
+    "linear": ("out_features", "in_features"),
+    "conv": ("out_channels", "in_channels"),
+}
+# The size attributes of per-channel modules coupled to a layer's units (norm, PReLU, GroupNorm
+# sizes): compaction sets the one equal to the sliced length.
+CHANNEL_SIZE_ATTRIBUTES: tuple[str, ...] = ("num_features", "num_parameters", "num_channels")
+# Every integer size attribute layers carry: the architecture record of a compacted model
+# stores them, and rebuild() sets them on the resized modules, so a layer family with another
+# size attribute adds it to one of the two tables above.
 SIZE_ATTRIBUTES: tuple[str, ...] = (
-    "in_features", "out_features", "in_channels", "out_channels", "num_features",
-    "num_parameters", "num_channels",
+    *(name for out_in in UNIT_SIZE_ATTRIBUTES.values() for name in reversed(out_in)),
+    *CHANNEL_SIZE_ATTRIBUTES,
 )
 
 
@@ -73,16 +103,28 @@ def avg_pool_dims(module: nn.Module) -> int | None:
     return next((dims for cls, dims in AVG_POOLS.items() if isinstance(module, cls)), None)
 
 
+def is_activation(module: nn.Module) -> bool:
+    """A spiking neuron or an ANN activation module (``ACTIVATION_MODULES``): its output is a
+    layer's postsynaptic activity, and a dead unit stays silent through it when f(0) = 0."""
+    return is_spiking_neuron(module) or isinstance(module, ACTIVATION_MODULES)
+
+
 def layer_kind(module: nn.Module) -> str:
-    """``linear`` or ``conv``: the granularity family a pruning method picks for the layer."""
-    return "linear" if isinstance(module, nn.Linear) else "conv"
+    """``linear`` (``LINEAR_LAYERS``) or ``conv`` (every other weight layer): the granularity
+    family a pruning method picks for the layer, and the key of ``UNIT_SIZE_ATTRIBUTES``."""
+    return "linear" if isinstance(module, LINEAR_LAYERS) else "conv"
+
+
+def unit_size_attributes(module: nn.Module) -> tuple[str, str]:
+    """``(units, inputs)`` attribute names of a weight layer (``out_features`` /
+    ``in_features`` of a Linear, ``out_channels`` / ``in_channels`` of a ConvNd)."""
+    return UNIT_SIZE_ATTRIBUTES[layer_kind(module)]
 
 
 def unit_counts(module: nn.Module) -> tuple[int, int]:
     """``(units, inputs)`` of a weight layer: output and input features or channels."""
-    if isinstance(module, nn.Linear):
-        return module.out_features, module.in_features
-    return module.out_channels, module.in_channels
+    units, inputs = unit_size_attributes(module)
+    return getattr(module, units), getattr(module, inputs)
 
 
 def unit_tensors(layer: nn.Module, norm: nn.Module | None) -> list[nn.Parameter]:

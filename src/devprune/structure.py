@@ -45,13 +45,13 @@ from devprune.errors import ModelStructureError
 
 # the layer kinds live in one table (devprune.kinds); the names stay importable from here
 from devprune.kinds import (
-    ACTIVATION_MODULES,
     NORM_LAYERS,
     WEIGHT_LAYERS,
     is_spiking_neuron,
     layer_kind,
     unit_counts,
 )
+from devprune.kinds import is_activation as is_activation_module
 from devprune.snn.layers import is_multi_step
 
 ACTIVATION_FUNCTIONS = {torch.relu, torch.nn.functional.relu, torch.tanh, torch.sigmoid,
@@ -185,7 +185,7 @@ class ModelGraph:
     def is_activation(self, node: fx.Node) -> bool:
         module = self.module_of(node)
         if module is not None:
-            return is_spiking_neuron(module) or isinstance(module, ACTIVATION_MODULES)
+            return is_activation_module(module)
         if node.op == "call_function":
             return node.target in ACTIVATION_FUNCTIONS
         return node.op == "call_method" and node.target in ACTIVATION_METHODS
@@ -481,9 +481,7 @@ def _structure_from_execution(model: nn.Module, example_input: Any,
             last = layers[-1]
             if isinstance(module, NORM_LAYERS) and last.norm_name is None:
                 last.norm_name = name
-            if (is_spiking_neuron(module) or isinstance(module, ACTIVATION_MODULES)) and (
-                last.post_name is None
-            ):
+            if is_activation_module(module) and last.post_name is None:
                 last.post_name = name
     if layers:
         layers[-1].is_output = True

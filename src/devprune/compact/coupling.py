@@ -17,20 +17,16 @@ compacted model stays equal to the masked one.
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import fx, nn
 
-from devprune.snn.base import is_spiking_neuron
+# the norm list, the cross-channel modules and the activations are devprune.kinds' entries
+from devprune.kinds import CROSS_CHANNEL_MODULES, NORM_LAYERS, is_activation, is_spiking_neuron
 from devprune.snn.layers import is_multi_step
-from devprune.structure import ACTIVATION_MODULES, ModelGraph, ModelStructure, trace
+from devprune.structure import ModelGraph, ModelStructure, trace
 
-NORM_LAYERS = (nn.modules.batchnorm._BatchNorm,)
-# Normalisations over the channel axis: zero channels change every other channel's output.
-CROSS_CHANNEL = (nn.LayerNorm, nn.GroupNorm, nn.LocalResponseNorm, nn.Softmax, nn.LogSoftmax)
+# Functional calls in the traced graph (not modules) that are non-zero at zero input.
 NONZERO_AT_ZERO_FUNCTIONS = {torch.sigmoid, torch.nn.functional.sigmoid, "sigmoid", "sigmoid_"}
-SIZE_ATTRIBUTES = ("num_features", "num_parameters", "num_channels")
 
 
 def channel_tensors(module: nn.Module) -> dict[str, torch.Tensor]:
@@ -66,13 +62,13 @@ def _classify_node(
 ) -> None:
     module = walker.module_of(node)
     label = node.target if isinstance(node.target, str) else getattr(node.target, "__name__", "")
-    if isinstance(module, CROSS_CHANNEL):
+    if isinstance(module, CROSS_CHANNEL_MODULES):
         for cls in classes:
             pins[cls] = f"{label} normalises across channels"
     elif node.op != "call_module" and node.target in NONZERO_AT_ZERO_FUNCTIONS:
         for cls in classes:
             pins[cls] = f"{label} is non-zero at zero input"
-    elif module is not None and (channel_tensors(module) or _is_activation(module)):
+    elif module is not None and (channel_tensors(module) or is_activation(module)):
         if len(classes) > 1:
             for cls in classes:
                 pins[cls] = f"{label} mixes channels of several untied layers"
@@ -131,14 +127,10 @@ def non_silent_units(
         module, units = modules[name], class_units[cls]
         if isinstance(module, NORM_LAYERS) and module.num_features == units:
             silent = batchnorm_silent(module)
-        elif _is_activation(module):
+        elif is_activation(module):
             silent = probe_silent(module, units, class_spatial[cls])
         else:
             silent = None
         if silent is not None:
             loud[cls] = loud.get(cls, torch.zeros(units, dtype=torch.bool)) | ~silent
     return loud
-
-
-def _is_activation(module: Any) -> bool:
-    return is_spiking_neuron(module) or isinstance(module, ACTIVATION_MODULES)

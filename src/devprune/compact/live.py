@@ -23,9 +23,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from devprune.compact.coupling import SIZE_ATTRIBUTES, channel_tensors, coupled_modules
+from devprune.compact.coupling import channel_tensors, coupled_modules
 from devprune.compact.plan import RemovalPlan, expand_blocks
 from devprune.compact.surgery import apply_hard_masks, copy_model, plan_removal
+from devprune.kinds import CHANNEL_SIZE_ATTRIBUTES, unit_size_attributes
 from devprune.masks import MaskSet
 from devprune.structure import ModelStructure, discover
 
@@ -167,12 +168,11 @@ def shrink_model_(model: nn.Module, slices: IndexMap) -> dict[nn.Parameter, nn.P
 
 
 def _resize_attributes(module: nn.Module, tname: str, dim: int, before: int, after: int) -> None:
-    if tname == "weight" and isinstance(module, nn.Linear):
-        setattr(module, "out_features" if dim == 0 else "in_features", after)
-    elif tname == "weight" and hasattr(module, "out_channels"):
-        setattr(module, "out_channels" if dim == 0 else "in_channels", after)
+    units, inputs = unit_size_attributes(module)  # a weight layer's, if it is one
+    if tname == "weight" and hasattr(module, units):
+        setattr(module, units if dim == 0 else inputs, after)
     elif dim == 0:
-        for attr in SIZE_ATTRIBUTES:
+        for attr in CHANNEL_SIZE_ATTRIBUTES:
             if getattr(module, attr, None) == before:
                 setattr(module, attr, after)
 

@@ -8,12 +8,18 @@ the dense ``F.linear`` only above a break-even sparsity (measured by
 larger batches — and an SNN folds T into the batch). :func:`sparsify_linears` therefore swaps
 only layers at or above ``min_sparsity`` (default :data:`CSR_MIN_SPARSITY`), and only when
 asked: results agree with the dense layer to float rounding, not bit for bit.
+
+Only the ``linear`` family of :mod:`devprune.kinds` (``LINEAR_LAYERS``: ``nn.Linear`` and its
+subclasses, devprune's multi-step ``Linear`` included) has a CSR layer; convolutions
+(``conv``: every other weight layer) stay dense.
 """
 
 from __future__ import annotations
 
 import torch
 from torch import nn
+
+from devprune.kinds import LINEAR_LAYERS
 
 # Measured (benchmarks/results/compact.md, 1 thread): CSR wins from ~85-90 % zeros at 32 rows
 # but only reliably from ~95 % at 128-640 rows (an SNN folds T into the rows).
@@ -54,12 +60,12 @@ def sparsity(weight: torch.Tensor) -> float:
 
 
 def sparsify_linears(model: nn.Module, min_sparsity: float = CSR_MIN_SPARSITY) -> list[str]:
-    """Replace, in place, every ``nn.Linear`` with at least ``min_sparsity`` zero weights by a
-    :class:`CSRLinear`; returns the replaced module names. Use on a compacted model, for
-    inference only."""
+    """Replace, in place, every linear layer (``kinds.LINEAR_LAYERS``; convolutions stay
+    dense) with at least ``min_sparsity`` zero weights by a :class:`CSRLinear`; returns the
+    replaced module names. Use on a compacted model, for inference only."""
     replaced = []
     for name, module in list(model.named_modules()):
-        if isinstance(module, nn.Linear) and sparsity(module.weight) >= min_sparsity:
+        if isinstance(module, LINEAR_LAYERS) and sparsity(module.weight) >= min_sparsity:
             parent_name, _, child = name.rpartition(".")
             parent = model.get_submodule(parent_name) if parent_name else model
             setattr(parent, child, CSRLinear(module))

@@ -6,11 +6,11 @@ from typing import Any
 
 from torch import nn
 
-from devprune.structure import WEIGHT_LAYERS
+from devprune.kinds import WEIGHT_LAYERS, unit_counts
 
 
 def _units(module: nn.Module) -> int:
-    return module.out_features if isinstance(module, nn.Linear) else module.out_channels
+    return unit_counts(module)[0]
 
 
 def count_parameters(model: nn.Module) -> int:

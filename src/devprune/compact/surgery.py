@@ -21,14 +21,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from devprune.compact.coupling import (
-    SIZE_ATTRIBUTES,
-    channel_tensors,
-    coupled_modules,
-    non_silent_units,
-)
+from devprune.compact.coupling import channel_tensors, coupled_modules, non_silent_units
 from devprune.compact.plan import RemovalPlan, build_plan, expand_blocks
 from devprune.errors import ModelStructureError
+from devprune.kinds import CHANNEL_SIZE_ATTRIBUTES, unit_size_attributes, unit_tensors
 from devprune.masks import MaskSet
 from devprune.structure import ModelStructure, discover
 
@@ -60,12 +56,10 @@ def apply_hard_masks(structure: ModelStructure, masks: MaskSet) -> None:
 
 
 def _unit_parameters(structure: ModelStructure, name: str) -> list[nn.Parameter]:
+    """The hard-mask rule (:func:`devprune.kinds.unit_tensors`, as the MaskSet applies it)."""
     layer = structure[name]
-    params = [layer.module.bias] if getattr(layer.module, "bias", None) is not None else []
-    if layer.norm_name is not None:
-        norm = structure.modules[layer.norm_name]
-        params += [p for p in (norm.weight, norm.bias) if p is not None]
-    return params
+    norm = structure.modules[layer.norm_name] if layer.norm_name is not None else None
+    return unit_tensors(layer.module, norm)
 
 
 def copy_model(model: nn.Module) -> nn.Module:
@@ -120,10 +114,9 @@ def _shrink_weight_layer(module: nn.Module, keep_out: torch.Tensor,
     _replace(module, "weight", weight)
     if getattr(module, "bias", None) is not None:
         _replace(module, "bias", _sliced(module.bias, keep_out, 0))
-    if isinstance(module, nn.Linear):
-        module.out_features, module.in_features = weight.shape[0], weight.shape[1]
-    else:
-        module.out_channels, module.in_channels = weight.shape[0], weight.shape[1]
+    units, inputs = unit_size_attributes(module)
+    setattr(module, units, weight.shape[0])
+    setattr(module, inputs, weight.shape[1])
 
 
 @torch.no_grad()
@@ -137,7 +130,7 @@ def _shrink_coupled(module: nn.Module, keep: torch.Tensor, units: int) -> None:
         index = keep if length == units else expand_blocks(keep, length // units)
         _replace(module, name, _sliced(tensor, index, 0))
         replaced[id(tensor)] = getattr(module, name)
-        for attr in SIZE_ATTRIBUTES:
+        for attr in CHANNEL_SIZE_ATTRIBUTES:
             if getattr(module, attr, None) == length:
                 setattr(module, attr, index.numel())
     # submodules holding the same tensor as a plain attribute (snnTorch RLeaky's one-to-one

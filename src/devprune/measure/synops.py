@@ -15,15 +15,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from devprune.kinds import CONNECTION_LAYERS
+from devprune.kinds import CONNECTION_LAYERS, layer_kind
 from devprune.snn.layers import is_multi_step
 
 SUPPORTED_LAYERS = CONNECTION_LAYERS  # the layers whose synaptic operations are counted
 
 
 def spatial_dims(layer: nn.Module) -> int:
-    """0 for Linear, 1/2/3 for ConvNd."""
-    if isinstance(layer, nn.Linear):
+    """0 for a linear layer, 1/2/3 for ConvNd (the families of :func:`kinds.layer_kind`)."""
+    if layer_kind(layer) == "linear":
         return 0
     return len(layer.kernel_size)
 
@@ -47,7 +47,7 @@ def binary_weight(layer: nn.Module, all_ones: bool = False) -> torch.Tensor:
 def count_ops(layer: nn.Module, counts: torch.Tensor, weight01: torch.Tensor) -> float:
     """Sum over all outputs of ``layer(counts)`` with weight ``weight01`` and no bias."""
     counts = counts.to(weight01.dtype)
-    if isinstance(layer, nn.Linear):
+    if layer_kind(layer) == "linear":
         out = F.linear(counts, weight01)
     else:
         out = layer._conv_forward(counts, weight01, None)

@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from devprune.errors import DataError, ModelStructureError
-from devprune.kinds import ACTIVATION_MODULES, AVG_POOLS, is_spiking_neuron
+from devprune.kinds import WINDOWED_AVG_POOLS, avg_pool_dims, is_activation, is_spiking_neuron
 from devprune.measure.energy import EnergyModel
 from devprune.measure.neurons import MembraneProbes
 from devprune.measure.synops import (
@@ -85,8 +85,8 @@ def _storage_key(x: torch.Tensor) -> tuple[int, int]:
 
 def pool_divisor(pool: nn.Module, x: torch.Tensor, y: torch.Tensor) -> int | None:
     """Constant number of inputs averaged per output, or None where it varies by position."""
-    dims = next(d for cls, d in AVG_POOLS.items() if isinstance(pool, cls))
-    if isinstance(pool, (nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d)):
+    dims = avg_pool_dims(pool)
+    if isinstance(pool, tuple(WINDOWED_AVG_POOLS)):
         if getattr(pool, "divisor_override", None):
             return int(pool.divisor_override)
         kernel = pool.kernel_size if isinstance(pool.kernel_size, tuple) else (pool.kernel_size,)
@@ -127,11 +127,11 @@ class _Recorder:
             self.connections[name] = ConnectionRecord()
             self._handles.append(module.register_forward_pre_hook(
                 lambda m, args, n=name: self._on_connection(n, m, args)))
-        elif is_spiking_neuron(module) or isinstance(module, ACTIVATION_MODULES):
+        elif is_activation(module):
             self.activations[name] = ActivationRecord(spiking=is_spiking_neuron(module))
             self._handles.append(module.register_forward_hook(
                 lambda m, args, out, n=name: self._on_activation(n, m, out)))
-        elif self.through_pooling and isinstance(module, tuple(AVG_POOLS)):
+        elif self.through_pooling and avg_pool_dims(module) is not None:
             self._handles.append(module.register_forward_hook(self._on_pool))
 
     def end_batch(self) -> None:
