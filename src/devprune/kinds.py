@@ -28,13 +28,18 @@ __all__ = [
     "LINEAR_LAYERS",
     "MAX_POOLS",
     "NORM_LAYERS",
+    "RECURRENT_CHILD",
+    "RECURRENT_NEURONS",
     "SIZE_ATTRIBUTES",
     "UNIT_SIZE_ATTRIBUTES",
+    "UNSUPPORTED_RECURRENT",
+    "UNSUPPORTED_RECURRENT_NAMES",
     "WEIGHT_LAYERS",
     "WINDOWED_AVG_POOLS",
     "avg_pool_dims",
     "is_activation",
     "is_spiking_neuron",
+    "is_unsupported_recurrent",
     "layer_kind",
     "unit_counts",
     "unit_size_attributes",
@@ -50,6 +55,14 @@ LINEAR_LAYERS: tuple[type[nn.Module], ...] = (nn.Linear,)
 # Layers whose weights measurement counts as synapses and synaptic operations (NeuroBench's
 # ConnectionSparsity / SynapticOperations read the same): the prunable ones and Conv3d.
 CONNECTION_LAYERS: tuple[type[nn.Module], ...] = (*WEIGHT_LAYERS, nn.Conv3d)
+# Recurrent weights devprune places: the all-to-all weight layer named RECURRENT_CHILD inside
+# these snnTorch neurons (discovery ties it to the layers feeding the neuron, docs/RECURRENT.md).
+RECURRENT_NEURONS: tuple[str, ...] = ("RLeaky", "RSynaptic")
+RECURRENT_CHILD = "recurrent"
+# Recurrent layers devprune does not model (LSTM/GRU/RNN gates; SpikingJelly's Linear on
+# [input, previous output], whose columns mix two unit populations): discovery refuses them.
+UNSUPPORTED_RECURRENT: tuple[type[nn.Module], ...] = (nn.RNNBase, nn.RNNCellBase)
+UNSUPPORTED_RECURRENT_NAMES: tuple[str, ...] = ("LinearRecurrentContainer",)
 # Per-channel normalisation coupled to the weight layer before it: its affine belongs to that
 # layer's units (discovery records it as ``PrunableLayer.norm_name``).
 NORM_LAYERS: tuple[type[nn.Module], ...] = (nn.modules.batchnorm._BatchNorm,)
@@ -107,6 +120,12 @@ def is_activation(module: nn.Module) -> bool:
     """A spiking neuron or an ANN activation module (``ACTIVATION_MODULES``): its output is a
     layer's postsynaptic activity, and a dead unit stays silent through it when f(0) = 0."""
     return is_spiking_neuron(module) or isinstance(module, ACTIVATION_MODULES)
+
+
+def is_unsupported_recurrent(module: nn.Module) -> bool:
+    """A recurrent layer devprune refuses (``UNSUPPORTED_RECURRENT`` / ``_NAMES``)."""
+    return (isinstance(module, UNSUPPORTED_RECURRENT)
+            or type(module).__name__ in UNSUPPORTED_RECURRENT_NAMES)
 
 
 def layer_kind(module: nn.Module) -> str:

@@ -46,8 +46,11 @@ from devprune.errors import ModelStructureError
 # the layer kinds live in one table (devprune.kinds); the names stay importable from here
 from devprune.kinds import (
     NORM_LAYERS,
+    RECURRENT_CHILD,
+    RECURRENT_NEURONS,
     WEIGHT_LAYERS,
     is_spiking_neuron,
+    is_unsupported_recurrent,
     layer_kind,
     unit_counts,
 )
@@ -65,12 +68,6 @@ SHAPE_ONLY_FUNCTIONS = {torch.zeros_like, torch.ones_like, torch.empty_like, tor
                         torch.zeros, torch.ones, torch.empty, torch.full}
 SHAPE_ONLY_METHODS = {"new_zeros", "new_ones", "new_empty", "new_full", "size", "dim"}
 SHAPE_ATTRIBUTES = {"shape", "ndim", "dtype", "device"}
-# snnTorch neurons that add ``self.recurrent(previous spikes)`` to their input current.
-RECURRENT_NEURONS = ("RLeaky", "RSynaptic")
-RECURRENT_CHILD = "recurrent"
-UNSUPPORTED_RECURRENT = (nn.RNNBase, nn.RNNCellBase)
-# SpikingJelly's Linear on [input, previous output]: its columns mix two unit populations.
-UNSUPPORTED_RECURRENT_NAMES = ("LinearRecurrentContainer",)
 
 
 @dataclass
@@ -606,8 +603,7 @@ def discover(model: nn.Module, example_input: Any = None) -> ModelStructure:
     be traced by ``torch.fx``.
     """
     unsupported = [f"{n!r} ({type(m).__name__})" for n, m in model.named_modules()
-                   if isinstance(m, UNSUPPORTED_RECURRENT)
-                   or type(m).__name__ in UNSUPPORTED_RECURRENT_NAMES]
+                   if is_unsupported_recurrent(m)]
     if unsupported:
         raise ModelStructureError(
             f"{type(model).__name__} contains {', '.join(unsupported)}: devprune does not "

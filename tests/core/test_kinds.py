@@ -21,6 +21,8 @@ def test_discovery_and_measurement_read_the_one_table() -> None:
     assert structure.WEIGHT_LAYERS is kinds.WEIGHT_LAYERS
     assert structure.NORM_LAYERS is kinds.NORM_LAYERS
     assert structure.is_activation_module is kinds.is_activation
+    assert structure.RECURRENT_NEURONS is kinds.RECURRENT_NEURONS
+    assert structure.is_unsupported_recurrent is kinds.is_unsupported_recurrent
     assert synops.SUPPORTED_LAYERS is kinds.CONNECTION_LAYERS
     assert synops.layer_kind is kinds.layer_kind
     assert workload.WINDOWED_AVG_POOLS is kinds.WINDOWED_AVG_POOLS
@@ -44,6 +46,12 @@ def test_compaction_record_and_export_read_the_one_table() -> None:
     assert nir_graph.NORM_LAYERS is kinds.NORM_LAYERS
     assert nir_graph.MAX_POOLS is kinds.MAX_POOLS
     assert nir_graph.EVAL_IDENTITY_MODULES is kinds.EVAL_IDENTITY_MODULES
+
+
+def test_unsupported_recurrent_layers() -> None:
+    assert kinds.is_unsupported_recurrent(nn.LSTM(2, 2))
+    assert kinds.is_unsupported_recurrent(nn.GRUCell(2, 2))
+    assert not kinds.is_unsupported_recurrent(nn.Linear(2, 2))
 
 
 def test_size_attributes_are_the_unit_and_channel_tables() -> None:
@@ -86,7 +94,8 @@ _SPECIFIC_CLASSES = {
     "export/nir_graph.py": "the NIR mapping: which class becomes which NIR node",
     "export/nir_run.py": "builds nn.Linear / nn.Conv2d from NIR nodes",
 }
-_LAYER_CLASS = r"nn\.(Linear|Conv[123]d|\w*BatchNorm\w*|\w*Pool[123]d|LayerNorm|GroupNorm)\b"
+_LAYER_CLASS = (r"nn\.(Linear|Conv[123]d|\w*BatchNorm\w*|\w*Pool[123]d|LayerNorm|GroupNorm|"
+                 r"RNN\w*|LSTM\w*|GRU\w*)\b")
 
 
 def test_no_module_keeps_its_own_class_lists() -> None:
@@ -104,7 +113,8 @@ def test_no_module_keeps_its_own_class_lists() -> None:
                 continue  # prose in a docstring
             if ("_BatchNorm" in code
                     or re.match(r"\s*(NORM_LAYERS|SIZE_ATTRIBUTES|CHANNEL_SIZE_ATTRIBUTES|"
-                                r"CROSS_CHANNEL\w*|\w*AVG_POOLS|MAX_POOLS)\s*[:=]", code)
+                                r"CROSS_CHANNEL\w*|\w*AVG_POOLS|MAX_POOLS|\w*RECURRENT\w*)\s*[:=]",
+                                code)
                     or re.search(r"isinstance\([^)]*" + _LAYER_CLASS, code)):
                 offenders.append(f"{rel}:{number}: {line.strip()}")
     assert offenders == []
