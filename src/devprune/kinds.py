@@ -13,11 +13,14 @@ here too. Neurons are recognised by :func:`devprune.snn.base.is_spiking_neuron` 
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from devprune.snn.base import is_spiking_neuron
 
 __all__ = [
+    "ACTIVATION_FUNCTIONS",
+    "ACTIVATION_METHODS",
     "ACTIVATION_MODULES",
     "ADAPTIVE_AVG_POOLS",
     "AVG_POOLS",
@@ -27,6 +30,8 @@ __all__ = [
     "EVAL_IDENTITY_MODULES",
     "LINEAR_LAYERS",
     "MAX_POOLS",
+    "NEURON_STATE_BUFFERS",
+    "NONZERO_AT_ZERO_FUNCTIONS",
     "NORM_LAYERS",
     "RECURRENT_CHILD",
     "RECURRENT_NEURONS",
@@ -41,6 +46,7 @@ __all__ = [
     "is_spiking_neuron",
     "is_unsupported_recurrent",
     "layer_kind",
+    "neuron_library",
     "unit_counts",
     "unit_size_attributes",
     "unit_tensors",
@@ -76,6 +82,16 @@ CROSS_CHANNEL_MODULES: tuple[type[nn.Module], ...] = (
 ACTIVATION_MODULES: tuple[type[nn.Module], ...] = (
     nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.GELU, nn.SiLU, nn.ELU, nn.Hardtanh, nn.Tanh, nn.Sigmoid,
 )
+# The same activations called as functions or tensor methods in a traced graph (fx
+# ``call_function`` / ``call_method`` targets), and those of them (or their in-place method
+# forms) that are non-zero at zero input: compaction keeps the units feeding one.
+ACTIVATION_FUNCTIONS = {torch.relu, torch.nn.functional.relu, torch.tanh, torch.sigmoid,
+                        torch.nn.functional.gelu, torch.nn.functional.silu}
+ACTIVATION_METHODS = {"relu", "relu_", "tanh", "sigmoid"}
+NONZERO_AT_ZERO_FUNCTIONS = {torch.sigmoid, torch.nn.functional.sigmoid, "sigmoid", "sigmoid_"}
+# Buffers in which snnTorch neurons keep the membrane / synaptic state of the last batch:
+# run-time state, not part of the deployed model (measurement does not count them).
+NEURON_STATE_BUFFERS = frozenset({"mem", "syn", "spk", "syn_exc", "syn_inh"})
 # Average pools and their number of spatial dimensions: spike counts pass through them
 # (measurement recovers event counts behind a pool). Windowed pools (``kernel_size``,
 # ``stride``, ``padding``) and adaptive ones (``output_size``) find their divisor differently.
@@ -120,6 +136,16 @@ def is_activation(module: nn.Module) -> bool:
     """A spiking neuron or an ANN activation module (``ACTIVATION_MODULES``): its output is a
     layer's postsynaptic activity, and a dead unit stays silent through it when f(0) = 0."""
     return is_spiking_neuron(module) or isinstance(module, ACTIVATION_MODULES)
+
+
+def neuron_library(module: nn.Module) -> str | None:
+    """``snntorch`` or ``spikingjelly`` when a class in the module's MRO comes from that
+    package (by module name, so neither has to be importable); None otherwise."""
+    modules = [cls.__module__ for cls in type(module).__mro__]
+    for library in ("snntorch", "spikingjelly"):
+        if any(name.startswith(library) for name in modules):
+            return library
+    return None
 
 
 def is_unsupported_recurrent(module: nn.Module) -> bool:

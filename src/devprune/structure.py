@@ -45,6 +45,8 @@ from devprune.errors import ModelStructureError
 
 # the layer kinds live in one table (devprune.kinds); the names stay importable from here
 from devprune.kinds import (
+    ACTIVATION_FUNCTIONS,
+    ACTIVATION_METHODS,
     NORM_LAYERS,
     RECURRENT_CHILD,
     RECURRENT_NEURONS,
@@ -57,9 +59,6 @@ from devprune.kinds import (
 from devprune.kinds import is_activation as is_activation_module
 from devprune.snn.layers import is_multi_step
 
-ACTIVATION_FUNCTIONS = {torch.relu, torch.nn.functional.relu, torch.tanh, torch.sigmoid,
-                        torch.nn.functional.gelu, torch.nn.functional.silu}
-ACTIVATION_METHODS = {"relu", "relu_", "tanh", "sigmoid"}
 ADD_OPS = {operator.add, operator.iadd, torch.add}
 CONCAT_OPS = {torch.cat, torch.concat, torch.stack}
 # Calls whose result depends on their tensor argument's shape only (``x.new_zeros(x.shape[0],

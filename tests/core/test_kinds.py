@@ -13,7 +13,7 @@ import devprune
 from devprune import kinds, structure
 from devprune.compact import coupling, live, record, sparse, surgery
 from devprune.export import nir_graph
-from devprune.measure import synops, workload
+from devprune.measure import neurons, static, synops, workload
 from devprune.snn import layers as ms
 
 
@@ -22,6 +22,10 @@ def test_discovery_and_measurement_read_the_one_table() -> None:
     assert structure.NORM_LAYERS is kinds.NORM_LAYERS
     assert structure.is_activation_module is kinds.is_activation
     assert structure.RECURRENT_NEURONS is kinds.RECURRENT_NEURONS
+    assert structure.ACTIVATION_FUNCTIONS is kinds.ACTIVATION_FUNCTIONS
+    assert structure.ACTIVATION_METHODS is kinds.ACTIVATION_METHODS
+    assert static.NEURON_STATE_BUFFERS is kinds.NEURON_STATE_BUFFERS
+    assert neurons.neuron_library is kinds.neuron_library
     assert structure.is_unsupported_recurrent is kinds.is_unsupported_recurrent
     assert synops.SUPPORTED_LAYERS is kinds.CONNECTION_LAYERS
     assert synops.layer_kind is kinds.layer_kind
@@ -36,6 +40,7 @@ def test_compaction_record_and_export_read_the_one_table() -> None:
     assert record.SIZE_ATTRIBUTES is kinds.SIZE_ATTRIBUTES
     assert coupling.NORM_LAYERS is kinds.NORM_LAYERS
     assert coupling.CROSS_CHANNEL_MODULES is kinds.CROSS_CHANNEL_MODULES
+    assert coupling.NONZERO_AT_ZERO_FUNCTIONS is kinds.NONZERO_AT_ZERO_FUNCTIONS
     assert coupling.is_activation is kinds.is_activation
     assert surgery.CHANNEL_SIZE_ATTRIBUTES is kinds.CHANNEL_SIZE_ATTRIBUTES
     assert surgery.unit_size_attributes is kinds.unit_size_attributes
@@ -46,6 +51,14 @@ def test_compaction_record_and_export_read_the_one_table() -> None:
     assert nir_graph.NORM_LAYERS is kinds.NORM_LAYERS
     assert nir_graph.MAX_POOLS is kinds.MAX_POOLS
     assert nir_graph.EVAL_IDENTITY_MODULES is kinds.EVAL_IDENTITY_MODULES
+
+
+def test_neuron_library_by_module_name() -> None:
+    snntorch_like = type("Leaky", (nn.Module,), {"__module__": "snntorch._neurons.leaky"})
+    jelly_like = type("LIFNode", (nn.Module,), {"__module__": "spikingjelly.activation_based"})
+    assert kinds.neuron_library(snntorch_like()) == "snntorch"
+    assert kinds.neuron_library(jelly_like()) == "spikingjelly"
+    assert kinds.neuron_library(nn.ReLU()) is None
 
 
 def test_unsupported_recurrent_layers() -> None:
@@ -113,7 +126,8 @@ def test_no_module_keeps_its_own_class_lists() -> None:
                 continue  # prose in a docstring
             if ("_BatchNorm" in code
                     or re.match(r"\s*(NORM_LAYERS|SIZE_ATTRIBUTES|CHANNEL_SIZE_ATTRIBUTES|"
-                                r"CROSS_CHANNEL\w*|\w*AVG_POOLS|MAX_POOLS|\w*RECURRENT\w*)\s*[:=]",
+                                r"CROSS_CHANNEL\w*|\w*AVG_POOLS|MAX_POOLS|\w*RECURRENT\w*|"
+                                r"ACTIVATION_\w+|NONZERO_AT_ZERO\w*|NEURON_STATE_BUFFERS)\s*[:=]",
                                 code)
                     or re.search(r"isinstance\([^)]*" + _LAYER_CLASS, code)):
                 offenders.append(f"{rel}:{number}: {line.strip()}")

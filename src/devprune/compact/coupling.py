@@ -21,12 +21,15 @@ import torch
 from torch import fx, nn
 
 # the norm list, the cross-channel modules and the activations are devprune.kinds' entries
-from devprune.kinds import CROSS_CHANNEL_MODULES, NORM_LAYERS, is_activation, is_spiking_neuron
+from devprune.kinds import (
+    CROSS_CHANNEL_MODULES,
+    NONZERO_AT_ZERO_FUNCTIONS,
+    NORM_LAYERS,
+    is_activation,
+    is_spiking_neuron,
+)
 from devprune.snn.layers import is_multi_step
 from devprune.structure import ModelGraph, ModelStructure, trace
-
-# Functional calls in the traced graph (not modules) that are non-zero at zero input.
-NONZERO_AT_ZERO_FUNCTIONS = {torch.sigmoid, torch.nn.functional.sigmoid, "sigmoid", "sigmoid_"}
 
 
 def channel_tensors(module: nn.Module) -> dict[str, torch.Tensor]:

@@ -28,7 +28,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from devprune.snn.base import is_spiking_neuron
+from devprune.kinds import is_spiking_neuron, neuron_library
 from devprune.snn.neurons import PLIF, MembraneNeuron
 
 SNNTORCH_COSTS = {
@@ -42,18 +42,10 @@ DEVPRUNE_COST = 4  # snnTorch Leaky's update; see the module docstring
 SPIKINGJELLY_NODES = ("LIFNode", "ParametricLIFNode", "IFNode")
 
 
-def _is_spikingjelly(module: nn.Module) -> bool:
-    return any(c.__module__.startswith("spikingjelly") for c in type(module).__mro__)
-
-
 def _memories(module: nn.Module) -> dict[str, Any]:
     """A copy of a SpikingJelly node's state (its ``_memories``)."""
     return {k: v.detach().clone() if isinstance(v, torch.Tensor) else v
             for k, v in module._memories.items()}
-
-
-def _is_snntorch(module: nn.Module) -> bool:
-    return any(c.__module__.startswith("snntorch") for c in type(module).__mro__)
 
 
 def replay_membrane_updates(neuron: MembraneNeuron, x: torch.Tensor) -> tuple[int, int]:
@@ -91,11 +83,12 @@ class _Probe:
         if isinstance(module, MembraneNeuron):
             self.kind, self.cost = type(module).__name__, DEVPRUNE_COST
             self.handles.append(module.register_forward_hook(self._devprune))
-        elif _is_spikingjelly(module) and type(module).__name__ in SPIKINGJELLY_NODES:
+        elif (neuron_library(module) == "spikingjelly"
+              and type(module).__name__ in SPIKINGJELLY_NODES):
             self.kind, self.cost = type(module).__name__, DEVPRUNE_COST
             self.handles.append(module.register_forward_pre_hook(self._spikingjelly_pre))
             self.handles.append(module.register_forward_hook(self._spikingjelly_post))
-        elif _is_snntorch(module) and type(module).__name__ in SNNTORCH_COSTS:
+        elif neuron_library(module) == "snntorch" and type(module).__name__ in SNNTORCH_COSTS:
             mechanism = getattr(module, "_reset_mechanism", "subtract")
             self.kind = type(module).__name__
             self.cost = SNNTORCH_COSTS[self.kind].get(mechanism, SNNTORCH_COSTS[self.kind]

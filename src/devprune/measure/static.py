@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from devprune.kinds import CONNECTION_LAYERS, is_spiking_neuron
+from devprune.kinds import CONNECTION_LAYERS, NEURON_STATE_BUFFERS, is_spiking_neuron
 from devprune.masks import MaskSet
 from devprune.structure import ModelStructure, PrunableLayer, discover
 
@@ -28,9 +28,7 @@ from devprune.structure import ModelStructure, PrunableLayer, discover
 # a deployed model stores the weight once and no mask.
 WEIGHT_PARAM_NAMES = ("weight", "weight_orig")
 MASK_BUFFER_SUFFIX = "_mask"
-# snnTorch keeps a neuron's membrane / synaptic state in buffers shaped like the last batch:
-# run-time state, not part of the deployed model.
-NEURON_STATE_BUFFERS = frozenset({"mem", "syn", "spk", "syn_exc", "syn_inh"})
+# snnTorch neurons' state buffers (run-time state) are kinds.NEURON_STATE_BUFFERS.
 
 UnitVectors = dict[str, torch.Tensor]
 

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from devprune.snn.base import is_spiking_neuron
+from devprune.kinds import is_spiking_neuron
 
 
 def reset_states(model: nn.Module) -> None:
