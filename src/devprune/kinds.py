@@ -36,6 +36,7 @@ __all__ = [
     "RECURRENT_CHILD",
     "RECURRENT_NEURONS",
     "SIZE_ATTRIBUTES",
+    "SPIKINGJELLY_NODES",
     "UNIT_SIZE_ATTRIBUTES",
     "UNSUPPORTED_RECURRENT",
     "UNSUPPORTED_RECURRENT_NAMES",
@@ -89,6 +90,9 @@ ACTIVATION_FUNCTIONS = {torch.relu, torch.nn.functional.relu, torch.tanh, torch.
                         torch.nn.functional.gelu, torch.nn.functional.silu}
 ACTIVATION_METHODS = {"relu", "relu_", "tanh", "sigmoid"}
 NONZERO_AT_ZERO_FUNCTIONS = {torch.sigmoid, torch.nn.functional.sigmoid, "sigmoid", "sigmoid_"}
+# SpikingJelly nodes whose update is snnTorch Leaky's (up to an input scale): measurement
+# replays their membrane (measure.neurons) and NIR export maps them to LIF / IF nodes.
+SPIKINGJELLY_NODES: tuple[str, ...] = ("LIFNode", "ParametricLIFNode", "IFNode")
 # Buffers in which snnTorch neurons keep the membrane / synaptic state of the last batch:
 # run-time state, not part of the deployed model (measurement does not count them).
 NEURON_STATE_BUFFERS = frozenset({"mem", "syn", "spk", "syn_exc", "syn_inh"})

@@ -26,6 +26,8 @@ def test_discovery_and_measurement_read_the_one_table() -> None:
     assert structure.ACTIVATION_METHODS is kinds.ACTIVATION_METHODS
     assert static.NEURON_STATE_BUFFERS is kinds.NEURON_STATE_BUFFERS
     assert neurons.neuron_library is kinds.neuron_library
+    assert neurons.SPIKINGJELLY_NODES is kinds.SPIKINGJELLY_NODES
+    assert nir_graph.SPIKINGJELLY_NODES == kinds.SPIKINGJELLY_NODES  # export's copy agrees
     assert structure.is_unsupported_recurrent is kinds.is_unsupported_recurrent
     assert synops.SUPPORTED_LAYERS is kinds.CONNECTION_LAYERS
     assert synops.layer_kind is kinds.layer_kind
@@ -127,7 +129,8 @@ def test_no_module_keeps_its_own_class_lists() -> None:
             if ("_BatchNorm" in code
                     or re.match(r"\s*(NORM_LAYERS|SIZE_ATTRIBUTES|CHANNEL_SIZE_ATTRIBUTES|"
                                 r"CROSS_CHANNEL\w*|\w*AVG_POOLS|MAX_POOLS|\w*RECURRENT\w*|"
-                                r"ACTIVATION_\w+|NONZERO_AT_ZERO\w*|NEURON_STATE_BUFFERS)\s*[:=]",
+                                r"ACTIVATION_\w+|NONZERO_AT_ZERO\w*|NEURON_STATE_BUFFERS|"
+                                r"SPIKINGJELLY_NODES)\s*[:=]",
                                 code)
                     or re.search(r"isinstance\([^)]*" + _LAYER_CLASS, code)):
                 offenders.append(f"{rel}:{number}: {line.strip()}")

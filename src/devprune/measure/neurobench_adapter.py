@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from devprune.errors import ConfigError
+from devprune.kinds import is_spiking_neuron, neuron_library
 from devprune.measure.static import static_metrics
 from devprune.measure.workload import workload_metrics
 from devprune.snn.base import BaseNeuron
@@ -54,8 +55,8 @@ def _jsonable(value: Any) -> Any:
 
 
 def _has_snntorch_neurons(model: nn.Module) -> bool:
-    return any(c.__module__.startswith("snntorch") and c.__name__ == "SpikingNeuron"
-               for m in model.modules() for c in type(m).__mro__)
+    return any(neuron_library(m) == "snntorch" and is_spiking_neuron(m)
+               for m in model.modules())
 
 
 def neurobench_results(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor, *,

@@ -28,7 +28,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from devprune.kinds import is_spiking_neuron, neuron_library
+from devprune.kinds import SPIKINGJELLY_NODES, is_spiking_neuron, neuron_library
 from devprune.snn.neurons import PLIF, MembraneNeuron
 
 SNNTORCH_COSTS = {
@@ -38,8 +38,7 @@ SNNTORCH_COSTS = {
     "Alpha": {"subtract": 18, "zero": 24},
 }
 DEVPRUNE_COST = 4  # snnTorch Leaky's update; see the module docstring
-# SpikingJelly nodes whose update is snnTorch Leaky's (up to an input scale): cost 4
-SPIKINGJELLY_NODES = ("LIFNode", "ParametricLIFNode", "IFNode")
+# kinds.SPIKINGJELLY_NODES (update as snnTorch Leaky's, up to an input scale) cost 4 too
 
 
 def _memories(module: nn.Module) -> dict[str, Any]:
