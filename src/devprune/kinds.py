@@ -1,14 +1,14 @@
 """The table of layer and neuron kinds devprune understands, in one place.
 
 Structure discovery (:mod:`devprune.structure`), masks (:mod:`devprune.masks`),
-measurement (:mod:`devprune.measure`), the architecture record of compacted models
-(:mod:`devprune.compact.record`) and NIR export (:mod:`devprune.export`) read these entries
-instead of keeping their own class lists, so supporting a new layer family means adding it
-here (and, where its weight layout differs from ``[out, in, *kernel]``, teaching the
-compaction slicing about it). Compaction (:mod:`devprune.compact`) reads the norm list, the
-cross-channel modules, the size attributes, the layer families and the hard-mask rule from
-here too. Neurons are recognised by :func:`devprune.snn.base.is_spiking_neuron` (devprune's
-``BaseNeuron`` and snnTorch / SpikingJelly neurons by class name).
+measurement (:mod:`devprune.measure`), compaction (:mod:`devprune.compact`: the norm list,
+cross-channel modules, size attributes, layer families, the hard-mask rule and the
+architecture record) and NIR export (:mod:`devprune.export`) read these entries instead of
+keeping their own class lists, so supporting a new layer family means adding it here (and,
+where its weight layout differs from ``[out, in, *kernel]``, teaching the compaction slicing
+and :mod:`devprune.measure.synops`' operation count about it). Neurons are recognised by
+:func:`devprune.snn.base.is_spiking_neuron` (devprune's ``BaseNeuron`` and snnTorch /
+SpikingJelly neurons by class name).
 """
 
 from __future__ import annotations
