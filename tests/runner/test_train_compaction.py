@@ -119,7 +119,6 @@ def test_eval_and_compact_read_a_shrunk_checkpoint(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("prune", "reason"), [
     ({"method": "sdsnn"}, "does not declare"),
-    ({"method": "none"}, "does not declare"),
     ({"method": "dpap", "mode": "reference"}, "reference mode"),
     ({"method": "dpap", "dpap": {"normalise_over": "all"}}, "normalise_over=all"),
 ])
@@ -130,6 +129,26 @@ def test_methods_that_cannot_shrink_are_refused(tmp_path: Path, prune: dict[str,
     with pytest.raises(ConfigError, match=f"train.compact_every=1.*{reason}"):
         _run(raw, tmp_path / "run")
     assert not (tmp_path / "run" / "metrics.jsonl").exists()
+
+
+def test_dense_training_ignores_compact_every(tmp_path: Path) -> None:
+    """Nothing is ever removed from a dense run: compact_every is a no-op there (so a preset
+    that compacts still runs its dense twin with prune.method=none)."""
+    plain, asked = _raw(0, epochs=2), _raw(1, epochs=2)
+    plain["prune"] = asked["prune"] = {"method": "none"}
+    for a, b in zip(_run(plain, tmp_path / "plain"), _run(asked, tmp_path / "asked"),
+                    strict=True):
+        _assert_close(a, b, f"epoch {a['epoch']}")
+        assert "compaction" not in b
+
+
+def test_the_quick_dpap_preset_compacts_and_its_twins_do_not() -> None:
+    from devprune.runner.config import load_config
+
+    assert load_config("mnist-mlp-dpap-quick").train.compact_every == 1
+    for preset in ("mnist-mlp-dpap-quick-reference", "fashion-mlp-dpap-quick",
+                   "fashion-mlp-dpap-quick-reference"):
+        assert load_config(preset).train.compact_every == 0, preset
 
 
 def test_a_pruned_layer_reading_a_pruned_layer_is_refused(tmp_path: Path) -> None:

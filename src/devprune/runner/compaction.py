@@ -64,7 +64,7 @@ class Compaction:
 def check_compaction(cfg: Config, pruner: Pruner) -> None:
     """Refuse ``train.compact_every`` for a method whose state cannot follow a shrink."""
     every = cfg.train.compact_every
-    if not every:
+    if not every or cfg.prune.method == "none":  # dense: nothing ever to remove, a no-op
         return
     reason = pruner.compaction_refusal()
     if reason is not None:
@@ -75,7 +75,7 @@ def check_compaction(cfg: Config, pruner: Pruner) -> None:
 
 def due(cfg: Config, epoch: int) -> bool:
     every = cfg.train.compact_every
-    return every > 0 and (epoch + 1) % every == 0
+    return every > 0 and cfg.prune.method != "none" and (epoch + 1) % every == 0
 
 
 def shrink_session(s: Session) -> dict[str, Any] | None:
