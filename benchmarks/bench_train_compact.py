@@ -10,8 +10,8 @@ hit all three; the results are the per-round ratios of wall times and of the pro
 times (median and range), never a lone absolute time. Final test accuracies are reported
 beside them: compact must equal masked (same seed, equal up to float rounding). Writes
 benchmarks/results/train_compact{-NAME}.{json,md}.
-On a shared machine read the CPU-time ratios (wall times move with other processes); ``--set`` takes config overrides (the
-tests run it on a tiny synthetic config).
+On a shared machine read the CPU-time ratios (wall times move with other processes).
+``--set`` takes config overrides (the tests run it on a tiny synthetic config).
 """
 
 from __future__ import annotations
