@@ -86,14 +86,30 @@ def training_overhead(model_name: str, in_shape: tuple[int, ...], batch: int, st
 
     for flag in (False, True):  # warm-up both paths
         step(flag)
-    dense, dpap = [], []
-    for _ in range(repeats):  # interleaved, so machine load hits both alike
-        dense.append(_median_time(lambda: step(False), 1))
-        dpap.append(_median_time(lambda: step(True), 1))
+
+    def interleaved() -> tuple[float, float, float, float]:
+        """Medians of (dense, DPAP) wall and CPU time per step, interleaved so that machine
+        load hits both alike."""
+        wall = {False: [], True: []}
+        cpu = {False: [], True: []}
+        for _ in range(repeats):
+            for flag in (False, True):
+                start, start_cpu = time.perf_counter(), time.process_time()
+                step(flag)
+                wall[flag].append(time.perf_counter() - start)
+                cpu[flag].append(time.process_time() - start_cpu)
+        return tuple(statistics.median(v) for v in (wall[False], wall[True], cpu[False],
+                                                     cpu[True]))
+
+    d, p, d_cpu, p_cpu = interleaved()
+    # once DPAP's end step has passed nothing is recorded any more: the same step again
+    pruner.cfg.end, pruner.next_step = 0, 1
+    assert not pruner.developing()
+    e, e_p, e_cpu, e_p_cpu = interleaved()
     pruner.detach()
-    d, p = statistics.median(dense), statistics.median(dpap)
     return {"model": model_name, "mode": mode, "batch": batch, "T": steps,
-            "dense_step_s": d, "dpap_step_s": p, "ratio": p / d}
+            "dense_step_s": d, "dpap_step_s": p, "ratio": p / d, "cpu_ratio": p_cpu / d_cpu,
+            "after_end_ratio": e_p / e, "after_end_cpu_ratio": e_p_cpu / e_cpu}
 
 
 # -- 2. BrainCog CIFAR shapes, against the reference engine replica in the same process ------
@@ -193,11 +209,19 @@ def markdown(result: dict) -> str:
              f"{result['load_average_at_end'][0]:.1f} at end; {result['repeats']} repeats; "
              f"OMP_WAIT_POLICY={result['omp_wait_policy']}).", "",
              "## Per-batch training overhead (DPAP step / dense step; target <= 1.10)", "",
-             "| model | mode | batch | T | dense s | DPAP s | ratio |",
-             "|---|---|---|---|---|---|---|"]
+             "Ratios of medians over interleaved steps: wall time, and the process's CPU time "
+             "(less sensitive to other processes on the shared machine). 'After end': the "
+             "same step once DPAP's `end` step has passed (nothing recorded any more).", "",
+             "| model | mode | batch | T | dense s | DPAP s | ratio | CPU ratio | "
+             "after end | after end (CPU) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in result["training_overhead"]:
+        after = (f"{r['after_end_ratio']:.3f} | {r['after_end_cpu_ratio']:.3f}"
+                 if "after_end_ratio" in r else "- | -")
+        cpu = f"{r['cpu_ratio']:.3f}" if "cpu_ratio" in r else "-"
         lines.append(f"| {r['model']} | {r['mode']} | {r['batch']} | {r['T']} | "
-                     f"{r['dense_step_s']:.4f} | {r['dpap_step_s']:.4f} | {r['ratio']:.3f} |")
+                     f"{r['dense_step_s']:.4f} | {r['dpap_step_s']:.4f} | {r['ratio']:.3f} | "
+                     f"{cpu} | {after} |")
     b = result["braincog_bookkeeping"]
     lines += ["", "## BrainCog CIFAR shapes (6 convs + FC 32768x512), same process", "",
               "The reference engine is `benchmarks/reference_engine.py` (a replica of the "
@@ -232,7 +256,7 @@ def main() -> None:
               "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "unset"),
               "load_average_at_start": os.getloadavg()}
     result["training_overhead"] = [
-        training_overhead("snn-mlp", (1, 28, 28), 100, 4, repeats, mode)
+        training_overhead("snn-mlp", (1, 28, 28), 100, 4, 4 * repeats, mode)
         for mode in ("default", "reference")
     ] + [training_overhead("snn-small", (1, 28, 28), 32, 8, max(3, repeats // 3), mode)
          for mode in ("default", "reference")]
