@@ -1,7 +1,8 @@
 """DPAP engine cost, measured as ratios in one process (CPU timings move ~2x between runs).
 
 1. Per-batch overhead: one training step (forward, backward, AdamW step) with the DPAP hooks
-   divided by the same step without them, for snn-mlp and snn-small. Target <= 1.10.
+   divided by the same step without them, for snn-mlp and snn-small, in wall and CPU time,
+   and again once DPAP's ``end`` step has passed (nothing recorded: ~1). Target <= 1.10.
 2. BrainCog CIFAR shapes (six 3x3 convs 128-128-256-256-512-512 at 32/32/16/16/8/8, FC
    32768x512, batch 50, T=8): the per-batch bookkeeping (trace readouts of every recorded
    tensor + BCM / activity / threshold updates) and one epoch-end pruning step, each timed
