@@ -57,6 +57,7 @@ def test_silent_units_are_pruned_first_and_the_step_is_capped():
     ranges.upper.copy_(torch.arange(10.0, 0.0, -1.0)[:, None].expand_as(ranges.upper))
     ranges.lower.copy_(-ranges.upper)  # widths 20, 18, ..., 2: unit 9 narrowest, 6-7 wide
     opt = torch.optim.SGD(model.parameters(), lr=0.0)
+    p.next_epoch = p.cfg.prune_after + 1  # a period whose step prunes: activity is recorded
     _batch(model, p, opt, torch.rand(8, 4), torch.randint(0, 3, (8,)))
     chosen = p._select_units(p.structure["0"])
     # bottom int(10 * 40 / 100) = 4 would be 6, 7 (silent) then 9, 8; the cap keeps
@@ -203,3 +204,17 @@ def test_no_pruning_or_regrowth_after_end_while_ranges_go_on():
 def test_end_must_come_after_2c(end):
     with pytest.raises(ConfigError, match=r"prune\.sdsnn\.end"):
         SDSNNConfig(count_threshold=1, end=end)
+
+
+def test_activity_is_recorded_only_for_steps_that_prune():
+    """The silent-unit activity ranks units at a pruning step only (and is dropped at every
+    step): before 2C and after ``end`` no batch records it, so it costs nothing there."""
+    model, p = _mlp(count_threshold=1, fc_rate=30.0, regrowth=False, end=3)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    x, y = torch.rand(8, 4), torch.randint(0, 3, (8,))
+    recorded = []
+    for epoch in range(6):
+        _batch(model, p, opt, x, y)
+        recorded.append(bool(p.activity))
+        p.on_epoch_end(epoch)
+    assert recorded == [False, False, False, True, False, False]  # 2C = 2, end = 3

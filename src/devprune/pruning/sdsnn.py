@@ -379,8 +379,16 @@ class SDSNNPruner(MaskedPruner):
         return (bool(self.regrowth) and self.cfg.signal == "gradient"
                 and self.cfg.develops_at(self.next_epoch))
 
+    def _upcoming(self) -> int:
+        """Index of the step the current batch's period ends with."""
+        every = self.cfg.every_batches
+        return self.batches // every if every else self.next_epoch
+
     def on_batch_start(self) -> None:
-        if self.recorder is not None and self.model.training:
+        # The activity only ranks units at a step that prunes (it is dropped at every step):
+        # before 2C and after ``end`` nothing is recorded, so it costs nothing there.
+        if self.recorder is not None and self.model.training \
+                and self.cfg.develops_at(self._upcoming()):
             self.recorder.start()
         if self.dead_grad is not None:
             self.dead_grad.active = self._accumulating()
