@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from devprune.cpu_ops import mul_mask
+from devprune.cpu_ops import any_trailing, count, count_kept_nonzero, logical_and, mul_mask
 from devprune.errors import CheckpointError, ConfigError
 from devprune.kinds import unit_tensors
 from devprune.structure import ModelStructure, PrunableLayer
@@ -79,12 +79,12 @@ class MaskSet:
 
     def unit_alive(self, name: str) -> torch.Tensor:
         """Bool vector over output units: True while any incoming synapse is kept."""
-        return self._cached("alive", name, lambda: self.masks[name].flatten(1).any(dim=1))
+        return self._cached("alive", name, lambda: any_trailing(self.masks[name], 1))
 
     def kernel_mask(self, name: str) -> torch.Tensor:
         """Conv layers: bool [out, in], True while any entry of the kernel slice is kept."""
         mask = self.masks[name]
-        return mask.flatten(2).any(dim=2) if mask.dim() > 2 else mask
+        return any_trailing(mask, 2) if mask.dim() > 2 else mask
 
     def any_pruned(self) -> bool:
         """True once any entry is masked (enforcement before that would be wasted work)."""
@@ -97,7 +97,7 @@ class MaskSet:
         keep (what pruning targets count). Entries a mask keeps that carry no signal (input
         columns fed only by dead units, which hard mode zeroes; zero weights) count as kept;
         :meth:`weight_connectivity` is the measured connectivity."""
-        kept = sum(int(torch.count_nonzero(m)) for m in self.masks.values())
+        kept = sum(count(m) for m in self.masks.values())
         total = sum(m.numel() for m in self.masks.values())
         return kept / max(total, 1)
 
@@ -111,7 +111,7 @@ class MaskSet:
         for layer_name in [name] if name is not None else list(self.masks):
             mask = self.masks[layer_name]
             weight = self.structure[layer_name].module.weight.detach()
-            kept += int(torch.count_nonzero((weight != 0) & mask.to(weight.device)))
+            kept += count_kept_nonzero(weight, mask.to(weight.device))
             total += mask.numel()
         return kept / max(total, 1)
 
@@ -182,7 +182,7 @@ class MaskSet:
         if dead_cols is None:
             return mask
         shape = [1, -1] + [1] * (mask.dim() - 2)
-        return mask & ~dead_cols.to(mask.device).reshape(shape)
+        return logical_and(mask, ~dead_cols.to(mask.device).reshape(shape))
 
     def dead_input_columns(self, layer: PrunableLayer) -> torch.Tensor | None:
         """Bool [fan_in]: columns that can only ever receive zeros (None when none can)."""
@@ -239,7 +239,7 @@ class MaskSet:
             layer = self.structure[name]
             grad = layer.module.weight.grad
             if grad is not None:
-                grad.mul_(self.effective_mask(name))
+                mul_mask(grad, self.effective_mask(name), out=grad)
             alive = self.unit_alive(name)
             for param in self._unit_params(layer):
                 if param.grad is not None:
