@@ -306,8 +306,8 @@ def test_selection_off_numpy_path_equals_numpy():
 
 
 def test_dpap_unit_step_runs_reserve_update_exactly(monkeypatch):
-    """DPAP's unit step (pruning/dpap.py) writes the rule inline: it must give reserve_update's
-    bits, so the hand-pinned function above is the rule the units run."""
+    """DPAP's unit step (pruning/dpap.py) calls reserve_update: its reserves carry that
+    function's bits, so the hand-pinned function above is the rule the units run."""
     torch.manual_seed(0)
     model = ChainSNN()
     pruner = build_pruner("dpap", model, None, {"start": 0, "e0": 0, "every_batches": 1000})

@@ -27,7 +27,7 @@ from devprune.pruning.importance import (
     developmental_factor,
     minmax_normalise,
     negative,
-    reserve_increment,
+    reserve_update,
     reserve_update_,
     robust_normalise,
     running_mean_per_slot,
@@ -269,7 +269,7 @@ class LayerStatistics:
         pre = pre.to(self.bcm.dtype)
         post = post.to(self.bcm.dtype)
         # M += (a (a - theta))^T @ pre as one addmm: no [out, in] temporary (67 MB per batch
-        # for the reference FC layer); same products as bcm_hebb
+        # for the reference FC layer); the same products as (a (a - theta))^T @ pre
         self.bcm.addmm_((post * (post - self.threshold(post.shape[0]))).T, pre)
         column_sum = post.sum(0)
         self.activity.add_(column_sum)
@@ -551,8 +551,8 @@ class DPAPPruner(MaskedPruner):
                              alive if self.cfg.alive_only else None,
                              empty_range=self._empty_range)
         reserve = self.unit_reserve[group.key]
-        updated = self.cfg.gamma * reserve + reserve_increment(u, const.offset, const.bonus) * (
-            factors[group.kind])
+        updated = reserve_update(reserve, u, offset=const.offset, bonus=const.bonus,
+                                 factor=factors[group.kind], gamma=self.cfg.gamma)
         reserve.copy_(torch.where(alive, updated, reserve))
         dying = alive & (reserve < 0)
         result = {}
