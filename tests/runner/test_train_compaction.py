@@ -275,3 +275,15 @@ def test_commands_work_on_a_shrunk_run(tmp_path: Path, capsys: pytest.CaptureFix
     small = load_compacted(tmp_path / "small.pt")
     assert small.features.layer1.fc.weight.shape[0] == hidden
     assert (run / "report.md").is_file() and (run / "eval-best.json").is_file()
+
+
+def test_the_epoch_line_says_when_the_model_shrank() -> None:
+    from devprune.runner.train import epoch_line
+
+    record = {"epoch": 1, "train_loss": 0.5, "val_accuracy": None, "test_accuracy": 0.9,
+              "connectivity": 0.2, "layers": {"fc1": {"units_alive": 253, "units_total": 800}},
+              "wall_time_s": 12.0, "pruning": {},
+              "compaction": {"shrinks": 1, "params_before": 636010, "params_after": 208300}}
+    assert "  shrunk 636,010 -> 208,300 params  12s" in epoch_line(record, 3)
+    del record["compaction"]
+    assert "shrunk" not in epoch_line(record, 3)

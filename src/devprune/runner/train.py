@@ -426,6 +426,10 @@ def epoch_line(record: dict[str, Any], epochs: int, pruner: Pruner | None = None
             f"conn {100 * record['connectivity']:.1f}%  units [{units_line(record['layers'])}]")
     events = record.get("pruning") or {}
     fields = pruner.epoch_fields(events) if pruner is not None else default_epoch_fields(events)
+    shrunk = record.get("compaction")  # in-training compaction removed units this epoch
+    if shrunk:
+        fields = [*fields, f"shrunk {shrunk['params_before']:,} -> {shrunk['params_after']:,} "
+                           "params"]
     return line + "".join(f"  {field}" for field in fields) + f"  {record['wall_time_s']:.0f}s"
 
 
