@@ -6,7 +6,8 @@ multi-step CSNN, a plain PyTorch MLP and a ResNet-18-like ANN (BasicBlocks [2, 2
 Each trains a few epochs on real data, dense and with ``build_pruner("dpap", model, x,
 epochs=E, batches_per_epoch=B)``: DPAP's defaults fitted to the declared run length
 (docs/DPAP.md#dpap-run-length), nothing else set; ``dpap-reserve10`` is the same with the
-reference's reserve P0 = 10 given explicitly (the fit then only sets the cadence).
+reference's reserve P0 = 10 given explicitly (the fit then only sets the cadence);
+``dpap-conv15`` gives the conv reserve 15 (the fitted default before conv reserves stayed 10).
 
     .venv/bin/python experiments/user_models.py [--models snntorch-csnn mlp ...] [--seeds 0 1]
 
@@ -40,6 +41,9 @@ DPAP_VARIANTS: dict[str, dict[str, float]] = {
     "dpap": {},
     "dpap-reserve10": {"conv_reserve": 10.0, "fc_neuron_reserve": 10.0,
                        "fc_synapse_reserve": 10.0},
+    # the fitted defaults before conv reserves stayed at 10 (all three conv models kept
+    # every filter): the record of why they stay
+    "dpap-conv15": {"conv_reserve": 15.0},
 }
 
 
@@ -183,9 +187,11 @@ def markdown(results: list[dict[str, Any]], command: str, args: argparse.Namespa
         f"its dataset (a seeded subset) with Adam, batch {args.batch}, in the user's own loop "
         f"(experiments/_userloop.py); test on the first {args.test_samples:,} test images. "
         "`dpap`: `build_pruner(\"dpap\", model, x, epochs=E, batches_per_epoch=B)`, the "
-        "defaults fitted to the run (cadence, and reserves raised to 15 for a short run; "
-        "docs/DPAP.md#dpap-run-length); `dpap-reserve10`: the same with the reference's "
-        "reserves (10) given. Dense: the same loop without pruning. Kept: the pruned layers' "
+        "defaults fitted to the run (cadence, and linear reserves raised to 15 for a short "
+        "run, conv reserves kept at 10; docs/DPAP.md#dpap-run-length); `dpap-conv15`: the "
+        "same with the conv reserve at 15 too (the fitted default before; it pruned no "
+        "filter); `dpap-reserve10`: the same with every reserve at the reference's 10. "
+        "Dense: the same loop without pruning. Kept: the pruned layers' "
         "kept fraction of weights. A cadence ending at `None` was measured before DPAP had "
         "`end` (commit 23fb280): the same steps, but the last epoch could still prune.", "",
         "| model | data | seed | variant | dense test % | DPAP test % | DPAP - dense (pts) | "

@@ -114,9 +114,12 @@ def test_dpap_end_before_start_is_refused() -> None:
         DPAPConfig(start=5, end=4)
 
 
-def test_short_runs_raise_the_reserves_not_given() -> None:
+def test_short_runs_raise_the_linear_reserves_not_given() -> None:
     short = DPAPConfig.for_run(3, 540, fc_neuron_reserve=4.0)
+    # conv filters keep the reference's 10 (their weaker offset c = 0.65 left every filter
+    # unpruned at 15 in a 3-epoch run); the linear reserve given stays, the other is raised
     assert (short.conv_reserve, short.fc_neuron_reserve, short.fc_synapse_reserve) == (
-        15.0, 4.0, 15.0)
+        10.0, 4.0, 15.0)
+    assert DPAPConfig.for_run(3, 540, conv_reserve=7.0).conv_reserve == 7.0
     long = DPAPConfig.for_run(100, 540)  # per-epoch steps: the reference's P0 = 10 stays
     assert long.every_batches == 0 and long.fc_synapse_reserve == 10.0

@@ -170,15 +170,16 @@ class DPAPConfig:
         (a given ``every_batches`` also sets the onset and the end).
 
         A run too short for per-epoch steps has one epoch, not hundreds, to recover from
-        what it prunes: reserves not given are raised to ``SHORT_RUN_RESERVE`` (measured:
-        an MLP on MNIST, 3 epochs, lost 1.8 points at 18% kept with P0 = 10 and 0.7 at 40%
-        with 15; docs/DPAP.md#dpap-run-length)."""
+        what it prunes: the linear reserves not given are raised to ``SHORT_RUN_RESERVE``
+        (measured: an MLP on MNIST, 3 epochs, lost 1.8 points at 18% kept with P0 = 10 and 0.7
+        at 40% with 15). Conv reserves keep P0 = 10: their offset c = 0.65 drives them less
+        than the linear 1.5, and at 15 two CSNNs and a ResNet kept every filter
+        (docs/DPAP.md#dpap-run-length)."""
         config = cls(**{"cadence": "fit", **settings})
         config = config.fit_to_run(epochs, batches_per_epoch, keep=tuple(settings))
         if config.every_batches == 0:
             return config
-        raised = {f"{kind}_reserve": SHORT_RUN_RESERVE
-                  for kind in ("conv", "fc_neuron", "fc_synapse")
+        raised = {f"{kind}_reserve": SHORT_RUN_RESERVE for kind in ("fc_neuron", "fc_synapse")
                   if f"{kind}_reserve" not in settings}
         return dataclasses.replace(config, **raised)
 
@@ -208,7 +209,7 @@ class DPAPConfig:
 
 
 CADENCE_KEYS = ("every_batches", "start", "e0", "end")
-SHORT_RUN_RESERVE = 15.0  # P0 for runs that step every N batches (DPAPConfig.for_run)
+SHORT_RUN_RESERVE = 15.0  # linear P0 for runs stepping every N batches (DPAPConfig.for_run)
 _DEFAULTS = {f.name: f.default for f in dataclasses.fields(DPAPConfig)}
 
 
