@@ -34,7 +34,7 @@ from devprune.pruning.importance import (
     spine_importance,
 )
 from devprune.pruning.masked import MaskedPruner, select_layers
-from devprune.pruning.schedules import settling_cadence
+from devprune.pruning.schedules import settling_cadence, upcoming_step
 from devprune.pruning.temporal import TimeStepReserve
 from devprune.structure import ModelStructure, PrunableLayer, discover
 
@@ -452,9 +452,8 @@ class DPAPPruner(MaskedPruner):
         longer recorded: the per-batch bookkeeping then costs nothing."""
         if self.cfg.end is None:
             return True
-        every = self.cfg.every_batches
-        upcoming = self.batches // every if every else self.next_step
-        return upcoming <= self.cfg.end
+        return upcoming_step(self.batches, self.cfg.every_batches, self.next_step) \
+            <= self.cfg.end
 
     def on_batch_start(self) -> None:
         self._unrecorded = False

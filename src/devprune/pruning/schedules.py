@@ -110,3 +110,9 @@ def settling_cadence(epochs: int, batches_per_epoch: int, kappa: float, *,
     # the last step ending inside the epochs before the last (a one-epoch run: no end)
     end = developing // every - 1 if epochs > 1 else None
     return SettlingCadence(every, onset(every), onset(every), end)
+
+
+def upcoming_step(batches: int, every_batches: int, next_epoch_step: int) -> int:
+    """Index of the structural step the current training batch's period ends with: with
+    N-batch steps the period this batch falls in, else (one step per epoch) the next epoch's."""
+    return batches // every_batches if every_batches else next_epoch_step

@@ -34,7 +34,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from devprune.cpu_ops import any_trailing, any_true, array, binary, mul_mask, row_counts
+from devprune.cpu_ops import any_true, array, binary, mul_mask, row_counts
 from devprune.errors import CheckpointError, ConfigError
 from devprune.pruning.activity import ActivityRecorder
 from devprune.pruning.base import register_pruner, structural_step
@@ -46,6 +46,7 @@ from devprune.pruning.regrowth import (
     regrown_start_values,
     regrowth_percentile,
 )
+from devprune.pruning.schedules import upcoming_step
 from devprune.pruning.spine_ranges import MAX_COUNT_THRESHOLD, SpineRanges
 from devprune.structure import PrunableLayer, discover
 
@@ -379,16 +380,12 @@ class SDSNNPruner(MaskedPruner):
         return (bool(self.regrowth) and self.cfg.signal == "gradient"
                 and self.cfg.develops_at(self.next_epoch))
 
-    def _upcoming(self) -> int:
-        """Index of the step the current batch's period ends with."""
-        every = self.cfg.every_batches
-        return self.batches // every if every else self.next_epoch
-
     def on_batch_start(self) -> None:
         # The activity only ranks units at a step that prunes (it is dropped at every step):
         # before 2C and after ``end`` nothing is recorded, so it costs nothing there.
         if self.recorder is not None and self.model.training \
-                and self.cfg.develops_at(self._upcoming()):
+                and self.cfg.develops_at(upcoming_step(self.batches, self.cfg.every_batches,
+                                                      self.next_epoch)):
             self.recorder.start()
         if self.dead_grad is not None:
             self.dead_grad.active = self._accumulating()
@@ -479,18 +476,11 @@ class SDSNNPruner(MaskedPruner):
             self.ranges[layer.name] = SpineRanges(
                 layer.weight, self.cfg.count_threshold, self.cfg.shrink_factor)
 
-    def _buffer(self, like: torch.Tensor) -> torch.Tensor:
-        """A float scratch buffer shaped like ``like``, valid until the next request."""
-        key = (like.shape, like.device)
+    def _buffer(self, like: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """A scratch buffer shaped like ``like``, valid until the next request."""
+        key = (like.shape, like.device, dtype)
         if key not in self._scratch:
-            self._scratch[key] = torch.empty(like.shape, dtype=torch.float32, device=like.device)
-        return self._scratch[key]
-
-    def _flags(self, like: torch.Tensor) -> torch.Tensor:
-        """A bool scratch buffer shaped like ``like``, valid until the next request."""
-        key = (like.shape, like.device, torch.bool)
-        if key not in self._scratch:
-            self._scratch[key] = torch.empty(like.shape, dtype=torch.bool, device=like.device)
+            self._scratch[key] = torch.empty(like.shape, dtype=dtype, device=like.device)
         return self._scratch[key]
 
     def _masked_weight(self, layer: PrunableLayer) -> torch.Tensor:
@@ -526,9 +516,8 @@ class SDSNNPruner(MaskedPruner):
             signal = self._regrowth_signal(layer)
             if signal is None:
                 continue
-            mask = self.masks[layer.name]
-            kept = any_trailing(mask, 2) if conv else mask  # == masks.kernel_mask
-            pruned = self._flags(kept)
+            kept = self.masks.kernel_mask(layer.name) if conv else self.masks[layer.name]
+            pruned = self._buffer(kept, torch.bool)
             binary("logical_not", array(kept), None, array(pruned))
             restore, _ = self.regrowth[layer.name].step(
                 signal, pruned, q, self._regrow_count(layer))
