@@ -61,11 +61,17 @@ class Compaction:
                 "shrinks": self.shrinks}
 
 
+def _compacts(cfg: Config) -> bool:
+    """Whether the run shrinks its model while training: ``compact_every`` is set and the
+    run prunes (dense training has nothing ever to remove: there it is a no-op)."""
+    return cfg.train.compact_every > 0 and cfg.prune.method != "none"
+
+
 def check_compaction(cfg: Config, pruner: Pruner) -> None:
     """Refuse ``train.compact_every`` for a method whose state cannot follow a shrink."""
-    every = cfg.train.compact_every
-    if not every or cfg.prune.method == "none":  # dense: nothing ever to remove, a no-op
+    if not _compacts(cfg):
         return
+    every = cfg.train.compact_every
     reason = pruner.compaction_refusal()
     if reason is not None:
         raise ConfigError(f"train.compact_every={every}: prune.method={cfg.prune.method} "
@@ -74,8 +80,7 @@ def check_compaction(cfg: Config, pruner: Pruner) -> None:
 
 
 def due(cfg: Config, epoch: int) -> bool:
-    every = cfg.train.compact_every
-    return every > 0 and cfg.prune.method != "none" and (epoch + 1) % every == 0
+    return _compacts(cfg) and (epoch + 1) % cfg.train.compact_every == 0
 
 
 def shrink_session(s: Session) -> dict[str, Any] | None:
