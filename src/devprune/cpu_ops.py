@@ -45,13 +45,6 @@ _NUMPY_NAMES = {torch.ge: "greater_equal", torch.le: "less_equal", torch.lt: "le
                 torch.gt: "greater"}
 
 
-def flat_nonzero(mask: torch.Tensor) -> torch.Tensor:
-    """Flat int64 indices of the True entries of ``mask``."""
-    if _numpy_ok(mask) and mask.is_contiguous():
-        return torch.from_numpy(np.flatnonzero(mask.numpy()))
-    return mask.reshape(-1).nonzero().squeeze(1)
-
-
 # -- array views for whole-layer bookkeeping ---------------------------------------------------
 # The SD-SNN epoch step runs its elementwise passes and its sparse gathers / scatters on numpy
 # views of the CPU tensors: numpy runs them on one thread, where torch's 2-thread kernels on a
