@@ -65,6 +65,23 @@ def test_report_compares_runs(tmp_path: Path, tiny_yaml: Path,
     assert "| a |" in table and "| b |" in table
 
 
+def test_report_of_one_run_goes_to_out_and_describes_an_unfinished_run(
+        tmp_path: Path, tiny_yaml: Path, capsys: pytest.CaptureFixture) -> None:
+    run = tmp_path / "run"
+    assert _train(tiny_yaml, run, "--set", "train.epochs=2") == 0
+    (run / "summary.json").unlink()  # as while the run is still training
+    capsys.readouterr()
+    out = tmp_path / "reports" / "run"
+    assert main(["report", str(run), "--out", str(out)]) == 0
+    assert capsys.readouterr().out.strip() == f"wrote {out / 'report.md'}"
+    report = (out / "report.md").read_text()
+    assert "method none (default) — unfinished: epoch 2 of 2" in report
+    assert (out / "units.png").stat().st_size > 0
+    (tmp_path / "file").write_text("x")
+    assert main(["report", str(run), "--out", str(tmp_path / "file")]) == 2
+    assert "is a file" in capsys.readouterr().err
+
+
 def test_user_errors_are_one_line_with_exit_code_2(tmp_path: Path, tiny_yaml: Path,
                                                     capsys: pytest.CaptureFixture) -> None:
     assert _train(tiny_yaml, tmp_path / "x", "--set", "train.optimiser=sgd") == 2

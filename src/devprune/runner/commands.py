@@ -45,6 +45,7 @@ examples:
 REPORT_EPILOG = """\
 examples:
   devprune report runs/x                          # runs/x/report.md + PNGs
+  devprune report runs/x --out reports/x          # the same, written to reports/x
   devprune report runs/dense runs/dpap --out runs/compare   # table + accuracy vs connectivity
 """
 
@@ -102,8 +103,9 @@ def _register_report(subparsers: argparse._SubParsersAction) -> None:
                 REPORT_EPILOG)
     p.add_argument("runs", nargs="+", type=Path, metavar="RUN", help="run directories")
     p.add_argument("--out", type=Path,
-                   help="folder of the comparison report (several runs; default: "
-                   "<parent of the first run>/comparison)")
+                   help="one run: folder of its report (default: the run directory); "
+                   "several runs: folder of the comparison report (default: <parent of the "
+                   "first run>/comparison)")
     p.set_defaults(func=cmd_report)
 
 
@@ -164,10 +166,16 @@ def cmd_report(args: argparse.Namespace) -> int:
         if not run.is_dir():
             raise ConfigError(f"report: {run} is not a directory; pass run directories "
                               "written by `devprune train`")
+    if len(args.runs) == 1:  # one run: --out is where its own report goes
+        if args.out is not None and args.out.exists() and not args.out.is_dir():
+            raise ConfigError(f"report --out {args.out} is a file; give a folder for the "
+                              "run's report")
+        print(f"wrote {write_run_report(args.runs[0], args.out)}")
+        return 0
+    for run in args.runs:
         print(f"wrote {write_run_report(run)}")
-    if len(args.runs) > 1:
-        out = args.out or args.runs[0].parent / "comparison"
-        print(f"wrote {write_comparison_report(args.runs, out)}")
+    out = args.out or args.runs[0].parent / "comparison"
+    print(f"wrote {write_comparison_report(args.runs, out)}")
     return 0
 
 

@@ -142,24 +142,41 @@ def _epoch_table(records: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def write_run_report(run_dir: str | Path) -> Path:
-    """``report.md``, ``accuracy_connectivity.png`` and ``units.png`` in ``run_dir``."""
+def write_run_report(run_dir: str | Path, out_dir: str | Path | None = None) -> Path:
+    """``report.md``, ``accuracy_connectivity.png`` and ``units.png`` of ``run_dir``, written
+    into ``out_dir`` (default: the run directory itself)."""
     run_dir = Path(run_dir)
+    out_dir = run_dir if out_dir is None else Path(out_dir)
     summary, records = load_run(run_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
     name = (summary or {}).get("run", run_dir.name)
-    plot_training(records, run_dir / "accuracy_connectivity.png", name)
-    plot_units(records, run_dir / "units.png", name)
-    state = "finished" if summary else "unfinished (no summary.json yet)"
-    about = summary and f"{summary['model']} on {summary['dataset']}, method " \
-        f"{summary['method']} ({summary['mode']})"
-    lines = [f"# Run {name}", "", f"{about or ''} — {state}.", "",
+    plot_training(records, out_dir / "accuracy_connectivity.png", name)
+    plot_units(records, out_dir / "units.png", name)
+    lines = [f"# Run {name}", "", _run_description(run_dir, summary, records), "",
              *_headline_rows(summary, records), "",
              "![accuracy and connectivity](accuracy_connectivity.png)", "",
              "![units alive per layer](units.png)", "", "## Epochs", "",
              *_epoch_table(records), ""]
-    path = run_dir / REPORT_FILE
+    path = out_dir / REPORT_FILE
     atomic_write_text(path, "\n".join(lines))
     return path
+
+
+def _run_description(run_dir: Path, summary: dict[str, Any] | None,
+                     records: list[dict[str, Any]]) -> str:
+    """What ran and whether it finished; an unfinished run is described from its
+    ``config.yaml`` (the summary is written at the end)."""
+    if summary:
+        return (f"{summary['model']} on {summary['dataset']}, method {summary['method']} "
+                f"({summary['mode']}) — finished.")
+    done = records[-1]["epoch"] + 1
+    try:
+        cfg = load_config(str(run_dir / CONFIG_FILE), [])
+    except DevpruneError:  # no readable config: say only what the metrics show
+        return f"Unfinished: {done} epochs so far (no summary.json yet)."
+    return (f"{cfg.model.name} on {cfg.data.name}, method {cfg.prune.method} "
+            f"({cfg.prune.mode}) — unfinished: epoch {done} of {cfg.train.epochs} "
+            "(no summary.json yet).")
 
 
 def write_comparison_report(run_dirs: list[str | Path], out_dir: str | Path) -> Path:
