@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -151,16 +152,159 @@ def test_the_quick_dpap_preset_compacts_and_its_twins_do_not() -> None:
         assert load_config(preset).train.compact_every == 0, preset
 
 
-def test_a_pruned_layer_reading_a_pruned_layer_is_refused(tmp_path: Path) -> None:
-    raw = _raw(1)
-    raw["model"]["kwargs"]["hidden"] = [24, 16]
-    with pytest.raises(ConfigError, match="reads the prunable layer"):
-        _run(raw, tmp_path / "run")
+# ------------------------------------------------------------------------------------------
+# A pruned layer reading a pruned layer: the shrink removes its input columns too
+# ------------------------------------------------------------------------------------------
+# linear reads conv: snn-small's fc1 reads conv2 (8 filters x 49 columns after pool+flatten)
+CONV = {"name": "snn-small", "time_steps": 2,
+        "kwargs": {"channels": [4, 8], "hidden": 24, "encoder": "direct"}}
+CONV_DPAP = {"include": ["features.conv2.conv", "classifier.fc1.fc"], "conv_reserve": 3.0,
+             "fc_neuron_reserve": 3.0, "fc_synapse_reserve": 3.0}
+READER = {"linear-reads-conv": "classifier.fc1.fc", "linear-reads-linear": "features.layer2.fc"}
+
+
+def _reading(shape: str, every: int, optimizer: str = "adam", every_batches: int = 0,
+             **dpap: Any) -> dict[str, Any]:
+    """The tiny run with a pruned layer reading a pruned layer (``shape``, see READER)."""
+    if shape == "linear-reads-conv":
+        raw = _raw(every, optimizer, epochs=3, **{**CONV_DPAP, **dpap})
+        raw["model"] = yaml.safe_load(yaml.safe_dump(CONV))
+        if optimizer == "sgd":
+            raw["train"]["lr"] = 0.5  # lr 0.1 leaves this net's output silent
+    else:
+        raw = _raw(every, optimizer, epochs=3, **dpap)
+        raw["model"]["kwargs"]["hidden"] = [24, 16]
+    raw["train"]["compact_every_batches"] = every_batches
+    return raw
+
+
+def _full_order(payload: dict[str, Any], name: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(kept rows, columns) in the architecture's numbering of a shrunk checkpoint's DPAP
+    synapse tensors of ``name``: the kept columns, then the removed ones as kept."""
+    keep = payload["compaction"]["keep"]
+    removed = payload["pruner"]["masks"]["removed_columns"][name]["index"]
+    return keep["keep_out"][name], torch.cat([keep["keep_in"][name], removed])
+
+
+def _assert_same_pruner_state(masked: dict[str, Any], shrunk: dict[str, Any],
+                              reader: str) -> None:
+    """The shrunk run's reserves and masks are the masked run's, removed columns included."""
+    rows, cols = _full_order(shrunk, reader)
+    one, two = masked["pruner"], shrunk["pruner"]
+    full = one["synapse_reserve"][reader][rows][:, cols]
+    assert torch.allclose(full, two["synapse_reserve"][reader], rtol=1e-6, atol=1e-6)
+    for key, value in two["unit_reserve"].items():
+        kept = shrunk["compaction"]["keep"]["keep_out"][key]
+        assert torch.allclose(one["unit_reserve"][key][kept], value, rtol=1e-6, atol=1e-6)
+    mask = one["masks"]["masks"][reader][rows][:, cols]
+    removed = two["masks"]["removed_columns"][reader]["mask"]
+    assert torch.equal(mask, torch.cat([two["masks"]["masks"][reader], removed], 1))
+
+
+@pytest.mark.parametrize("shape", sorted(READER))
+@pytest.mark.parametrize(("accumulation", "optimizer"), [
+    ("per_step", "adam"), ("per_step", "sgd"), ("cumulative", "adam"), ("cumulative", "sgd")])
+def test_removing_input_columns_of_a_pruned_layer_is_exact(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shape: str, accumulation: str,
+        optimizer: str) -> None:
+    """The shrink removes the reader's columns of dead units; their synapses live on in
+    DPAP (percentiles, row sums, reserves, masks) as on the masked run."""
+    from devprune.compact.live import LiveMaskSet
+
+    pruned_removed = []
+    original = LiveMaskSet.prune_removed
+    monkeypatch.setattr(LiveMaskSet, "prune_removed", lambda self, name, remove: (
+        pruned_removed.append(original(self, name, remove)) or pruned_removed[-1]))
+    masked = _run(_reading(shape, 0, optimizer, accumulation=accumulation),
+                  tmp_path / "masked")
+    ran_masked = len(pruned_removed)
+    shrunk = _run(_reading(shape, 1, optimizer, accumulation=accumulation),
+                  tmp_path / "shrunk")
+    assert ran_masked == 0 and pruned_removed  # the removed columns' synapses were stepped
+    # and lost entries; a cumulative window froze at a dead column's (often high) values,
+    # where they may all survive
+    assert sum(pruned_removed) > 0 or accumulation == "cumulative"
+    for a, b in zip(masked, shrunk, strict=True):
+        _assert_close(a, b, f"epoch {a['epoch']}")
+    reader = READER[shape]
+    payload = load_checkpoint(tmp_path / "shrunk" / "last.pt")
+    full_columns = load_checkpoint(tmp_path / "masked" / "last.pt")["model"][
+        f"{reader}.weight"].shape[1]
+    assert payload["model"][f"{reader}.weight"].shape[1] < full_columns  # columns went
+    _assert_same_pruner_state(load_checkpoint(tmp_path / "masked" / "last.pt"), payload,
+                              reader)
+
+
+def test_resume_after_removing_input_columns(tmp_path: Path) -> None:
+    raw = _reading("linear-reads-conv", 1, accumulation="cumulative")
+    whole = _run(raw, tmp_path / "whole")
+    _run(raw, tmp_path / "cut", stop_after=2)
+    cut = load_checkpoint(tmp_path / "cut" / "last.pt")
+    assert "removed_columns" in cut["pruner"]["masks"]  # the cut is after a column removal
+    resumed = _run(raw, tmp_path / "cut", resume=True)
+    for a, b in zip(whole, resumed, strict=True):
+        _assert_close(a, b, f"epoch {a['epoch']}")
+    one, two = (load_checkpoint(tmp_path / d / "last.pt") for d in ("whole", "cut"))
+    _assert_close_tensors(one["model"], two["model"])
+    _assert_close_tensors(one["pruner"], two["pruner"])  # removed columns' state included
+
+
+def _assert_close_tensors(a: Any, b: Any, path: str = "") -> None:
+    if isinstance(a, dict):
+        assert set(a) == set(b), path
+        for key in a:
+            _assert_close_tensors(a[key], b[key], f"{path}.{key}")
+    elif torch.is_tensor(a):
+        assert a.shape == b.shape, path
+        assert torch.allclose(a.double(), b.double(), atol=1e-7), path
+
+
+def test_shrinking_within_epochs_after_each_structural_step(tmp_path: Path) -> None:
+    """train.compact_every_batches=2 with a DPAP step every 2 batches: the model shrinks
+    during the epochs (5 batches each), logs what the masked run logs, and resumes."""
+    masked = _run(_reading("linear-reads-conv", 0), tmp_path / "masked")
+    raw = _reading("linear-reads-conv", 0, every_batches=2)
+    shrunk = _run(raw, tmp_path / "shrunk")
+    for a, b in zip(masked, shrunk, strict=True):
+        _assert_close(a, b, f"epoch {a['epoch']}")
+    shrinks = [r["compaction"]["shrinks"] for r in shrunk if "compaction" in r]
+    assert shrinks and shrinks[-1] > len(shrinks)  # more shrinks than epochs that shrank
+    _run(raw, tmp_path / "cut", stop_after=2)
+    resumed = _run(raw, tmp_path / "cut", resume=True)
+    for a, b in zip(shrunk, resumed, strict=True):
+        _assert_close(a, b, f"epoch {a['epoch']}")
+    one, two = (load_checkpoint(tmp_path / d / "last.pt") for d in ("shrunk", "cut"))
+    assert one["compaction"]["shrinks"] == two["compaction"]["shrinks"]
+    for key, value in one["model"].items():
+        assert torch.allclose(value, two["model"][key], atol=1e-7), key
+
+
+def test_a_recurrent_pruned_layer_is_refused() -> None:
+    from devprune.pruning.dpap import DPAPConfig, DPAPPruner
+
+    pruner = DPAPPruner.__new__(DPAPPruner)  # only the refusal's inputs
+    pruner.cfg = DPAPConfig()
+    pruner.layers = [SimpleNamespace(name="rec")]
+    pruner.structure = SimpleNamespace(recurrent_partners=lambda name: [name, "rec.w"])
+    assert "recurrent" in pruner.compaction_refusal()
 
 
 def test_compact_every_is_validated() -> None:
     with pytest.raises(ConfigError, match=r"train\.compact_every"):
         config_from_dict(_raw(-1))
+    raw = _raw(0)
+    raw["train"]["compact_every_batches"] = -2
+    with pytest.raises(ConfigError, match=r"train\.compact_every_batches"):
+        config_from_dict(raw)
+
+
+def test_a_refusal_names_the_sub_epoch_cadence(tmp_path: Path) -> None:
+    raw = _raw(0)
+    raw["train"]["compact_every_batches"] = 2
+    raw["prune"] = {"method": "sdsnn"}
+    with pytest.raises(ConfigError, match=r"train\.compact_every_batches=2: .*"
+                                          r"set train\.compact_every_batches=0"):
+        _run(raw, tmp_path / "run")
 
 
 def test_keep_composes_and_expand_inverts_slice() -> None:

@@ -26,6 +26,7 @@ from torch import nn
 from devprune.compact.coupling import channel_tensors, coupled_modules
 from devprune.compact.plan import RemovalPlan, expand_blocks
 from devprune.compact.surgery import apply_hard_masks, copy_model, plan_removal
+from devprune.cpu_ops import any_trailing
 from devprune.kinds import CHANNEL_SIZE_ATTRIBUTES, unit_size_attributes
 from devprune.masks import MaskSet
 from devprune.structure import ModelStructure, discover
@@ -196,20 +197,139 @@ def shrink_optimizer_(optimizer: torch.optim.Optimizer, replaced: dict[nn.Parame
         }
 
 
-def weight_slices(keep: Keep, name: str) -> Slices:
-    """The slices of layer ``name``'s weight (and of anything shaped like it)."""
-    cols = keep.keep_in[name]
-    return [(0, keep.keep_out[name])] + ([] if cols is None else [(1, cols)])
+def removed_columns(cols: torch.Tensor | None, width: int) -> torch.Tensor:
+    """The columns of a ``width``-column tensor that ``cols`` (kept, ascending; None: all)
+    does not keep, ascending."""
+    if cols is None:
+        return torch.zeros(0, dtype=torch.long)
+    gone = torch.ones(width, dtype=torch.bool)
+    gone[cols.cpu()] = False
+    return gone.nonzero().flatten()
 
 
-def shrink_masks_(masks: MaskSet, keep: Keep) -> None:
-    """Slice every mask like its layer's weight and update the structure's sizes (call after
-    the model shrank: the sizes are read from the modules)."""
-    for name in masks.names():
-        masks.masks[name] = slice_tensor(masks.masks[name], weight_slices(keep, name))
-    for layer in masks.structure.layers:
-        layer.num_units, layer.fan_in = layer.module.weight.shape[:2]
-    masks.invalidate()
+def shrink_with_removed(tensor: torch.Tensor, removed: torch.Tensor | None, rows: torch.Tensor,
+                        cols: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``tensor`` (``[rows, columns, ...]``) sliced to the kept ``rows`` and ``cols``, and
+    ``removed`` (the same rows' entries of columns removed earlier; None: none) with the
+    kept rows' entries of the columns removed now appended. The one rule of every tensor
+    that keeps its removed columns (masks, DPAP's statistics and reserves), so that their
+    columns line up: earlier removals first, each in ascending order."""
+    kept_rows = tensor.index_select(0, rows.to(tensor.device))
+    if removed is not None:
+        removed = removed.index_select(0, rows.to(removed.device))
+    gone = removed_columns(cols, tensor.shape[1]).to(tensor.device)
+    if gone.numel():
+        now = kept_rows.index_select(1, gone)
+        removed = now if removed is None else torch.cat([removed, now], 1)
+        kept_rows = kept_rows.index_select(1, cols.to(tensor.device))
+    return kept_rows.contiguous(), None if removed is None else removed.contiguous()
+
+
+class LiveMaskSet(MaskSet):
+    """The masks of a model that shrinks while it trains (``train.compact_every``).
+
+    A shrink that removes input columns of a masked layer (their units died) keeps those
+    columns' mask entries in the kept rows: ``removed[name]`` (bool ``[rows, removed
+    columns, *kernel]``) and ``removed_index[name]`` (those columns in the architecture's own
+    numbering). The masked model still holds these entries, so here they count as there: a
+    unit lives while any entry of its row is kept, these included; a unit's death clears
+    them; a method may still prune them (:meth:`prune_removed`); the full-size view scatters
+    them back (:func:`expand_mask_state`). Without removed columns, a plain :class:`MaskSet`.
+    """
+
+    def __init__(self, structure: ModelStructure, layers: list[str] | None = None,
+                 mode: str = "default") -> None:
+        super().__init__(structure, layers, mode)
+        self.removed: dict[str, torch.Tensor] = {}
+        self.removed_index: dict[str, torch.Tensor] = {}
+
+    def unit_alive(self, name: str) -> torch.Tensor:
+        removed = self.removed.get(name)
+        own = super().unit_alive(name)
+        if removed is None:
+            return own
+        return self._cached("alive_with_removed", name,
+                            lambda: own | any_trailing(removed, 1).to(own.device))
+
+    def removed_kernel_mask(self, name: str) -> torch.Tensor:
+        """:meth:`kernel_mask` of the removed columns (``[rows, removed columns]``)."""
+        removed = self.removed[name]
+        return any_trailing(removed, 2) if removed.dim() > 2 else removed
+
+    def kept_entries(self, name: str) -> int:
+        """Entries of ``name``'s mask kept, the removed columns' included."""
+        removed = self.removed.get(name)
+        extra = 0 if removed is None else int(torch.count_nonzero(removed))
+        return int(torch.count_nonzero(self.masks[name])) + extra
+
+    def prune_units(self, name: str, units: torch.Tensor) -> int:
+        alive_before = self.unit_alive(name)
+        index = self._as_index(units, alive_before.numel())
+        for member in self.structure.recurrent_partners(name):
+            if member in self.removed:
+                self.removed[member][index.to(self.removed[member].device)] = False
+        super().prune_units(name, index)
+        return int(torch.count_nonzero(alive_before & ~self.unit_alive(name)))
+
+    def prune_removed(self, name: str, remove: torch.Tensor) -> int:
+        """:meth:`prune_synapses` on the removed columns' entries (``remove`` shaped like
+        ``removed[name]`` or, for a conv, like its kernel mask); returns entries removed."""
+        removed = self.removed[name]
+        remove = remove.to(device=removed.device, dtype=torch.bool)
+        if remove.shape != removed.shape:
+            remove = remove.reshape(*remove.shape, *([1] * (removed.dim() - 2)))
+        newly_removed = removed & remove
+        newly = int(torch.count_nonzero(newly_removed))
+        if newly:
+            removed ^= newly_removed
+            self.invalidate()
+        return newly
+
+    def shrink_(self, keep: Keep) -> None:
+        """Slice every mask like its layer's weight, keeping the removed columns' entries,
+        and update the structure's sizes (call after the model shrank: the sizes are read
+        from the modules)."""
+        for name in self.names():
+            cols, width = keep.keep_in[name], self.masks[name].shape[1]
+            numbers = self._column_numbers(name, width)
+            self.masks[name], removed = shrink_with_removed(
+                self.masks[name], self.removed.get(name), keep.keep_out[name], cols)
+            if removed is not None:
+                self.removed[name] = removed
+                gone = numbers[removed_columns(cols, width)]
+                self.removed_index[name] = torch.cat([self.removed_index.get(name, gone[:0]),
+                                                      gone])
+        for layer in self.structure.layers:
+            layer.num_units, layer.fan_in = layer.module.weight.shape[:2]
+        self.invalidate()
+
+    def _column_numbers(self, name: str, width: int) -> torch.Tensor:
+        """The architecture's numbers of ``name``'s ``width`` current columns (ascending)."""
+        gone = self.removed_index.get(name)
+        if gone is None:
+            return torch.arange(width)
+        return removed_columns(gone.sort().values, width + gone.numel())
+
+    def state_dict(self) -> dict:
+        state = super().state_dict()
+        if self.removed:
+            state["removed_columns"] = {
+                name: {"index": self.removed_index[name].clone(), "mask": mask.cpu().clone()}
+                for name, mask in self.removed.items()}
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        saved = state.get("removed_columns") or {}
+        self.removed = {n: s["mask"].to(self.masks[n].device, torch.bool)
+                        for n, s in saved.items()}
+        self.removed_index = {n: torch.as_tensor(s["index"]).long() for n, s in saved.items()}
+        self.invalidate()
+
+    def to(self, device: torch.device | str) -> LiveMaskSet:
+        super().to(device)
+        self.removed = {k: v.to(device) for k, v in self.removed.items()}
+        return self
 
 
 # --------------------------------------------------------------------------------------------
@@ -240,12 +360,18 @@ def expand_state_dict(full_model: nn.Module, state: dict[str, torch.Tensor],
 
 def expand_mask_state(state: dict[str, Any], structure: ModelStructure, slices: IndexMap
                       ) -> dict[str, Any]:
-    """A shrunk run's ``MaskSet.state_dict()`` in the full architecture's shapes (removed
-    entries masked)."""
+    """A shrunk run's ``MaskSet.state_dict()`` in the full architecture's shapes: removed
+    entries masked, except the removed columns' entries of kept rows, which a
+    :class:`LiveMaskSet` keeps as the masked run holds them."""
     masks = {name: expand_tensor(mask.bool(), slices[_key(name, "weight")],
                                  structure[name].module.weight.shape, fill=False)
              for name, mask in state.get("masks", {}).items()}
-    return {**state, "masks": masks}
+    for name, removed in (state.get("removed_columns") or {}).items():
+        rows = slices[_key(name, "weight")][0][1].to(masks[name].device)  # kept, in the full
+        part = masks[name].index_select(0, rows)
+        part[:, torch.as_tensor(removed["index"]).long()] = removed["mask"].to(part.device)
+        masks[name].index_copy_(0, rows, part)
+    return {k: v for k, v in state.items() if k != "removed_columns"} | {"masks": masks}
 
 
 def expand_checkpoint(full_model: nn.Module, payload: dict[str, Any],

@@ -19,7 +19,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from devprune.compact.live import shrink_masks_
+from devprune.compact.live import LiveMaskSet, shrink_with_removed
 from devprune.errors import CheckpointError, ConfigError
 from devprune.pruning.activity import ActivityRecorder
 from devprune.pruning.base import register_pruner, structural_step
@@ -375,6 +375,8 @@ class DPAPPruner(MaskedPruner):
                          structure=structure)
         self.cfg = cfg
         self.layers = layers
+        # the same masks, able to keep the entries of input columns a shrink removes
+        self.masks = LiveMaskSet(structure, self.masks.names(), mode=cfg.mode)
         self.unit_groups, self.ungrouped = _unit_groups(structure, layers, cfg)
         self.synapse_layers = _synapse_layers(layers, cfg)
         device = next(iter(model.parameters())).device
@@ -403,12 +405,17 @@ class DPAPPruner(MaskedPruner):
         self.pending_events: list[dict[str, Any]] = []
         self.synapses_removed = dict.fromkeys(self.masks.names(), 0)  # mask entries, so far
         self._scratch: dict[tuple, torch.Tensor] = {}
-        # In-training compaction (shrink): the architecture's own sizes, for the summaries,
-        # and per layer the (row sum of M, A) of units removed physically, which the min-max
-        # of spine_importance still spans on the masked model (frozen since they died).
+        # In-training compaction (shrink): the architecture's own sizes, for the summaries;
+        # per layer the (row sum of M, A) of units removed physically, which the min-max of
+        # spine_importance still spans on the masked model (frozen since they died); and per
+        # layer the window of M in the input columns removed physically ([kept rows, removed
+        # columns], in the masks' removed order): their input is zero since their units
+        # died, so they are constants, still part of the row sums and of the synapse
+        # percentiles (their reserves and masks live on: synapse_reserve, masks.removed).
         self.full_units = {la.name: la.num_units for la in layers}
         self.full_entries = {n: self.masks[n].numel() for n in self.masks.names()}
         self.ghosts: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self.removed_bcm: dict[str, torch.Tensor] = {}
 
     # -- helpers ----------------------------------------------------------------------------
     def _time_reserve(self, model: nn.Module, structure: ModelStructure) -> TimeStepReserve:
@@ -428,16 +435,36 @@ class DPAPPruner(MaskedPruner):
         # reference: the authors' unit() gives 0.5 to every entry of an empty range
         return "half" if self.cfg.mode == "reference" else "sign"
 
-    def _synapse_scratch(self, like: torch.Tensor) -> torch.Tensor:
-        """A reused float buffer for a synapse layer's ``u`` (not state): a fresh layer-sized
-        temporary costs ~4x a pass over it on the CPU, in page faults."""
-        key = (like.shape, like.dtype, like.device)
+    def _synapse_scratch(self, shape: torch.Size, like: torch.Tensor,
+                         use: str = "u") -> torch.Tensor:
+        """A reused float buffer (not state) for a synapse layer's ``u`` or, after a shrink
+        removed input columns, its values: a fresh layer-sized temporary costs ~4x a pass
+        over it on the CPU, in page faults."""
+        key = (use, tuple(shape), like.dtype, like.device)
         if key not in self._scratch:
-            self._scratch[key] = torch.empty_like(like)
+            self._scratch[key] = like.new_empty(shape)
         return self._scratch[key]
 
     def _synapse_alive(self, name: str) -> torch.Tensor:
-        return self.masks.kernel_mask(name)
+        alive = self.masks.kernel_mask(name)
+        if name not in self.removed_bcm:
+            return alive
+        return torch.cat([alive, self.masks.removed_kernel_mask(name)], 1)
+
+    def _synapse_values(self, name: str) -> torch.Tensor:
+        """The window of M over the layer's synapses: after a shrink that removed input
+        columns, their constant values follow the kept columns (synapse_reserve's layout)."""
+        bcm, _ = self.stats[name].window()
+        removed = self.removed_bcm.get(name)
+        if removed is None:
+            return bcm
+        shape = torch.Size((bcm.shape[0], bcm.shape[1] + removed.shape[1]))
+        return torch.cat([bcm, removed], 1, out=self._synapse_scratch(shape, bcm, "values"))
+
+    def _row_sums(self, name: str, bcm: torch.Tensor) -> torch.Tensor:
+        """sum_j M_ij over all input columns, those removed physically included."""
+        removed = self.removed_bcm.get(name)
+        return bcm.sum(1) if removed is None else bcm.sum(1) + removed.sum(1)
 
     def _group_alive(self, group: UnitGroup) -> torch.Tensor:
         alive = self.masks.unit_alive(group.members[0])
@@ -525,16 +552,21 @@ class DPAPPruner(MaskedPruner):
     def _prune_synapses(self, name: str, factors: dict[str, float]) -> int:
         const = self._synapse_constants(name)
         kind = "conv" if self.structure[name].kind == "conv" else "fc_synapse"
-        alive = self._synapse_alive(name)
         # selecting the alive entries costs a pass over the layer: skip it while none died
-        population = alive if self.cfg.alive_only and self.synapses_removed[name] else None
-        bcm, _ = self.stats[name].window()
-        u = robust_normalise(bcm, self.cfg.low_percentile, self.cfg.high_percentile, population,
-                             out=self._synapse_scratch(bcm), empty_range=self._empty_range)
+        population = (self._synapse_alive(name)
+                      if self.cfg.alive_only and self.synapses_removed[name] else None)
+        values = self._synapse_values(name)
+        u = robust_normalise(values, self.cfg.low_percentile, self.cfg.high_percentile,
+                             population, out=self._synapse_scratch(values.shape, values),
+                             empty_range=self._empty_range)
         reserve = reserve_update_(self.synapse_reserve[name], u, offset=const.offset,
                                   bonus=const.bonus, factor=factors[kind], gamma=self.cfg.gamma)
         # dead entries need no "& alive": the mask edit removes only kept entries
-        removed = self.masks.prune_synapses(name, negative(reserve))
+        dying = negative(reserve)
+        kept = self.masks[name].shape[1]
+        removed = self.masks.prune_synapses(name, dying[:, :kept])
+        if name in self.removed_bcm:
+            removed += self.masks.prune_removed(name, dying[:, kept:])
         self.synapses_removed[name] += removed
         return removed
 
@@ -560,13 +592,13 @@ class DPAPPruner(MaskedPruner):
             return result
         # counted after the whole group: pruning a unit of a recurrent pair clears its row in
         # both layers (MaskSet.prune_units)
-        kept_before = {m: int(torch.count_nonzero(self.masks[m])) for m in group.members}
+        kept_before = {m: self.masks.kept_entries(m) for m in group.members}
         alive_before = {m: self.masks.unit_alive(m) for m in group.members}
         for member in group.members:
             self.masks.prune_units(member, dying)
         for member in group.members:
             units = int(torch.count_nonzero(alive_before[member] & ~self.masks.unit_alive(member)))
-            removed = kept_before[member] - int(torch.count_nonzero(self.masks[member]))
+            removed = kept_before[member] - self.masks.kept_entries(member)
             self.synapses_removed[member] += removed
             result[member] = (units, removed)
         return result
@@ -574,11 +606,12 @@ class DPAPPruner(MaskedPruner):
     def _spine_importance(self, name: str, bcm: torch.Tensor,
                           activity: torch.Tensor) -> torch.Tensor:
         ghost = self.ghosts.get(name)
-        if ghost is None:
+        if ghost is None and name not in self.removed_bcm:
             return spine_importance(bcm, activity)
-        units = activity.numel()  # min-max over the kept and the removed (dead) units
-        return (minmax_normalise(torch.cat([bcm.sum(1), ghost[0]]))[:units]
-                * minmax_normalise(torch.cat([activity, ghost[1]]))[:units])
+        units, sums = activity.numel(), self._row_sums(name, bcm)
+        if ghost is not None:  # min-max over the kept and the removed (dead) units
+            sums, activity = torch.cat([sums, ghost[0]]), torch.cat([activity, ghost[1]])
+        return minmax_normalise(sums)[:units] * minmax_normalise(activity)[:units]
 
     def _weight_connectivity(self, name: str | None = None) -> float:
         """:meth:`MaskSet.weight_connectivity` over the architecture's own sizes (a shrunk
@@ -635,52 +668,68 @@ class DPAPPruner(MaskedPruner):
             return ("prune.dpap.normalise_over=all normalises over dead units too, which "
                     "removing them would change; use alive (or auto)")
         for layer in self.layers:
-            fed = [p.name for p in layer.producers if p.name in self.masks]
-            if fed:
-                return (f"layer {layer.name!r} is pruned and reads the prunable layer "
-                        f"{fed[0]!r}: its statistics span the columns of dead units, which "
-                        "a shrink would remove (only layers reading the input or unpruned "
-                        "layers are supported; e.g. a one-hidden-layer MLP); exclude one of "
-                        "them with prune.dpap.exclude")
+            if len(self.structure.recurrent_partners(layer.name)) > 1:
+                return (f"layer {layer.name!r} is pruned and recurrent: the removal of its "
+                        "recurrent columns is not covered; exclude it with "
+                        "prune.dpap.exclude")
         return None
 
     @torch.no_grad()
     def shrink(self, keep: Any) -> bool:
+        """Slice statistics, reserves and masks to the kept rows and columns. A removed
+        column's synapses live on as constants (``removed_bcm``) with their reserves (after
+        the kept columns in ``synapse_reserve``) and mask entries (``masks.removed``); a
+        removed row's row sum and activity as ``ghosts``."""
         if self.compaction_refusal() is not None:
             return False
         for name, stats in self.stats.items():
-            rows, cols = keep.keep_out[name], keep.keep_in[name]
-            if cols is not None and cols.numel() != stats.bcm.shape[1]:
-                return False  # refused above: a recorded layer never loses columns
-            rows = rows.to(stats.bcm.device)
-            removed = torch.ones(stats.activity.numel(), dtype=torch.bool,
-                                 device=rows.device)
-            removed[rows] = False
-            bcm, activity = stats.window()
-            ghost = (bcm.sum(1)[removed], activity[removed])
-            if name in self.ghosts:
-                old = self.ghosts[name]
-                ghost = (torch.cat([old[0], ghost[0]]), torch.cat([old[1], ghost[1]]))
-            self.ghosts[name] = ghost
-            for attr in ("bcm", "activity", "theta_sum", "bcm_mark", "activity_mark"):
-                value = getattr(stats, attr)
-                if value is not None:
-                    setattr(stats, attr, value.index_select(0, rows).contiguous())
-            stats.slot_theta = stats.slot_theta.index_select(1, rows).contiguous()
+            self._shrink_statistics(name, stats, keep.keep_out[name], keep.keep_in[name])
         for group in self.unit_groups:
             rows = keep.keep_out[group.members[0]].to(self.unit_reserve[group.key].device)
             self.unit_reserve[group.key] = self.unit_reserve[group.key][rows].contiguous()
         for name in self.synapse_layers:
-            reserve = self.synapse_reserve[name]
-            self.synapse_reserve[name] = reserve.index_select(
-                0, keep.keep_out[name].to(reserve.device)).contiguous()
-        shrink_masks_(self.masks, keep)
+            reserve, kept = self.synapse_reserve[name], self.masks[name].shape[1]
+            reserve, removed = shrink_with_removed(
+                reserve[:, :kept], reserve[:, kept:] if name in self.removed_bcm else None,
+                keep.keep_out[name], keep.keep_in[name])
+            self.synapse_reserve[name] = (reserve if removed is None
+                                          else torch.cat([reserve, removed], 1))
+        self.masks.shrink_(keep)
         self._scratch.clear()
         return True
 
+    def _shrink_statistics(self, name: str, stats: LayerStatistics, rows: torch.Tensor,
+                           cols: torch.Tensor | None) -> None:
+        rows = rows.to(stats.bcm.device)
+        bcm, activity = stats.window()
+        gone = torch.ones(activity.numel(), dtype=torch.bool, device=rows.device)
+        gone[rows] = False
+        ghost = (self._row_sums(name, bcm)[gone], activity[gone])
+        if name in self.ghosts:
+            old = self.ghosts[name]
+            ghost = (torch.cat([old[0], ghost[0]]), torch.cat([old[1], ghost[1]]))
+        self.ghosts[name] = ghost
+        # the removed columns' window: their input is zero since their units died, so M
+        # gains exactly 0 there (a zero column of pre in the addmm); per_step windows were
+        # restarted at that step (0), cumulative ones froze
+        _, removed = shrink_with_removed(bcm, self.removed_bcm.get(name), rows, cols)
+        if removed is not None:
+            self.removed_bcm[name] = removed
+        for attr in ("bcm", "bcm_mark"):
+            value = getattr(stats, attr)
+            if value is not None:
+                setattr(stats, attr, shrink_with_removed(value, None, rows, cols)[0])
+        for attr in ("activity", "theta_sum", "activity_mark"):
+            value = getattr(stats, attr)
+            if value is not None:
+                setattr(stats, attr, value.index_select(0, rows).contiguous())
+        stats.slot_theta = stats.slot_theta.index_select(1, rows).contiguous()
+
     # -- state ------------------------------------------------------------------------------
     def statistics(self) -> dict[str, torch.Tensor]:
-        """Sums over samples (all-reduced by devprune.distributed.StatisticsSync)."""
+        """Sums over samples (all-reduced by devprune.distributed.StatisticsSync). The removed
+        columns' windows (``removed_bcm``) are constants taken from summed statistics at the
+        shrink, the same on every rank: not sums, not synchronised."""
         stats = {}
         for name, layer_stats in self.stats.items():
             stats[f"{name}.bcm"] = layer_stats.bcm
@@ -705,10 +754,11 @@ class DPAPPruner(MaskedPruner):
             synapse_reserve={k: v.cpu().clone() for k, v in self.synapse_reserve.items()},
             temporal=self.temporal.state_dict() if self.temporal is not None else None,
         )
-        if self.ghosts:  # a shrunk model: counts over the architecture's own sizes
+        if self.ghosts or self.removed_bcm:  # a shrunk model: counts over the full sizes
             state["synapses_removed"] = dict(self.synapses_removed)
             state["ghosts"] = {n: [g[0].cpu().clone(), g[1].cpu().clone()]
                                for n, g in self.ghosts.items()}
+            state["removed_bcm"] = {n: v.cpu().clone() for n, v in self.removed_bcm.items()}
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -737,6 +787,9 @@ class DPAPPruner(MaskedPruner):
         device = next(iter(self.stats.values())).bcm.device
         self.ghosts = {n: (g[0].to(device).clone(), g[1].to(device).clone())
                        for n, g in (state.get("ghosts") or {}).items()}
+        self.removed_bcm = {n: v.to(device).clone()
+                            for n, v in (state.get("removed_bcm") or {}).items()}
+        self._scratch.clear()
 
 
     def _load_temporal(self, state: dict[str, Any] | None) -> None:

@@ -1,8 +1,10 @@
-"""In-training compaction (``train.compact_every``, docs/COMPACT.md#in-training-compaction).
+"""In-training compaction (``train.compact_every``, ``train.compact_every_batches``,
+docs/COMPACT.md#in-training-compaction).
 
-Every ``compact_every`` epochs, after the structural step, the session's model loses its dead
-units physically (:mod:`devprune.compact.live`), together with everything shaped like them:
-the optimizer state of each sliced parameter, the pruner's masks, statistics and reserves
+Every ``compact_every`` epochs (or ``compact_every_batches`` training batches), after the
+structural step, the session's model loses its dead units physically
+(:mod:`devprune.compact.live`), together with everything shaped like them: the optimizer
+state of each sliced parameter, the pruner's masks, statistics and reserves
 (:meth:`~devprune.pruning.base.Pruner.shrink`), BatchNorm and per-channel neuron tensors.
 Training then continues as on the masked model (same losses up to float rounding). The
 forward wrappers (``torch.compile``, DistributedDataParallel) are built again around the
@@ -18,6 +20,7 @@ measured on that full-size view, so a shrunk run logs what the masked run logs.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
@@ -61,26 +64,61 @@ class Compaction:
                 "shrinks": self.shrinks}
 
 
-def _compacts(cfg: Config) -> bool:
-    """Whether the run shrinks its model while training: ``compact_every`` is set and the
-    run prunes (dense training has nothing ever to remove: there it is a no-op)."""
-    return cfg.train.compact_every > 0 and cfg.prune.method != "none"
+CADENCES = ("compact_every", "compact_every_batches")  # train.*: epochs, batches
+
+
+def _cadences(cfg: Config) -> list[str]:
+    """The compaction cadences the run uses: those set, when the run prunes (dense training
+    has nothing ever to remove: there they are no-ops)."""
+    if cfg.prune.method == "none":
+        return []
+    return [key for key in CADENCES if getattr(cfg.train, key) > 0]
 
 
 def check_compaction(cfg: Config, pruner: Pruner) -> None:
-    """Refuse ``train.compact_every`` for a method whose state cannot follow a shrink."""
-    if not _compacts(cfg):
-        return
-    every = cfg.train.compact_every
-    reason = pruner.compaction_refusal()
+    """Refuse compaction for a method whose state cannot follow a shrink."""
+    used = _cadences(cfg)
+    reason = pruner.compaction_refusal() if used else None
     if reason is not None:
-        raise ConfigError(f"train.compact_every={every}: prune.method={cfg.prune.method} "
-                          f"cannot shrink the model while training ({reason}); set "
-                          "train.compact_every=0")
+        settings = " ".join(f"train.{key}={getattr(cfg.train, key)}" for key in used)
+        raise ConfigError(f"{settings}: prune.method={cfg.prune.method} cannot shrink the "
+                          f"model while training ({reason}); set "
+                          + " and ".join(f"train.{key}=0" for key in used))
 
 
 def due(cfg: Config, epoch: int) -> bool:
-    return _compacts(cfg) and (epoch + 1) % cfg.train.compact_every == 0
+    """Whether the end of ``epoch`` shrinks the model."""
+    return "compact_every" in _cadences(cfg) and (epoch + 1) % cfg.train.compact_every == 0
+
+
+def batch_hook(s: Session, epoch: int, shrinks: list[dict[str, Any]]
+               ) -> Callable[[int], Any] | None:
+    """The training loop's ``after_batch`` for ``train.compact_every_batches``: after every
+    N-th training batch of the run (its structural step done), shrink; what changed goes to
+    ``shrinks``, and the loop gets the rebuilt forward (None: keep its own). None when the
+    run does not shrink within epochs."""
+    if "compact_every_batches" not in _cadences(s.cfg):
+        return None
+    every, per_epoch = s.cfg.train.compact_every_batches, len(s.data.train)
+
+    def after_batch(index: int) -> Any:
+        if (epoch * per_epoch + index + 1) % every:
+            return None
+        s.pruner.synchronise()  # statistics summed over ranks, as at an epoch end
+        shrunk = shrink_session(s)
+        if shrunk is None:
+            return None
+        shrinks.append(shrunk)
+        return s.train_forward or s.forward
+
+    return after_batch
+
+
+def epoch_compaction(shrinks: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The epoch record's ``compaction``: what this epoch's shrinks changed, as one."""
+    if not shrinks:
+        return None
+    return {**shrinks[-1], "params_before": shrinks[0]["params_before"]}
 
 
 def shrink_session(s: Session) -> dict[str, Any] | None:

@@ -156,6 +156,9 @@ class TrainConfig:
         threads: CPU threads torch may use (0 = torch's default).
         compact_every: shrink the model physically every N epochs, removing units pruning
             killed for good, with optimizer and pruner state (0 = never; docs/COMPACT.md).
+        compact_every_batches: the same every N training batches, counted over the run,
+            right after the batch's structural step (0 = never): with a method stepping
+            every N batches (``prune.dpap.every_batches``), a shrink after each step.
     """
 
     epochs: int = 10
@@ -178,11 +181,14 @@ class TrainConfig:
     compile: bool = False
     threads: int = 0
     compact_every: int = 0
+    compact_every_batches: int = 0
 
     def __post_init__(self) -> None:
         _require(self.epochs > 0, "train.epochs", "must be a positive integer")
         _require(self.compact_every >= 0, "train.compact_every",
                  "must be >= 0 (0 = never shrink the model while training)")
+        _require(self.compact_every_batches >= 0, "train.compact_every_batches",
+                 "must be >= 0 (0 = never shrink the model within an epoch)")
         _require(self.lr > 0, "train.lr", "must be positive")
         _require(self.weight_decay >= 0, "train.weight_decay", "must be >= 0")
         _require(0 <= self.warmup_epochs < self.epochs, "train.warmup_epochs",
@@ -539,7 +545,7 @@ _HASH_EXEMPT = {
     ("description",), ("run",), ("measure",), ("train", "epochs"), ("train", "device"),
     ("train", "compile"), ("train", "threads"), ("data", "root"), ("data", "eval_batch_size"),
     # the same computation up to float rounding; a shrunk checkpoint resumes under either
-    ("train", "compact_every"),
+    ("train", "compact_every"), ("train", "compact_every_batches"),
 }
 
 

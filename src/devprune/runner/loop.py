@@ -117,11 +117,14 @@ def train_epoch(
     forward: Callable[[torch.Tensor], torch.Tensor] | None = None,
     progress: bool = False,
     all_reduce: bool = False,
+    after_batch: Callable[[int], Any] | None = None,
 ) -> PassResult:
     """Train ``model`` for one epoch, calling every per-batch Pruner hook in contract order.
 
     ``forward`` replaces ``model`` for the forward pass (a ``torch.compile``d wrapper, or the
-    DistributedDataParallel wrapper of a data-parallel run).
+    DistributedDataParallel wrapper of a data-parallel run). ``after_batch(index)`` runs
+    after each batch's hooks; a forward it returns replaces ``forward`` (in-training
+    compaction shrank the model and rebuilt its wrappers).
     Raises TrainingDivergedError at the first batch whose loss is not finite.
     """
     forward = model if forward is None else forward
@@ -144,6 +147,8 @@ def train_epoch(
         optimizer.step()
         pruner.on_after_step()
         pruner.on_batch_end()
+        if after_batch is not None and (rebuilt := after_batch(batch_index)) is not None:
+            forward = rebuilt
         total_loss += loss_value * labels.shape[0]
         correct += int((outputs.detach().argmax(dim=1) == labels).sum())
         seen += labels.shape[0]

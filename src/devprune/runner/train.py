@@ -29,8 +29,10 @@ from devprune import distributed, models
 from devprune.errors import CheckpointError, ConfigError, TrainingDivergedError
 from devprune.pruning.base import Pruner, build_pruner, default_epoch_fields
 from devprune.runner import checkpoint as ckpt
+from devprune.runner.compaction import batch_hook as compaction_batch_hook
 from devprune.runner.compaction import (
     check_compaction,
+    epoch_compaction,
     full_size_view,
     restore_compaction,
     shrink_session,
@@ -284,9 +286,11 @@ def run_epoch(s: Session, epoch: int, *, progress: bool) -> dict[str, Any]:
     if parallel and not s.main:
         _seed_other_rank(s.cfg, epoch, s.rank)
     start_peak = peak_weight(s.model)
+    shrinks: list[dict[str, Any]] = []  # in-training compaction within and after the epoch
     fit = train_epoch(s.model, s.data.train, s.loss_fn, s.optimizer, s.pruner, epoch=epoch,
                       device=s.device, forward=s.train_forward or s.forward,
-                      progress=progress and s.main, all_reduce=parallel)
+                      progress=progress and s.main, all_reduce=parallel,
+                      after_batch=compaction_batch_hook(s, epoch, shrinks))
     # before anything of this epoch is written
     check_weights(s.model, epoch, lr, s.out)
     check_runaway(s.model, epoch, lr, s.out, start_peak=start_peak,
@@ -294,7 +298,9 @@ def run_epoch(s: Session, epoch: int, *, progress: bool) -> dict[str, Any]:
     events = s.pruner.on_epoch_end(epoch) or {}
     # Statistics summed over ranks before the checkpoint saves them (no-op in one process).
     s.pruner.synchronise()
-    shrunk = shrink_session(s) if compaction_due(s.cfg, epoch) else None
+    if compaction_due(s.cfg, epoch) and (shrunk := shrink_session(s)) is not None:
+        shrinks.append(shrunk)
+    shrunk = epoch_compaction(shrinks)
     s.scheduler.step()
     val = evaluate(s.model, s.data.val, s.loss_fn, device=s.device, forward=s.forward,
                    all_reduce=parallel) if s.data.val is not None else None
