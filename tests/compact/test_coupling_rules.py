@@ -75,14 +75,49 @@ class NoAffineSigmoid(nn.Module):
         return self.fc_out(torch.sigmoid(self.fc(y)))
 
 
-def test_dead_units_that_are_not_silent_stay() -> None:
+def _stale_bn_model() -> tuple[nn.Module, torch.Tensor]:
     model, x = NoAffineSigmoid().eval(), torch.rand(2, 1, 6, 6)
-    with torch.no_grad():
+    with torch.no_grad():  # conv unit 1 gets a stale running mean: -mean > 0 once it is dead
         model.bn.running_mean.copy_(torch.tensor([0.0, -1.0, 0.0, 0.0, 0.0, 0.0]))
-    masks = MaskSet(discover(model))
-    masks.prune_units("conv", torch.tensor([0, 1]))  # 1 has a stale running mean: -mean > 0
-    masks.prune_units("fc", torch.tensor([4]))  # sigmoid(0) = 0.5: must stay
-    small = compact(model, masks, x)
+    return model, x
+
+
+def test_dead_units_that_are_not_silent_stay_while_an_unmasked_layer_reads_them() -> None:
+    model, x = _stale_bn_model()
+    conv_only = MaskSet(discover(model), ["conv"])  # fc, unmasked, reads every conv channel
+    conv_only.prune_units("conv", torch.tensor([0, 1]))
+    small = compact(model, conv_only, x)
     assert small.conv.out_channels == 5 and small.bn.running_mean.numel() == 5
+    torch.testing.assert_close(forward(small, x), forward(masked_copy(model, conv_only), x))
+    fc_only = MaskSet(discover(model), ["fc"])  # fc_out, unmasked, reads fc unit 4
+    fc_only.prune_units("fc", torch.tensor([4]))  # sigmoid(0) = 0.5: must stay
+    small = compact(model, fc_only, x)
     assert small.fc.out_features == 5
+    torch.testing.assert_close(forward(small, x), forward(masked_copy(model, fc_only), x))
+
+
+def test_dead_units_whose_readers_are_masked_go_even_when_not_silent() -> None:
+    # hard masks cut a dead unit's columns in every masked reader, so nothing reads what the
+    # dead, loud conv unit 1 emits: it goes (unread), the outputs unchanged. fc unit 4 stays:
+    # the output layer fc_out is not masked and reads it
+    model, x = _stale_bn_model()
+    masks = MaskSet(discover(model))
+    assert "fc_out" not in masks
+    masks.prune_units("conv", torch.tensor([0, 1]))
+    masks.prune_units("fc", torch.tensor([4]))
+    small = compact(model, masks, x)
+    assert small.conv.out_channels == 4 and small.fc.out_features == 5
+    torch.testing.assert_close(forward(small, x), forward(masked_copy(model, masks), x))
+
+
+def test_units_nobody_reads_go_with_their_kept_weights() -> None:
+    # every outgoing entry of conv channel 2 pruned (synapses, not the unit): channel 2 is
+    # unread, so it goes although its own filter is kept; fc's 5 other columns stay
+    model, x = _stale_bn_model()
+    masks = MaskSet(discover(model))
+    remove = torch.zeros(5, 6, dtype=torch.bool)
+    remove[:, 2] = True
+    masks.prune_synapses("fc", remove)
+    small = compact(model, masks, x)
+    assert small.conv.out_channels == 5 and small.fc.in_features == 5
     torch.testing.assert_close(forward(small, x), forward(masked_copy(model, masks), x))

@@ -10,6 +10,9 @@ vectors of a :class:`~devprune.masks.MaskSet`; nothing touches a module. The rul
 * when a layer reads several producers that are not one residual group (a concatenation,
   or channels mixed with the model input), those producers keep every unit, because the
   columns they feed cannot be told apart safely;
+* optionally (``unread``), a unit whose output no kept entry of a kept consumer row reads is
+  removed too, even with kept incoming weights: e.g. a conv channel whose every column of
+  the next linear was pruned;
 * a class whose units are all dead keeps one (zero) unit, so no layer has width 0;
 * with ``unit_multiple`` > 1 a class also keeps as many silent dead (zero) units as round its
   width up to that multiple (or to all its units): matrix kernels run markedly slower on
@@ -72,7 +75,7 @@ def _dead_units(layer: PrunableLayer, masks: MaskSet) -> torch.Tensor:
 
 def _kept_units(
     members: list[PrunableLayer], masks: MaskSet, pinned: bool, loud: torch.Tensor | None,
-    unit_multiple: int = 1,
+    unit_multiple: int = 1, unread: dict[str, torch.Tensor] | None = None,
 ) -> torch.Tensor:
     units = members[0].num_units
     if pinned:
@@ -82,6 +85,11 @@ def _kept_units(
         dead &= _dead_units(member, masks)
     if loud is not None:
         dead &= ~loud  # dead but not silent: removing it would change the output
+    if unread is not None:  # read by no member's consumers: whatever it emits is unused
+        nobody = torch.ones(units, dtype=torch.bool)
+        for member in members:
+            nobody &= unread[member.name].cpu()
+        dead |= nobody
     if bool(dead.all()):
         dead[0] = False  # one zero unit: no layer of width 0
     return _pad_with_dead(dead, unit_multiple)
@@ -109,10 +117,12 @@ def build_plan(
     extra_pins: dict[str, str] | None = None,
     keep_alive: dict[str, torch.Tensor] | None = None,
     unit_multiple: int = 1,
+    unread: dict[str, torch.Tensor] | None = None,
 ) -> RemovalPlan:
     """``extra_pins``: classes that must keep every unit (with the reason);
     ``keep_alive``: per class, dead units that must stay because they are not silent;
-    ``unit_multiple``: round every shrunk class's width up to this multiple with zero units."""
+    ``unit_multiple``: round every shrunk class's width up to this multiple with zero units;
+    ``unread``: per layer, units nothing reads, removed too (unless pinned)."""
     if unit_multiple < 1:
         raise ValueError(f"unit_multiple must be >= 1, got {unit_multiple}")
     class_of = _class_of(structure)
@@ -122,7 +132,8 @@ def build_plan(
     for layer in structure.layers:
         members.setdefault(class_of[layer.name], []).append(layer)
     kept_by_class = {
-        cls: _kept_units(layers, masks, cls in pinned, keep_alive.get(cls), unit_multiple)
+        cls: _kept_units(layers, masks, cls in pinned, keep_alive.get(cls), unit_multiple,
+                         unread)
         for cls, layers in members.items()
     }
     keep_out = {la.name: kept_by_class[class_of[la.name]] for la in structure.layers}

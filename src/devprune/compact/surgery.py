@@ -26,6 +26,7 @@ from devprune.compact.plan import RemovalPlan, build_plan, expand_blocks
 from devprune.errors import ModelStructureError
 from devprune.kinds import CHANNEL_SIZE_ATTRIBUTES, unit_size_attributes, unit_tensors
 from devprune.masks import MaskSet
+from devprune.measure.static import kept_entries, unread_units
 from devprune.structure import ModelStructure, discover
 
 
@@ -146,16 +147,40 @@ def _shrink_coupled(module: nn.Module, keep: torch.Tensor, units: int) -> None:
 # compact
 # --------------------------------------------------------------------------------------------
 def plan_removal(model: nn.Module, structure: ModelStructure, masks: MaskSet,
-                 unit_multiple: int = 1) -> tuple[RemovalPlan, dict[str, str]]:
-    """The removal plan for a hard-masked ``model``, and its coupled non-weight modules."""
+                 unit_multiple: int = 1, *, unread: bool = False
+                 ) -> tuple[RemovalPlan, dict[str, str]]:
+    """The removal plan for a hard-masked ``model``, and its coupled non-weight modules.
+
+    ``unread``: also remove units whose output no kept consumer row reads (all their outgoing
+    entries pruned), repeated until nothing more goes (removing a consumer row can leave its
+    inputs unread). The in-training shrink leaves it off: a pruner may still track such a
+    unit's activity."""
     class_of = {la.name: structure.group_members(la.name)[0] for la in structure.layers}
     coupled, pins = coupled_modules(model, structure, class_of)
     units = {class_of[la.name]: la.num_units for la in structure.layers}
     spatial = {class_of[la.name]: la.kind == "conv" for la in structure.layers}
     loud = non_silent_units(structure.modules, coupled, units, spatial)
-    plan = build_plan(structure, masks, extra_pins=pins, keep_alive=loud,
-                      unit_multiple=unit_multiple)
+
+    def plan_with(nobody: dict[str, torch.Tensor] | None) -> RemovalPlan:
+        return build_plan(structure, masks, extra_pins=pins, keep_alive=loud,
+                          unit_multiple=unit_multiple, unread=nobody)
+
+    plan = plan_with(None)
+    kept = kept_entries(structure, masks) if unread else {}
+    while unread:
+        rows = {la.name: _as_rows(plan.keep_out[la.name], la.num_units, la.module.weight.device)
+                for la in structure.layers}
+        shrunk = plan_with(unread_units(structure, kept, rows))
+        if all(torch.equal(shrunk.keep_out[n], plan.keep_out[n]) for n in plan.keep_out):
+            break
+        plan = shrunk
     return plan, coupled
+
+
+def _as_rows(keep: torch.Tensor, units: int, device: torch.device) -> torch.Tensor:
+    rows = torch.zeros(units, dtype=torch.bool, device=device)
+    rows[keep.to(device)] = True
+    return rows
 
 
 def compact(model: nn.Module, masks: MaskSet, example_input: Any = None, *,
@@ -173,7 +198,7 @@ def compact(model: nn.Module, masks: MaskSet, example_input: Any = None, *,
     clone = copy_model(model)
     structure = discover(clone, example_input)
     apply_hard_masks(structure, masks)
-    plan, coupled = plan_removal(clone, structure, masks, unit_multiple)
+    plan, coupled = plan_removal(clone, structure, masks, unit_multiple, unread=True)
     reference = copy.deepcopy(clone) if verify and example_input is not None else None
     for layer in structure.layers:
         _shrink_weight_layer(layer.module, plan.keep_out[layer.name], plan.keep_in[layer.name])

@@ -129,6 +129,13 @@ def _has_output(structure: ModelStructure, kept: dict[str, torch.Tensor],
     return result
 
 
+def unread_units(structure: ModelStructure, kept: dict[str, torch.Tensor],
+                 rows: UnitVectors) -> UnitVectors:
+    """Per layer, the units no kept entry of a consumer row in ``rows`` reads (output layers,
+    and layers with no known consumer, are always read): removing them changes no output."""
+    return {name: ~used for name, used in _has_output(structure, kept, rows).items()}
+
+
 def alive_units(structure: ModelStructure, kept: dict[str, torch.Tensor]
                 ) -> tuple[UnitVectors, UnitVectors, UnitVectors]:
     """``(alive, has_input, has_output)`` per layer at the fixed point (alive only shrinks)."""
