@@ -1,15 +1,20 @@
 """End-to-end training wall time: DPAP with in-training compaction vs masked DPAP vs dense.
 
     .venv/bin/python benchmarks/bench_train_compact.py [--preset mnist-mlp-dpap-quick]
-        [--rounds 3] [--compact-every 1] [--threads 1] [--set KEY=VALUE ...] [--name NAME]
+        [--rounds 3] [--compact-every 1] [--compact-every-batches 0] [--threads 1]
+        [--set KEY=VALUE ...] [--name NAME]
 
 Three variants of one preset, same seed: ``dense`` (``prune.method=none``), ``masked``
-(``train.compact_every=0``) and ``compact`` (``train.compact_every=N``). Each round trains
+(no compaction) and ``compact`` (``train.compact_every=N`` and
+``train.compact_every_batches=M``; M > 0 shrinks within epochs, e.g. the 1-epoch snn-small
+preset after each of its 25-batch DPAP steps: ``--compact-every 0 --compact-every-batches
+25``). Each round trains
 every variant once, in one process, in a rotating order, so load changes on a shared machine
 hit all three; the results are the per-round ratios of wall times and of the process's CPU
 times (median and range), never a lone absolute time. Final test accuracies are reported
 beside them: compact must equal masked (same seed, equal up to float rounding). Writes
-benchmarks/results/train_compact{-NAME}.{json,md}.
+benchmarks/results/train_compact{-NAME}.{json,md}, one entry per preset (the entry of this
+preset replaced, the others kept).
 On a shared machine read the CPU-time ratios (wall times move with other processes).
 ``--set`` takes config overrides (the tests run it on a tiny synthetic config).
 """
@@ -32,15 +37,16 @@ from devprune.runner.train import train
 
 OUT = Path(__file__).resolve().parent / "results"
 VARIANTS = ("dense", "masked", "compact")
+CADENCE = ("compact_every", "compact_every_batches")
 PAIRS = ("compact/masked", "compact/dense", "masked/dense")
 
 
-def variant_overrides(variant: str, compact_every: int) -> list[str]:
+def variant_overrides(variant: str, cadence: dict[str, int]) -> list[str]:
+    """``cadence``: the compact variant's ``train.compact_every*`` settings."""
     if variant == "dense":
         return ["prune.method=none"]
-    if variant == "compact":
-        return [f"train.compact_every={compact_every}"]
-    return ["train.compact_every=0"]  # masked, whatever the preset says
+    off = variant == "masked"  # masked: no compaction, whatever the preset says
+    return [f"train.{key}={0 if off else value}" for key, value in cadence.items()]
 
 
 def run_once(preset: str, overrides: list[str],
@@ -59,7 +65,7 @@ def ratios(times: dict[str, list[float]], top: str, bottom: str) -> dict[str, fl
     return {"median": statistics.median(values), "min": min(values), "max": max(values)}
 
 
-def benchmark(preset: str, rounds: int, compact_every: int, extra: list[str],
+def benchmark(preset: str, rounds: int, cadence: dict[str, int], extra: list[str],
               workdir: Path) -> dict[str, Any]:
     times: dict[str, list[float]] = {v: [] for v in VARIANTS}
     cpu: dict[str, list[float]] = {v: [] for v in VARIANTS}
@@ -69,7 +75,7 @@ def benchmark(preset: str, rounds: int, compact_every: int, extra: list[str],
         order = VARIANTS[index % 3:] + VARIANTS[:index % 3]  # rotate who goes first
         for variant in order:
             out = workdir / f"{variant}-{index}"
-            overrides = [*extra, *variant_overrides(variant, compact_every)]
+            overrides = [*extra, *variant_overrides(variant, cadence)]
             seconds, cpu_seconds, summary = run_once(preset, overrides, out)
             times[variant].append(seconds)
             cpu[variant].append(cpu_seconds)
@@ -78,7 +84,7 @@ def benchmark(preset: str, rounds: int, compact_every: int, extra: list[str],
                                "connectivity": summary["connectivity"],
                                "params_total": summary["params_total"]}
     return {
-        "preset": preset, "overrides": extra, "compact_every": compact_every,
+        "preset": preset, "overrides": extra, **cadence,
         "rounds": rounds, "threads": torch.get_num_threads(),
         "load_average": {"min": min(load), "max": max(load)},
         "ratios": {pair: ratios(times, *pair.split("/")) for pair in PAIRS},
@@ -91,11 +97,17 @@ def benchmark(preset: str, rounds: int, compact_every: int, extra: list[str],
     }
 
 
-def markdown(result: dict[str, Any]) -> str:
+def markdown(results: dict[str, dict[str, Any]]) -> str:
+    """All presets' results, one section each."""
+    return "\n".join(section(result) for result in results.values())
+
+
+def section(result: dict[str, Any]) -> str:
+    cadence = ", ".join(f"train.{key}={result.get(key, 0)}" for key in CADENCE)
     lines = [
         f"# In-training compaction: end-to-end wall time ({result['preset']})", "",
         f"{result['rounds']} rounds, variants interleaved in one process (rotating order), "
-        f"{result['threads']} thread(s), train.compact_every={result['compact_every']}, "
+        f"{result['threads']} thread(s), {cadence}, "
         f"1-min load average {result['load_average']['min']:.1f}-"
         f"{result['load_average']['max']:.1f} (2 cores)"
         + (f", overrides {' '.join(result['overrides'])}" if result["overrides"] else "") + ". "
@@ -121,6 +133,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--preset", default="mnist-mlp-dpap-quick")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--compact-every", type=int, default=1)
+    parser.add_argument("--compact-every-batches", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     parser.add_argument("--name", default="", help="suffix of the result files")
@@ -129,12 +142,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     torch.set_num_threads(args.threads)
     extra = [f"train.threads={args.threads}", *args.overrides]
     with tempfile.TemporaryDirectory(prefix="bench-train-compact-") as workdir:
-        result = benchmark(args.preset, args.rounds, args.compact_every, extra, Path(workdir))
+        cadence = dict(zip(CADENCE, (args.compact_every, args.compact_every_batches),
+                           strict=True))
+        result = benchmark(args.preset, args.rounds, cadence, extra, Path(workdir))
     stem = "train_compact" + (f"-{args.name}" if args.name else "")
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n")
-    (args.out / f"{stem}.md").write_text(markdown(result))
-    print(markdown(result))
+    path = args.out / f"{stem}.json"
+    results = json.loads(path.read_text()) if path.is_file() else {}
+    results[args.preset] = result
+    path.write_text(json.dumps(results, indent=2) + "\n")
+    (args.out / f"{stem}.md").write_text(markdown(results))
+    print(section(result))
     return result
 
 
