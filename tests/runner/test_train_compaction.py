@@ -354,12 +354,14 @@ sys.exit(main(["train", sys.argv[1], "--out", str(out), "--quiet"]))
 @pytest.mark.skipif(not (torch.distributed.is_available()
                          and torch.distributed.is_gloo_available()),
                     reason="torch.distributed with gloo is not built")
-def test_two_processes_shrink_to_identical_models(tmp_path: Path) -> None:
+@pytest.mark.parametrize("hidden", [[24], [24, 16]])  # [24, 16]: layer2 loses columns too
+def test_two_processes_shrink_to_identical_models(tmp_path: Path, hidden: list[int]) -> None:
     import os
     import subprocess
     import sys
 
     raw = _raw(1, epochs=3)
+    raw["model"]["kwargs"]["hidden"] = hidden
     config = tmp_path / "run.yaml"
     config.write_text(yaml.safe_dump(raw))
     script = tmp_path / "dump.py"
@@ -375,6 +377,8 @@ def test_two_processes_shrink_to_identical_models(tmp_path: Path) -> None:
     for key, value in ranks[0]["model"].items():
         assert torch.equal(value, ranks[1]["model"][key]), key
     assert ranks[0]["model"]["features.layer1.fc.weight"].shape[0] < 24
+    if len(hidden) > 1:  # the second hidden layer lost the columns of dead first-layer units
+        assert ranks[0]["model"]["features.layer2.fc.weight"].shape[1] < 24
     for index, state in ranks[0]["optimizer"]["state"].items():
         for name, value in state.items():
             assert torch.equal(value, ranks[1]["optimizer"]["state"][index][name]), name
