@@ -238,6 +238,65 @@ def test_removing_input_columns_of_a_pruned_layer_is_exact(
                               reader)
 
 
+def _training_view(record: dict[str, Any]) -> dict[str, Any]:
+    """What training and DPAP decided in an epoch record: losses, accuracies, the prunable
+    connectivity, DPAP's events, units alive per layer and fc1's (the tracked layer's) row."""
+    keys = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_loss",
+            "test_accuracy", "connectivity", "pruning")
+    return {**{k: record[k] for k in keys},
+            "units": {n: v["units_alive"] for n, v in record["layers"].items()},
+            "fc1": record["layers"]["classifier.fc1.fc"]}
+
+
+def test_unread_units_of_an_untracked_layer_go_with_their_dead_columns(tmp_path: Path) -> None:
+    """The derived-event preset's case: DPAP prunes only fc1's synapses, so a conv2 channel
+    whose fc1 columns all died is read by nobody. conv2 is not DPAP's, and the columns were
+    synapses only (no row sum reads them): the shrink removes the channel, and training goes
+    on exactly as on the masked run. The all-layer counts (non-zero weights, the static and
+    workload tables) differ: the masked run still holds and runs the unread channel's unused
+    weights, the shrunk run does not."""
+    def raw(every: int) -> dict[str, Any]:
+        run = _raw(every, epochs=3, include=["classifier.fc1.fc"],
+                   linear_granularity="synapse", fc_synapse_reserve=0.5,
+                   fc_synapse_offset=1.4)
+        run["model"] = yaml.safe_load(yaml.safe_dump(CONV))
+        return run
+
+    masked, shrunk = _run(raw(0), tmp_path / "masked"), _run(raw(1), tmp_path / "shrunk")
+    for a, b in zip(masked, shrunk, strict=True):
+        _assert_close(_training_view(a), _training_view(b), f"epoch {a['epoch']}")
+        assert b["params_nonzero"] <= a["params_nonzero"]
+        work = [r["workload"]["connections"]["features.conv2.conv"]["Effective_ACs"]
+                for r in (a, b)]
+        assert work[1] <= work[0]
+    conv2 = load_checkpoint(tmp_path / "shrunk" / "last.pt")["model"][
+        "features.conv2.conv.weight"]
+    alive = masked[-1]["layers"]["features.conv2.conv"]["units_alive"]
+    assert conv2.shape[0] == max(alive, 1) < CONV["kwargs"]["channels"][1]
+
+
+def test_a_row_sum_over_the_columns_keeps_unread_units_in_training(tmp_path: Path) -> None:
+    """With fc1's neurons pruned too, their importance sums every column, so the unread
+    conv2 channel's columns (still changing on the masked run) must stay."""
+    from devprune.pruning.base import build_pruner
+
+    model = build_case_model()
+    x = torch.rand(2, 1, 28, 28)
+    synapses = build_pruner("dpap", model, x, {"include": ["classifier.fc1.fc"],
+                                               "linear_granularity": "synapse"})
+    both = build_pruner("dpap", build_case_model(), x, {"include": ["classifier.fc1.fc"]})
+    assert "features.conv2.conv" in synapses.shrinkable_unread()
+    assert "features.conv2.conv" not in both.shrinkable_unread()
+    assert "classifier.fc1.fc" not in synapses.shrinkable_unread()  # tracked
+
+
+def build_case_model() -> torch.nn.Module:
+    from devprune.models.registry import build_model
+
+    return build_model("snn-small", in_shape=(1, 28, 28), num_classes=10, time_steps=2,
+                       **CONV["kwargs"])
+
+
 def test_resume_after_removing_input_columns(tmp_path: Path) -> None:
     raw = _reading("linear-reads-conv", 1, accumulation="cumulative")
     whole = _run(raw, tmp_path / "whole")

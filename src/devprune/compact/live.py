@@ -73,14 +73,15 @@ class Keep:
                     for k, v in state["keep_in"].items()})
 
 
-def live_plan(model: nn.Module, masks: MaskSet, example_input: Any = None
-              ) -> tuple[RemovalPlan, dict[str, str]]:
+def live_plan(model: nn.Module, masks: MaskSet, example_input: Any = None,
+              unread: frozenset[str] = frozenset()) -> tuple[RemovalPlan, dict[str, str]]:
     """The removal plan for ``model`` under ``masks`` (hard mode) and its coupled modules,
-    found on a copy so that probing neurons on zeros leaves the live model's state alone."""
+    found on a copy so that probing neurons on zeros leaves the live model's state alone.
+    ``unread``: layers whose units nothing reads go too (``Pruner.shrinkable_unread``)."""
     clone = copy_model(model)
     structure = discover(clone, example_input)
     apply_hard_masks(structure, masks)
-    return plan_removal(clone, structure, masks)
+    return plan_removal(clone, structure, masks, unread=unread)
 
 
 def coupling_of(model: nn.Module, structure: ModelStructure) -> dict[str, str]:

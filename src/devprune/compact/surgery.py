@@ -16,6 +16,7 @@ may keep a bias, this is the hard-masked model, not the soft-masked one.
 from __future__ import annotations
 
 import copy
+from collections.abc import Collection
 from typing import Any
 
 import torch
@@ -147,14 +148,15 @@ def _shrink_coupled(module: nn.Module, keep: torch.Tensor, units: int) -> None:
 # compact
 # --------------------------------------------------------------------------------------------
 def plan_removal(model: nn.Module, structure: ModelStructure, masks: MaskSet,
-                 unit_multiple: int = 1, *, unread: bool = False
+                 unit_multiple: int = 1, *, unread: bool | Collection[str] = False
                  ) -> tuple[RemovalPlan, dict[str, str]]:
     """The removal plan for a hard-masked ``model``, and its coupled non-weight modules.
 
     ``unread``: also remove units whose output no kept consumer row reads (all their outgoing
     entries pruned), repeated until nothing more goes (removing a consumer row can leave its
-    inputs unread). The in-training shrink leaves it off: a pruner may still track such a
-    unit's activity."""
+    inputs unread); True for every layer, or the names of the layers where they may go (the
+    in-training shrink: those whose pruner state allows it, ``Pruner.shrinkable_unread``)."""
+    allowed = None if unread is True else set(unread or ())
     class_of = {la.name: structure.group_members(la.name)[0] for la in structure.layers}
     coupled, pins = coupled_modules(model, structure, class_of)
     units = {class_of[la.name]: la.num_units for la in structure.layers}
@@ -170,7 +172,10 @@ def plan_removal(model: nn.Module, structure: ModelStructure, masks: MaskSet,
     while unread:
         rows = {la.name: _as_rows(plan.keep_out[la.name], la.num_units, la.module.weight.device)
                 for la in structure.layers}
-        shrunk = plan_with(unread_units(structure, kept, rows))
+        nobody = unread_units(structure, kept, rows)
+        if allowed is not None:
+            nobody = {n: v & (n in allowed) for n, v in nobody.items()}
+        shrunk = plan_with(nobody)
         if all(torch.equal(shrunk.keep_out[n], plan.keep_out[n]) for n in plan.keep_out):
             break
         plan = shrunk

@@ -155,6 +155,13 @@ class Pruner:
         A method that may revive a dead unit (regrowth) must refuse."""
         return f"method {self.name!r} does not declare how its state shrinks"
 
+    def shrinkable_unread(self) -> frozenset[str]:
+        """Layers whose units an in-training shrink may also remove when nothing reads them
+        (every outgoing entry pruned) although their own weights are kept: layers the method
+        does not track, whose readers can lose the columns without changing a decision.
+        Default: none."""
+        return frozenset()
+
     def shrink(self, keep: Any) -> bool:
         """The model just lost dead units: slice every per-unit tensor of the method (masks,
         statistics, reserves) as ``keep`` (a :class:`devprune.compact.live.Keep`: kept rows

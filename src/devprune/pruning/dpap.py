@@ -674,6 +674,21 @@ class DPAPPruner(MaskedPruner):
                         "prune.dpap.exclude")
         return None
 
+    def shrinkable_unread(self) -> frozenset[str]:
+        """Untracked layers whose tracked readers are linear layers pruned by synapse only:
+        an unread unit's columns there are all dead, which leave the percentile population
+        (alive only) and feed no row sum, so their values (which keep changing on the masked
+        run: the unit still fires) never reach a decision."""
+        if self.compaction_refusal() is not None or self.temporal is not None:
+            return frozenset()
+        grouped = {m for g in self.unit_groups for m in g.members}
+        synapse_only = {n for n in self.synapse_layers
+                        if n not in grouped and self.structure[n].kind == "linear"}
+        return frozenset(
+            la.name for la in self.structure.layers if la.name not in self.stats
+            and all(c.name in synapse_only for c, _ in self.structure.consumers(la.name)
+                    if c.name in self.stats))
+
     @torch.no_grad()
     def shrink(self, keep: Any) -> bool:
         """Slice statistics, reserves and masks to the kept rows and columns. A removed

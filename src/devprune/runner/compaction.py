@@ -124,7 +124,8 @@ def epoch_compaction(shrinks: list[dict[str, Any]]) -> dict[str, Any] | None:
 def shrink_session(s: Session) -> dict[str, Any] | None:
     """Remove the session's dead units now; returns what changed (None: nothing to remove)."""
     masks = s.pruner.masks
-    plan, coupled = live_plan(s.model, masks, s.pruner.example_input)
+    plan, coupled = live_plan(s.model, masks, s.pruner.example_input,
+                              s.pruner.shrinkable_unread())
     keep = Keep(plan.keep_out, plan.keep_in)
     if not keep.removes_anything(masks.structure):
         return None
