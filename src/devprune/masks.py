@@ -132,8 +132,12 @@ class MaskSet:
     def prune_synapses(self, name: str, remove: torch.Tensor) -> int:
         """Remove the entries where ``remove`` is True. For conv layers ``remove`` may be
         ``[out, in]`` (whole kernels) or the full weight shape. Returns entries removed."""
-        mask = self.masks[name]
-        newly_removed = mask & self._expand(name, remove)
+        return self._clear_entries(self.masks[name], self._expand(name, remove))
+
+    def _clear_entries(self, mask: torch.Tensor, remove: torch.Tensor) -> int:
+        """Clear the kept entries of ``mask`` (in place) where ``remove`` is True (same
+        shape, or broadcastable); returns how many were kept."""
+        newly_removed = mask & remove
         newly = int(torch.count_nonzero(newly_removed))
         if newly:  # an unchanged mask keeps its derived masks (no rescan at the next query)
             mask ^= newly_removed  # == mask & ~remove, without a negated copy

@@ -279,12 +279,7 @@ class LiveMaskSet(MaskSet):
         remove = remove.to(device=removed.device, dtype=torch.bool)
         if remove.shape != removed.shape:
             remove = remove.reshape(*remove.shape, *([1] * (removed.dim() - 2)))
-        newly_removed = removed & remove
-        newly = int(torch.count_nonzero(newly_removed))
-        if newly:
-            removed ^= newly_removed
-            self.invalidate()
-        return newly
+        return self._clear_entries(removed, remove)
 
     def shrink_(self, keep: Keep) -> None:
         """Slice every mask like its layer's weight, keeping the removed columns' entries,

@@ -168,8 +168,10 @@ def plan_removal(model: nn.Module, structure: ModelStructure, masks: MaskSet,
                           unit_multiple=unit_multiple, unread=nobody)
 
     plan = plan_with(None)
-    kept = kept_entries(structure, masks) if unread else {}
-    while unread:
+    if not unread:
+        return plan, coupled
+    kept = kept_entries(structure, masks)
+    while True:
         rows = {la.name: _as_rows(plan.keep_out[la.name], la.num_units, la.module.weight.device)
                 for la in structure.layers}
         nobody = unread_units(structure, kept, rows)
