@@ -28,6 +28,7 @@ from torch import nn
 from devprune.compact import CSRLinear, compact, masked_copy
 from devprune.masks import MaskSet
 from devprune.models import build_model
+from devprune.snn.layers import repeated_over_time
 from devprune.structure import WEIGHT_LAYERS, discover
 
 RESULTS = Path(__file__).parent / "results"
@@ -42,13 +43,16 @@ DENSITIES = (0.75, 0.5, 0.25, 0.1)
 
 
 def count_macs(model: nn.Module, x: torch.Tensor) -> int:
-    """Multiply-accumulates of one forward pass over the batch (dense, zeros included)."""
+    """Multiply-accumulates of one forward pass over the batch (dense, zeros included), as
+    computed: a multi-step layer fed a time-repeated input computes one step and broadcasts
+    it (devprune.snn.layers.repeated_over_time), so its output counts one step."""
     total = 0
 
     def hook(module: nn.Module, _inputs: Any, output: torch.Tensor) -> None:
         nonlocal total
         per_output = module.weight[0].numel()  # fan-in (x kernel) of one output element
-        total += output.numel() * per_output
+        computed = output[0] if repeated_over_time(output) else output
+        total += computed.numel() * per_output
 
     handles = [m.register_forward_hook(hook) for m in model.modules()
                if isinstance(m, WEIGHT_LAYERS)]

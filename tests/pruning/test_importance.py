@@ -336,3 +336,15 @@ def test_dpap_unit_step_runs_reserve_update_exactly(monkeypatch):
                               factor=event["factor"][group.kind], gamma=pruner.cfg.gamma)
         expected = torch.where(alive[group.key], rule, before[group.key])
         assert torch.equal(pruner.unit_reserve[group.key], expected)
+
+
+def test_readout_of_an_input_repeated_over_time_reads_it_once():
+    # A directly encoded image is expanded over T (stride 0): its readout is sum_t w[t] * x,
+    # the same as reading the materialised copies.
+    image = torch.rand(3, 4)
+    repeated = image.unsqueeze(0).expand(5, 3, 4)
+    assert repeated.stride(0) == 0
+    for readout in ("last", "mean"):
+        copied = trace_readout(repeated.contiguous(), 0.5, readout)
+        assert torch.allclose(trace_readout(repeated, 0.5, readout), copied, atol=1e-7)
+        assert torch.allclose(copied, image * readout_weights(5, 0.5, readout).sum())

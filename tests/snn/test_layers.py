@@ -74,3 +74,46 @@ def test_seq_to_ann_traces_through_with_fx():
     traced = fx.GraphModule(model, ChildlessLeaves().trace(model))
     x = torch.randn(3, 2, 2, 4, 4)
     torch.testing.assert_close(traced(x), model(x))
+
+
+@pytest.mark.parametrize(
+    ("layer", "step_shape"),
+    [
+        (ms.Conv2d(2, 3, 3, padding=1), (2, 5, 5)),
+        (ms.Linear(4, 3), (4,)),
+        (ms.MaxPool2d(2), (2, 4, 4)),
+        (ms.BatchNorm2d(2).eval(), (2, 4, 4)),
+    ],
+    ids=lambda v: type(v).__name__ if isinstance(v, nn.Module) else "",
+)
+def test_input_repeated_over_time_is_computed_once(layer, step_shape):
+    # A directly encoded image: one step's tensor broadcast over T (stride 0). The layer runs
+    # on that one step and repeats its result (still a broadcast view); the values, and the
+    # gradient autograd sums over the repeats, equal those of the folded run.
+    image = torch.randn(2, *step_shape, requires_grad=True)
+    repeated = image.expand(4, *image.shape)
+    out = layer(repeated)
+    assert out.shape[0] == 4 and out.stride(0) == 0  # one step computed, then broadcast
+    copied = image.detach().clone().requires_grad_(True)
+    folded = layer(copied.expand(4, *image.shape).contiguous())
+    torch.testing.assert_close(out, folded)
+    assert folded.stride(0) != 0  # a materialised input is folded as before
+    if any(p.requires_grad for p in layer.parameters()):
+        out.pow(2).sum().backward()
+        grads = [p.grad.clone() for p in layer.parameters()]
+        layer.zero_grad()
+        folded.pow(2).sum().backward()
+        for grad, param in zip(grads, layer.parameters(), strict=True):
+            torch.testing.assert_close(grad, param.grad)
+        torch.testing.assert_close(image.grad, copied.grad)
+
+
+def test_batchnorm_in_training_folds_a_repeated_input():
+    # Training statistics count all T*B rows (the running variance's unbiased correction
+    # depends on that count): a repeated input is materialised, as any other.
+    bn = ms.BatchNorm1d(3)
+    image = torch.randn(5, 3)
+    bn(image.expand(4, 5, 3))
+    reference = nn.BatchNorm1d(3)
+    reference(image.expand(4, 5, 3).reshape(20, 3))
+    torch.testing.assert_close(bn.running_var, reference.running_var)

@@ -44,15 +44,44 @@ def require_time_major(x: torch.Tensor, layer: str) -> torch.Tensor:
 torch.fx.wrap("require_time_major")
 
 
+def repeated_over_time(x: torch.Tensor) -> bool:
+    """Whether ``[T, B, ...]`` is one step's tensor repeated T > 1 times as a broadcast view
+    (stride 0 along T), as :class:`~devprune.snn.encoders.DirectEncoder` makes it."""
+    return x.dim() > 1 and x.shape[0] > 1 and x.stride(0) == 0
+
+
 class _MultiStep:
-    """Mixin: run the wrapped torch layer on time-folded input."""
+    """Mixin: run the wrapped torch layer on time-folded input.
+
+    A per-sample, deterministic layer (``per_step_only``) fed the same input at every step
+    (a directly encoded image) computes one step and repeats the result as a broadcast
+    view: T times less work forward and backward (autograd sums the repeated gradient
+    once), the same values per step; SpikingJelly's CIFAR examples run their first
+    convolution once for the same reason. Layers whose result depends on the whole folded
+    batch (BatchNorm's batch statistics) or draws per step (Dropout) always fold.
+    """
 
     step_mode = "m"
     per_step_dims = 2  # dims of one step's tensor [B, ...]; overridden per layer
 
+    def per_step_only(self) -> bool:
+        """Whether each output step depends on its own input step only."""
+        return True
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == self.per_step_dims + 1 and repeated_over_time(x) and self.per_step_only():
+            step = super().forward(x[0])  # type: ignore[misc]
+            return step.expand(x.shape[0], *step.shape)
         folded = fold_time(x, self.per_step_dims, type(self).__name__)
         return unfold_time(super().forward(folded), x.shape[0])  # type: ignore[misc]
+
+
+class _MultiStepNorm(_MultiStep):
+    """BatchNorm: per sample only in eval with running statistics; in training its batch
+    statistics (the unbiased variance's count) take all T*B rows."""
+
+    def per_step_only(self) -> bool:
+        return not self.training and self.running_mean is not None  # type: ignore[attr-defined]
 
 
 class Conv2d(_MultiStep, nn.Conv2d):
@@ -67,11 +96,11 @@ class Linear(_MultiStep, nn.Linear):
     per_step_dims = 2
 
 
-class BatchNorm2d(_MultiStep, nn.BatchNorm2d):
+class BatchNorm2d(_MultiStepNorm, nn.BatchNorm2d):
     per_step_dims = 4
 
 
-class BatchNorm1d(_MultiStep, nn.BatchNorm1d):
+class BatchNorm1d(_MultiStepNorm, nn.BatchNorm1d):
     per_step_dims = 2
 
 
@@ -93,7 +122,7 @@ class Dropout(_MultiStep, nn.Dropout):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() < 2:
             raise LayoutError(f"Dropout expects [T, B, ...]; got shape {tuple(x.shape)}")
-        return nn.Dropout.forward(self, x)
+        return nn.Dropout.forward(self, x)  # a repeated input gets independent draws
 
 
 class Flatten(nn.Flatten):
