@@ -51,15 +51,16 @@ def trace_readout(
     """``[T, B, units, *space] -> [B, units]``: the readout of the trace, summed over space.
 
     An input repeated over time (``expand``: stride 0 along T, e.g. a directly encoded image)
-    is read out as ``(sum_t w[t]) * x`` without copying it T times; otherwise the weighted
-    sum over time is one matrix-vector product over the ``[T, B * units]`` step readouts.
+    is read out as ``(sum_t w[t]) * x`` without copying it T times. Otherwise the weighted
+    sum over time is a ``tensordot``; a matrix-vector product is ~0.1 ms faster per batch on
+    snn-mlp but rounds differently, which moves DPAP's decisions off the published runs.
     """
     steps = spikes.shape[0]
     weights = readout_weights(steps, delta, readout, device=spikes.device, dtype=spikes.dtype)
     if steps > 1 and spikes.stride(0) == 0:
         return unit_activity(spikes[0]) * weights.sum()
     per_step = unit_activity(spikes.flatten(0, 1)).unflatten(0, spikes.shape[:2])
-    return (weights @ per_step.flatten(1)).view(per_step.shape[1:])
+    return torch.tensordot(weights, per_step, dims=([0], [0]))
 
 
 # --------------------------------------------------------------------------------------------
