@@ -52,8 +52,8 @@ def trace_readout(
 
     An input repeated over time (``expand``: stride 0 along T, e.g. a directly encoded image)
     is read out as ``(sum_t w[t]) * x`` without copying it T times. Otherwise the weighted
-    sum over time is a ``tensordot``; a matrix-vector product is ~0.1 ms faster per batch on
-    snn-mlp but rounds differently, which moves DPAP's decisions off the published runs.
+    sum over time is a ``tensordot`` (a matrix-vector product is ~0.1 ms faster per batch on
+    snn-mlp but rounds differently: the BCM statistics' last bits would change).
     """
     steps = spikes.shape[0]
     weights = readout_weights(steps, delta, readout, device=spikes.device, dtype=spikes.dtype)

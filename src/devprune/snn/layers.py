@@ -2,7 +2,8 @@
 
 ``Conv2d``, ``Linear``, ``BatchNorm*`` etc. here are subclasses of their ``torch.nn``
 namesakes that accept ``[T, B, ...]``: the input is reshaped to ``[T*B, ...]``, the ordinary
-layer runs once on all steps, and the output is reshaped back. Because they *are* the torch
+layer runs once on all steps, and the output is reshaped back (an input repeated over time,
+as the direct encoder makes it, runs one step: :class:`_MultiStep`). Because they *are* the torch
 classes (``isinstance(layer, nn.Conv2d)`` holds), pruning, measurement and compaction treat
 them like any other layer. :class:`SeqToANN` does the same for any other stateless module.
 """
