@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from devprune.snn.layers import repeated_over_time
+
 READOUTS = ("last", "mean")
 EMPTY_RANGE = ("half", "sign")
 
@@ -57,7 +59,7 @@ def trace_readout(
     """
     steps = spikes.shape[0]
     weights = readout_weights(steps, delta, readout, device=spikes.device, dtype=spikes.dtype)
-    if steps > 1 and spikes.stride(0) == 0:
+    if repeated_over_time(spikes):
         return unit_activity(spikes[0]) * weights.sum()
     per_step = unit_activity(spikes.flatten(0, 1)).unflatten(0, spikes.shape[:2])
     return torch.tensordot(weights, per_step, dims=([0], [0]))
