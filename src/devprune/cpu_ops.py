@@ -87,6 +87,14 @@ def any_true(a: np.ndarray | torch.Tensor) -> bool:
     return count(a) > 0
 
 
+def all_true(a: np.ndarray | torch.Tensor) -> bool:
+    """Whether every entry is non-zero. numpy's ``all`` stops at the first zero and reads
+    bools ~10x faster than torch's ``Tensor.all`` (25-40 ms on the 16.8 M FC's mask)."""
+    if isinstance(a, torch.Tensor):
+        a = array(a)
+    return bool(a.all())
+
+
 def binary(op: str, x: np.ndarray | torch.Tensor, y: Any,
            out: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
     """``out = op(x, y)`` elementwise for ``op`` a numpy ufunc name (unary ones such as

@@ -24,7 +24,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from devprune.cpu_ops import any_trailing, count, count_kept_nonzero, logical_and, mul_mask
+from devprune.cpu_ops import (
+    all_true,
+    any_trailing,
+    count,
+    count_kept_nonzero,
+    logical_and,
+    mul_mask,
+)
 from devprune.errors import CheckpointError, ConfigError
 from devprune.kinds import unit_tensors
 from devprune.structure import ModelStructure, PrunableLayer
@@ -89,7 +96,7 @@ class MaskSet:
     def any_pruned(self) -> bool:
         """True once any entry is masked (enforcement before that would be wasted work)."""
         return self._cached(
-            "any_pruned", "", lambda: not all(bool(m.all()) for m in self.masks.values())
+            "any_pruned", "", lambda: not all(all_true(m) for m in self.masks.values())
         )
 
     def connectivity(self) -> float:
@@ -127,7 +134,7 @@ class MaskSet:
             if member in self.masks:
                 self.masks[member][index] = False
         self.invalidate()
-        return int(torch.count_nonzero(alive_before & ~self.unit_alive(name)))
+        return count(alive_before & ~self.unit_alive(name))
 
     def prune_synapses(self, name: str, remove: torch.Tensor) -> int:
         """Remove the entries where ``remove`` is True. For conv layers ``remove`` may be
@@ -138,7 +145,7 @@ class MaskSet:
         """Clear the kept entries of ``mask`` (in place) where ``remove`` is True (same
         shape, or broadcastable); returns how many were kept."""
         newly_removed = mask & remove
-        newly = int(torch.count_nonzero(newly_removed))
+        newly = count(newly_removed)
         if newly:  # an unchanged mask keeps its derived masks (no rescan at the next query)
             mask ^= newly_removed  # == mask & ~remove, without a negated copy
             self.invalidate()
@@ -148,7 +155,7 @@ class MaskSet:
         """Set entries back to kept (weights keep whatever value they have)."""
         mask = self.masks[name]
         restore = self._expand(name, restore)
-        newly = int(torch.count_nonzero(~mask & restore))
+        newly = count(~mask & restore)
         mask |= restore
         self.invalidate()
         return newly
@@ -198,7 +205,7 @@ class MaskSet:
                 return None  # an unmasked producer keeps every column alive
             alive = self.unit_alive(producer.name).cpu()
             live |= alive.repeat_interleave(producer.block)
-        return None if bool(live.all()) else ~live
+        return None if all_true(live) else ~live
 
     # -- enforcement ------------------------------------------------------------------------
     @torch.no_grad()

@@ -26,7 +26,7 @@ from torch import nn
 from devprune.compact.coupling import channel_tensors, coupled_modules
 from devprune.compact.plan import RemovalPlan, expand_blocks
 from devprune.compact.surgery import apply_hard_masks, copy_model, plan_removal
-from devprune.cpu_ops import any_trailing
+from devprune.cpu_ops import any_trailing, count
 from devprune.kinds import CHANNEL_SIZE_ATTRIBUTES, unit_size_attributes
 from devprune.masks import MaskSet
 from devprune.structure import ModelStructure, discover
@@ -260,8 +260,8 @@ class LiveMaskSet(MaskSet):
     def kept_entries(self, name: str) -> int:
         """Entries of ``name``'s mask kept, the removed columns' included."""
         removed = self.removed.get(name)
-        extra = 0 if removed is None else int(torch.count_nonzero(removed))
-        return int(torch.count_nonzero(self.masks[name])) + extra
+        extra = 0 if removed is None else count(removed)
+        return count(self.masks[name]) + extra
 
     def prune_units(self, name: str, units: torch.Tensor) -> int:
         alive_before = self.unit_alive(name)
@@ -270,7 +270,7 @@ class LiveMaskSet(MaskSet):
             if member in self.removed:
                 self.removed[member][index.to(self.removed[member].device)] = False
         super().prune_units(name, index)
-        return int(torch.count_nonzero(alive_before & ~self.unit_alive(name)))
+        return count(alive_before & ~self.unit_alive(name))
 
     def prune_removed(self, name: str, remove: torch.Tensor) -> int:
         """:meth:`prune_synapses` on the removed columns' entries (``remove`` shaped like

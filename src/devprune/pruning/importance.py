@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from devprune.cpu_ops import count
 from devprune.snn.layers import repeated_over_time
 
 READOUTS = ("last", "mean")
@@ -124,12 +125,6 @@ def _as_arrays(
     return v.detach().numpy(), None if population is None else population.cpu().numpy()
 
 
-def _count(mask: Array) -> int:
-    if isinstance(mask, np.ndarray):
-        return int(np.count_nonzero(mask))
-    return int(torch.count_nonzero(mask))
-
-
 def _chosen(v: Array, population: Array | None) -> Array:
     """The entries of flat ``v`` that ``population`` (flat bool, None: all) selects."""
     return v if population is None else v[population]
@@ -170,7 +165,7 @@ def _count_and_inside(
     below_mask = v < left if left is not None else None
     if below_mask is not None and population is not None:
         below_mask &= population
-    below = _count(below_mask) if below_mask is not None else 0
+    below = count(below_mask) if below_mask is not None else 0
     if inside is None:  # open right end
         inside = ~below_mask if below_mask is not None else population
     elif below_mask is not None:
@@ -218,7 +213,7 @@ def negative(v: torch.Tensor) -> torch.Tensor:
 
 
 def _chosen_count(v: torch.Tensor, population: torch.Tensor | None) -> int:
-    return v.numel() if population is None else int(torch.count_nonzero(population))
+    return v.numel() if population is None else count(population)
 
 
 def percentile(
