@@ -90,3 +90,17 @@ def test_count_kept_nonzero_and_logical_and(shape):
     columns = (torch.rand(shape[1:2] if len(shape) > 1 else shape, generator=g) > 0.5)
     live = columns.reshape([1, -1] + [1] * (len(shape) - 2)) if len(shape) > 1 else columns
     assert torch.equal(cpu_ops.logical_and(mask, live), mask & live)
+
+
+@pytest.mark.parametrize("make", [
+    lambda m: m,  # contiguous bool: numpy view
+    lambda m: m.t(),  # non-contiguous: torch fallback
+    lambda m: m.to(torch.uint8),
+])
+def test_count_and_all_true_equal_torch(make):
+    g = torch.Generator().manual_seed(5)
+    for mask in (torch.rand(6, 9, generator=g) > 0.3, torch.ones(6, 9, dtype=torch.bool),
+                 torch.zeros(6, 9, dtype=torch.bool), torch.ones(0, 3, dtype=torch.bool)):
+        tensor = make(mask)
+        assert cpu_ops.count(tensor) == int(torch.count_nonzero(tensor))
+        assert cpu_ops.all_true(tensor) == bool(tensor.all())
