@@ -163,6 +163,32 @@ def count_kept_nonzero(x: torch.Tensor, mask: torch.Tensor) -> int:
     return total
 
 
+def clear_where(mask: torch.Tensor, remove: torch.Tensor) -> int:
+    """``mask &= ~remove`` in place for bool tensors (``remove`` broadcastable); returns how
+    many True entries of ``mask`` it cleared. On the CPU, same shapes, in cache-sized blocks:
+    no layer-sized temporary (a fresh one costs ~10 ms of page faults on the 16.8 M FC)."""
+    m, r = array(mask), array(remove)
+    if not (isinstance(m, np.ndarray) and isinstance(r, np.ndarray) and m.dtype == np.bool_
+            and r.dtype == np.bool_ and m.shape == r.shape):
+        newly = mask & remove
+        cleared = count(newly)
+        if cleared:
+            mask ^= newly  # == mask & ~remove, without a negated copy
+        return cleared
+    m, r = m.reshape(-1), r.reshape(-1)
+    buffer = np.empty(min(BLOCK, m.size), dtype=bool)
+    cleared = 0
+    for block in blocks(m.size):
+        newly = np.logical_and(m[block], r[block], out=buffer[:block.stop - block.start])
+        found = int(np.count_nonzero(newly))
+        if found:
+            np.logical_xor(m[block], newly, out=m[block])
+            cleared += found
+    if cleared:
+        torch.autograd.graph.increment_version(mask)  # as torch's in-place write would
+    return cleared
+
+
 def logical_and(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """``a & b`` of bool tensors (broadcasting) as a new tensor; through numpy on the CPU
     (~3x faster than torch's bool kernel on the 16.8 M FC)."""

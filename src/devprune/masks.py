@@ -27,6 +27,7 @@ from torch import nn
 from devprune.cpu_ops import (
     all_true,
     any_trailing,
+    clear_where,
     count,
     count_kept_nonzero,
     logical_and,
@@ -144,10 +145,8 @@ class MaskSet:
     def _clear_entries(self, mask: torch.Tensor, remove: torch.Tensor) -> int:
         """Clear the kept entries of ``mask`` (in place) where ``remove`` is True (same
         shape, or broadcastable); returns how many were kept."""
-        newly_removed = mask & remove
-        newly = count(newly_removed)
+        newly = clear_where(mask, remove)
         if newly:  # an unchanged mask keeps its derived masks (no rescan at the next query)
-            mask ^= newly_removed  # == mask & ~remove, without a negated copy
             self.invalidate()
         return newly
 

@@ -104,3 +104,30 @@ def test_count_and_all_true_equal_torch(make):
         tensor = make(mask)
         assert cpu_ops.count(tensor) == int(torch.count_nonzero(tensor))
         assert cpu_ops.all_true(tensor) == bool(tensor.all())
+
+
+@pytest.mark.parametrize("shape", [(7, 9), (3, 70001), (4, 5, 3, 3)])
+def test_clear_where_equals_torch(shape):
+    g = torch.Generator().manual_seed(6)
+    mask = torch.rand(shape, generator=g) > 0.3
+    for remove in (torch.rand(shape, generator=g) > 0.6,  # same shape: numpy blocks
+                   (torch.rand(shape[:2], generator=g) > 0.5)
+                   .reshape(*shape[:2], *[1] * (len(shape) - 2)).expand(shape)):  # a view
+        expected = mask & ~remove
+        newly = int(torch.count_nonzero(mask & remove))
+        version = mask._version
+        assert cpu_ops.clear_where(mask, remove) == newly
+        assert torch.equal(mask, expected)
+        assert mask._version > version or newly == 0
+        assert cpu_ops.clear_where(mask, remove) == 0  # nothing left to clear
+
+
+def test_negative_into_a_buffer():
+    from devprune.pruning.importance import negative
+
+    v = torch.tensor([[-1.0, 0.0, 2.0], [-0.0, -3.5, 1e-30]])
+    out = torch.empty(2, 3, dtype=torch.bool)
+    assert negative(v, out=out) is out
+    assert torch.equal(out, v < 0)
+    assert torch.equal(negative(v), v < 0)
+    assert torch.equal(negative(v.t(), out=torch.empty(3, 2, dtype=torch.bool)), v.t() < 0)

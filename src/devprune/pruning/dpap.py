@@ -562,7 +562,8 @@ class DPAPPruner(MaskedPruner):
         reserve = reserve_update_(self.synapse_reserve[name], u, offset=const.offset,
                                   bonus=const.bonus, factor=factors[kind], gamma=self.cfg.gamma)
         # dead entries need no "& alive": the mask edit removes only kept entries
-        dying = negative(reserve)
+        dying = negative(reserve, out=self._synapse_scratch(reserve.shape, self.masks[name],
+                                                            "dying"))
         kept = self.masks[name].shape[1]
         removed = self.masks.prune_synapses(name, dying[:, :kept])
         if name in self.removed_bcm:

@@ -126,8 +126,11 @@ def _as_arrays(
 
 
 def _chosen(v: Array, population: Array | None) -> Array:
-    """The entries of flat ``v`` that ``population`` (flat bool, None: all) selects."""
-    return v if population is None else v[population]
+    """The entries of flat ``v`` that ``population`` (flat bool, None: all) selects; numpy's
+    ``compress`` takes half the time of boolean indexing (20 vs 40 ms for 2% of 16.8 M)."""
+    if population is None:
+        return v
+    return np.compress(population, v) if isinstance(v, np.ndarray) else v[population]
 
 
 def _select_two(pool: Array, i: int, j: int) -> tuple[Array, Array]:
@@ -155,12 +158,33 @@ def _bracket(v: Array, population: Array | None, n: int, k: int) -> tuple[Any, A
     return (left if low >= 0 else None), (right if high < m else None)
 
 
+_BLOCK = 1 << 18  # entries of one block of the bracket pass over a numpy array
+
+
 def _count_and_inside(
     v: Array, population: Array | None, left: Any, right: Any
 ) -> tuple[int, Array]:
     """How many chosen entries lie below ``left``, and the chosen entries in
-    ``[left, right]``, from two comparisons over ``v`` (no copy of the chosen entries):
-    ``v < left`` implies ``v <= right``, so their xor is the bracket."""
+    ``[left, right]``. A numpy array goes block by block: the comparisons' bool temporaries
+    stay cache-sized and come from the allocator's heap, where two layer-sized ones cost
+    ~20 ms of page faults per pass on the 16.8 M FC (measured: 45 -> 34 ms for a P75 pass)."""
+    if not isinstance(v, np.ndarray) or len(v) <= _BLOCK:
+        return _count_and_inside_block(v, population, left, right)
+    below, inside = 0, []
+    for start in range(0, len(v), _BLOCK):
+        part = slice(start, start + _BLOCK)
+        count_below, chosen = _count_and_inside_block(
+            v[part], None if population is None else population[part], left, right)
+        below += count_below
+        inside.append(chosen)
+    return below, np.concatenate(inside)
+
+
+def _count_and_inside_block(
+    v: Array, population: Array | None, left: Any, right: Any
+) -> tuple[int, Array]:
+    """:func:`_count_and_inside` of one block, from two comparisons over ``v`` (no copy of the
+    chosen entries): ``v < left`` implies ``v <= right``, so their xor is the bracket."""
     inside = v <= right if right is not None else None
     below_mask = v < left if left is not None else None
     if below_mask is not None and population is not None:
@@ -172,7 +196,7 @@ def _count_and_inside(
         inside ^= below_mask  # population-masked below_mask stays a subset of inside
     if population is not None and inside is not population:
         inside &= population
-    return below, v if inside is None else v[inside]  # (torch: masked_select is slower)
+    return below, v if inside is None else _chosen(v, inside)  # (torch: masked_select is slower)
 
 
 def _kth_smallest_pair(
@@ -203,13 +227,17 @@ def _kth_smallest_pair(
     return torch.as_tensor(first, device=v.device), torch.as_tensor(second, device=v.device)
 
 
-def negative(v: torch.Tensor) -> torch.Tensor:
-    """``v < 0`` as a bool tensor; on the CPU through numpy, ~3x faster than torch's
-    comparison into a bool tensor on synapse-sized layers."""
+def negative(v: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    """``v < 0`` as a bool tensor (into ``out``, a bool tensor shaped like ``v``, when given:
+    a reused buffer saves a layer-sized allocation's page faults); on the CPU through numpy,
+    ~3x faster than torch's comparison into a bool tensor on synapse-sized layers."""
     values, _ = _as_arrays(v, None)
-    if isinstance(values, np.ndarray):
-        return torch.from_numpy(np.less(values, 0))
-    return v < 0
+    if isinstance(values, np.ndarray) and (out is None or out.is_contiguous()):
+        if out is None:
+            return torch.from_numpy(np.less(values, 0))
+        np.less(values, 0, out=out.numpy())
+        return out
+    return torch.lt(v, 0, out=out) if out is not None else v < 0
 
 
 def _chosen_count(v: torch.Tensor, population: torch.Tensor | None) -> int:
