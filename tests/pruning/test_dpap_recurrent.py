@@ -73,6 +73,8 @@ def test_dpap_prunes_recurrent_neurons_whole_and_the_result_compacts() -> None:
     assert torch.all(rec.weight[dead] == 0) and torch.all(rec.weight[:, dead] == 0)
     assert torch.all(rec.bias[dead] == 0) and torch.all(model.fc2.weight[:, dead] == 0)
     assert events["layers"]["lif1.recurrent"]["units_alive"] == int((~dead).sum())
+    for name in ("fc1", "lif1.recurrent"):  # the unit steps' counts of the rows they cleared
+        assert pruner.synapses_removed[name] == int(torch.count_nonzero(~masks[name])), name
     model.eval()
     fired = hidden_spikes(model, x).sum((0, 1)) > 0
     assert not fired[dead].any()  # no neuron counted dead fires through the recurrence

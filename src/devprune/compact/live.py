@@ -257,11 +257,12 @@ class LiveMaskSet(MaskSet):
         removed = self.removed[name]
         return any_trailing(removed, 2) if removed.dim() > 2 else removed
 
-    def kept_entries(self, name: str) -> int:
-        """Entries of ``name``'s mask kept, the removed columns' included."""
+    def kept_in_rows(self, name: str, rows: torch.Tensor) -> int:
+        """Entries of ``name``'s mask kept in the output units ``rows`` (a bool vector), the
+        removed columns' included: what :meth:`prune_units` of those units takes away."""
         removed = self.removed.get(name)
-        extra = 0 if removed is None else count(removed)
-        return count(self.masks[name]) + extra
+        extra = 0 if removed is None else count(removed[rows.to(removed.device)])
+        return count(self.masks[name][rows.to(self.masks[name].device)]) + extra
 
     def prune_units(self, name: str, units: torch.Tensor) -> int:
         alive_before = self.unit_alive(name)

@@ -591,15 +591,16 @@ class DPAPPruner(MaskedPruner):
         result = {}
         if not bool(dying.any()):
             return result
-        # counted after the whole group: pruning a unit of a recurrent pair clears its row in
-        # both layers (MaskSet.prune_units)
-        kept_before = {m: self.masks.kept_entries(m) for m in group.members}
+        # every kept entry of a dying unit's row goes, in each member (pruning a unit of a
+        # recurrent pair clears its row in both layers: MaskSet.prune_units); counted before
+        # the edits, on those rows only (not twice over the whole layer)
+        removed_in = {m: self.masks.kept_in_rows(m, dying) for m in group.members}
         alive_before = {m: self.masks.unit_alive(m) for m in group.members}
         for member in group.members:
             self.masks.prune_units(member, dying)
         for member in group.members:
             units = int(torch.count_nonzero(alive_before[member] & ~self.masks.unit_alive(member)))
-            removed = kept_before[member] - self.masks.kept_entries(member)
+            removed = removed_in[member]
             self.synapses_removed[member] += removed
             result[member] = (units, removed)
         return result
