@@ -19,7 +19,6 @@ Writes benchmarks/results/percentile.{json,md}.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import time
@@ -30,6 +29,7 @@ import numpy as np
 import torch
 
 from devprune.pruning.importance import percentile
+from devprune.utils.io import atomic_write_json, atomic_write_text
 
 RESULTS = Path(__file__).parent / "results"
 QS = (0.0, 75.0, 99.0)
@@ -95,16 +95,16 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS / "percentile")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    load = [os.getloadavg()[0]]
+    load_before = os.getloadavg()[0]
     cases = [bench_case(size, alive, q, args.repeats)
              for size in args.sizes for alive in (None, 0.8) for q in QS]
-    load.append(os.getloadavg()[0])
     result = {"torch": torch.__version__, "numpy": np.__version__, "repeats": args.repeats,
-              "load": load, "cases": cases}
+              "load": [load_before, os.getloadavg()[0]], "cases": cases}
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps(result, indent=2))
-    args.out.with_suffix(".md").write_text(markdown(result))
-    print(markdown(result))
+    table = markdown(result)
+    atomic_write_json(args.out.with_suffix(".json"), result)
+    atomic_write_text(args.out.with_suffix(".md"), table)
+    print(table)
 
 
 if __name__ == "__main__":
