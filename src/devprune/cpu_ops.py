@@ -127,9 +127,9 @@ def row_counts(mask: torch.Tensor) -> torch.Tensor:
 BLOCK = 1 << 15
 
 
-def blocks(n: int) -> list[slice]:
-    """Slices cutting ``range(n)`` into :data:`BLOCK`-sized blocks."""
-    return [slice(i, min(i + BLOCK, n)) for i in range(0, n, BLOCK)]
+def blocks(n: int, size: int = BLOCK) -> list[slice]:
+    """Slices cutting ``range(n)`` into ``size``-entry blocks (default :data:`BLOCK`)."""
+    return [slice(i, min(i + size, n)) for i in range(0, n, size)]
 
 
 def any_trailing(mask: torch.Tensor, keep: int) -> torch.Tensor:
