@@ -83,3 +83,25 @@ def test_dead_unit_gradient_goes_through_the_saved_outgoing_columns():
     assert model[0].weight.grad[1].tolist() == [0.0, 0.0]  # its true gradient is zero
     dead.restore("0", torch.tensor([False, True]), structure)
     assert model[1].weight.tolist() == [[2.0, 3.0]]
+
+
+def test_dead_unit_gradient_of_an_input_repeated_over_time():
+    """A directly encoded input (one step's tensor repeated T times, stride 0): the T
+    gradients are summed before the product; the sum is the per-step one."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 4, bias=False), nn.Linear(4, 2, bias=False))
+    step = torch.rand(5, 3)
+    x = step.expand(3, 5, 3)  # T = 3, B = 5
+    structure = discover(model, x)
+    dead = DeadUnitGradient(model, structure, [structure["0"]])
+    gone = torch.tensor([False, True, False, True])
+    dead.save("0", gone, structure)
+    with torch.no_grad():
+        model[1].weight[:, gone] = 0.0
+    dead.active = True
+    weights = torch.randn(3, 5, 2)  # a different dL/dy per step
+    (model(x) * weights).sum().backward()
+    saved = dead.saved["0"]["1"].double()
+    expected = sum((weights[t].double() @ saved).T @ step.double() for t in range(3))
+    assert torch.allclose(dead.sums["0"].double(), expected, atol=1e-6)
+    assert dead.sums["0"][~gone].abs().sum() == 0  # live units get nothing

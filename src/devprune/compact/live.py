@@ -243,6 +243,21 @@ class LiveMaskSet(MaskSet):
         super().__init__(structure, layers, mode)
         self.removed: dict[str, torch.Tensor] = {}
         self.removed_index: dict[str, torch.Tensor] = {}
+        # entries of each mask in the architecture the set was built for (before any shrink)
+        self.full_entries = {name: mask.numel() for name, mask in self.masks.items()}
+
+    def weight_connectivity(self, name: str | None = None) -> float:
+        """Over the architecture's own sizes: a shrink removed only entries that were masked
+        or zero (dead rows, and the columns of dead inputs, which hard mode zeroes)."""
+        names = [name] if name is not None else self.names()
+        now = sum(self.masks[n].numel() for n in names)
+        total = sum(self.full_entries[n] for n in names)
+        return super().weight_connectivity(name) * now / max(total, 1)
+
+    def connectivity(self) -> float:
+        kept = sum(count(m) for m in self.masks.values())
+        kept += sum(count(m) for m in self.removed.values())
+        return kept / max(sum(self.full_entries.values()), 1)
 
     def unit_alive(self, name: str) -> torch.Tensor:
         removed = self.removed.get(name)

@@ -155,6 +155,12 @@ class Pruner:
         A method that may revive a dead unit (regrowth) must refuse."""
         return f"method {self.name!r} does not declare how its state shrinks"
 
+    def removal_is_final(self) -> bool:
+        """Whether the units dead now stay dead for the rest of the run (no later step may
+        revive them or count them), so that a scheduled shrink may remove them now; it is
+        skipped while False. Default: True (a method that shrinks never revives)."""
+        return True
+
     def shrinkable_unread(self) -> frozenset[str]:
         """Layers whose units an in-training shrink may also remove when nothing reads them
         (every outgoing entry pruned) although their own weights are kept: layers the method

@@ -365,6 +365,7 @@ class DPAPPruner(MaskedPruner):
     """DPAP driven through the Pruner hooks (see devprune.pruning.base)."""
 
     name = "dpap"
+    mask_set = LiveMaskSet
 
     def __init__(self, model: nn.Module, example_input: Any = None,
                  config: DPAPConfig | None = None) -> None:
@@ -375,8 +376,6 @@ class DPAPPruner(MaskedPruner):
                          structure=structure)
         self.cfg = cfg
         self.layers = layers
-        # the same masks, able to keep the entries of input columns a shrink removes
-        self.masks = LiveMaskSet(structure, self.masks.names(), mode=cfg.mode)
         self.unit_groups, self.ungrouped = _unit_groups(structure, layers, cfg)
         self.synapse_layers = _synapse_layers(layers, cfg)
         device = next(iter(model.parameters())).device
@@ -413,7 +412,6 @@ class DPAPPruner(MaskedPruner):
         # died, so they are constants, still part of the row sums and of the synapse
         # percentiles (their reserves and masks live on: synapse_reserve, masks.removed).
         self.full_units = {la.name: la.num_units for la in layers}
-        self.full_entries = {n: self.masks[n].numel() for n in self.masks.names()}
         self.ghosts: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         self.removed_bcm: dict[str, torch.Tensor] = {}
 
@@ -615,24 +613,17 @@ class DPAPPruner(MaskedPruner):
             sums, activity = torch.cat([sums, ghost[0]]), torch.cat([activity, ghost[1]])
         return minmax_normalise(sums)[:units] * minmax_normalise(activity)[:units]
 
-    def _weight_connectivity(self, name: str | None = None) -> float:
-        """:meth:`MaskSet.weight_connectivity` over the architecture's own sizes (a shrunk
-        model's removed entries were zero and masked)."""
-        names = [name] if name is not None else self.masks.names()
-        total = sum(self.full_entries[n] for n in names)
-        now = sum(self.masks[n].numel() for n in names)
-        return self.masks.weight_connectivity(name) * now / max(total, 1)
-
     def _summarise(self, events: list[dict[str, Any]]) -> dict[str, Any]:
         """Events of the steps since the last epoch end, plus the structure now."""
         layers = {}
+        full_entries = self.masks.full_entries
         for layer in self.layers:
             name = layer.name
             layers[name] = {
                 "units_alive": int(self.masks.unit_alive(name).sum()),
                 "units": self.full_units[name],
-                "connectivity": self._weight_connectivity(name),
-                "mask_connectivity": 1.0 - self.synapses_removed[name] / self.full_entries[name],
+                "connectivity": self.masks.weight_connectivity(name),
+                "mask_connectivity": 1.0 - self.synapses_removed[name] / full_entries[name],
                 "units_pruned": sum(e["removed"][name]["units"] for e in events if e["pruned"]),
                 "weights_pruned": sum(e["removed"][name]["weights"]
                                       for e in events if e["pruned"]),
@@ -644,9 +635,9 @@ class DPAPPruner(MaskedPruner):
             "factor": last["factor"] if last else None,
             # the measured connectivity (static_metrics' Connectivity) and the entries DPAP's
             # masks keep; they differ by the input columns of dead units (hard mode)
-            "connectivity": self._weight_connectivity(),
+            "connectivity": self.masks.weight_connectivity(),
             "mask_connectivity": 1.0 - sum(self.synapses_removed.values()) / sum(
-                self.full_entries.values()),
+                full_entries.values()),
             "layers": layers,
         }
         if self.temporal is not None:

@@ -47,6 +47,9 @@ def select_layers(
 class MaskedPruner(Pruner):
     """A pruner that owns a :class:`MaskSet` over (a selection of) the model's layers."""
 
+    # methods that shrink while training keep removed columns' entries (LiveMaskSet)
+    mask_set: type[MaskSet] = MaskSet
+
     def __init__(
         self,
         model: nn.Module,
@@ -60,7 +63,7 @@ class MaskedPruner(Pruner):
         super().__init__(model, example_input, config)
         self.structure = structure or discover(model, example_input)
         chosen = layers if layers is not None else self.structure.prunable()
-        self.masks = MaskSet(self.structure, [la.name for la in chosen], mode=mode)
+        self.masks = self.mask_set(self.structure, [la.name for la in chosen], mode=mode)
 
     def on_after_backward(self) -> None:
         if self.masks.hard and self.masks.any_pruned():

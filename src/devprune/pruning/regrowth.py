@@ -19,6 +19,7 @@ import torch
 from devprune.cpu_ops import BLOCK, any_true, array, binary, blocks, flat, nonzero
 from devprune.pruning.importance import percentile
 from devprune.pruning.spine_ranges import count_run_, counter_dtype
+from devprune.snn.layers import repeated_over_time
 from devprune.structure import ModelStructure, PrunableLayer
 
 
@@ -209,15 +210,24 @@ class DeadUnitGradient:
     def _accumulate(self, name: str, consumer: str, x: torch.Tensor,
                     grad: torch.Tensor) -> None:
         saved = self.saved[name][consumer]
-        delta = grad.reshape(-1, grad.shape[-1]).float()
-        inputs = x.reshape(-1, x.shape[-1]).float()
+        # Only units with a saved column get anything (a live unit's is zero): the product
+        # runs over them alone, a few of the layer's units while pruning starts.
+        units = saved.ne(0).any(0).nonzero().flatten()
+        if units.numel() == 0:
+            return
+        if repeated_over_time(x) and grad.shape[:2] == x.shape[:2]:
+            # the input is one step's, repeated T times (a direct encoder): sum the T
+            # gradients first, T times less work for the same sum
+            delta, inputs = grad.float().sum(0), x[0].float()
+        else:
+            delta, inputs = grad.float(), x.float()
+        delta, inputs = delta.reshape(-1, delta.shape[-1]), inputs.reshape(-1, x.shape[-1])
         if delta.shape[0] != inputs.shape[0]:
             return  # not a plain chain (the consumer saw another batch layout): no signal
-        through = delta @ saved  # [M, units]: zero for live units (their columns are not saved)
-        if name in self.sums:
-            self.sums[name].addmm_(through.T, inputs)
-        else:
-            self.sums[name] = through.T @ inputs
+        through = delta @ saved.index_select(1, units)  # [M, units with a saved column]
+        if name not in self.sums:
+            self.sums[name] = torch.zeros(saved.shape[1], inputs.shape[1], device=inputs.device)
+        self.sums[name].index_add_(0, units, through.T @ inputs)
 
     def start_batch(self) -> None:
         for stack in self._inputs.values():

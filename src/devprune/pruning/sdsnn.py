@@ -34,6 +34,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from devprune.compact.live import LiveMaskSet
 from devprune.cpu_ops import any_true, array, binary, mul_mask, row_counts
 from devprune.errors import CheckpointError, ConfigError
 from devprune.pruning.activity import ActivityRecorder
@@ -305,6 +306,7 @@ class SDSNNPruner(MaskedPruner):
     """SD-SNN on any model ``devprune.structure.discover`` understands (SNN or ANN)."""
 
     name = "sdsnn"
+    mask_set = LiveMaskSet
 
     def __init__(self, model: nn.Module, example_input: Any = None,
                  config: SDSNNConfig | None = None) -> None:
@@ -660,6 +662,46 @@ class SDSNNPruner(MaskedPruner):
             return self.layers[index + 1]
         consumers = self.structure.consumers(self.layers[index].name)
         return consumers[0][0] if consumers else None
+
+    # -- in-training compaction (docs/COMPACT.md#sdsnn-compaction) --------------------------
+    def compaction_refusal(self) -> str | None:
+        if self.cfg.mode == "reference":
+            return ("reference mode masks softly (pruned weights retrain until the epoch "
+                    "end), so removing a pruned unit changes the run; use prune.mode=default")
+        if self.cfg.end is None:
+            return ("without prune.sdsnn.end it prunes and regrows to the last step, so no "
+                    "unit is ever dead for good; set prune.sdsnn.end (the model shrinks "
+                    "after that step)")
+        for layer in self.layers:
+            if len(self.structure.recurrent_partners(layer.name)) > 1:
+                return (f"layer {layer.name!r} is pruned and recurrent: the removal of its "
+                        "recurrent columns is not covered; exclude it with "
+                        "prune.sdsnn.exclude")
+        return None
+
+    def removal_is_final(self) -> bool:
+        """After the step ``end`` nothing is pruned, revived or counted any more: ranges and
+        clipping alone go on, entry by entry, and a dead unit's entries are zero."""
+        return self.cfg.end is not None and self.next_epoch > self.cfg.end
+
+    @torch.no_grad()
+    def shrink(self, keep: Any) -> bool:
+        """Slice the ranges, history and masks to the kept rows and columns. Regrowth state
+        is dropped: only a step up to ``end`` reads it, and only a step after ``end``
+        shrinks (resume re-applies the shrink before loading the state it saved)."""
+        if self.compaction_refusal() is not None:
+            return False
+        for name, ranges in self.ranges.items():
+            ranges.shrink_(keep.keep_out[name], keep.keep_in[name])
+        for name, history in self.history.items():
+            self.history[name] = history[keep.keep_out[name].to(history.device)]
+        self.regrowth = {}
+        if self.dead_grad is not None:
+            self.dead_grad.remove()
+            self.dead_grad = None
+        self.masks.shrink_(keep)
+        self._scratch.clear()
+        return True
 
     # -- state ------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

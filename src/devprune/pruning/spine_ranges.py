@@ -336,6 +336,17 @@ class SpineRanges:
     def state_dict(self) -> dict[str, torch.Tensor]:
         return {name: getattr(self, name).cpu().clone() for name in self._TENSORS}
 
+    def shrink_(self, rows: torch.Tensor, cols: torch.Tensor | None) -> None:
+        """Keep the ranges of the weight's kept ``rows`` and input columns ``cols`` (None:
+        all), after the layer shrank while training (docs/COMPACT.md)."""
+        for name in self._TENSORS:
+            value = getattr(self, name).index_select(0, rows.to(self.upper.device))
+            if cols is not None:
+                value = value.index_select(1, cols.to(value.device))
+            setattr(self, name, value.contiguous())
+        self._spare_magnitude = self._spare_flags = self._clip_flags = None
+        self._active = {"upper": None, "lower": None}
+
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         for name in self._TENSORS:
             current = getattr(self, name)

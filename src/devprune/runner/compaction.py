@@ -122,7 +122,10 @@ def epoch_compaction(shrinks: list[dict[str, Any]]) -> dict[str, Any] | None:
 
 
 def shrink_session(s: Session) -> dict[str, Any] | None:
-    """Remove the session's dead units now; returns what changed (None: nothing to remove)."""
+    """Remove the session's dead units now; returns what changed (None: nothing to remove,
+    or the method may still revive or count them: ``Pruner.removal_is_final``)."""
+    if not s.pruner.removal_is_final():
+        return None
     masks = s.pruner.masks
     plan, coupled = live_plan(s.model, masks, s.pruner.example_input,
                               s.pruner.shrinkable_unread())
