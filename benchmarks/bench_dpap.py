@@ -41,6 +41,7 @@ try:  # run as a script (benchmarks/ on sys.path) or imported as benchmarks.benc
         ReferenceDPAPMask,
         braincog_module_outputs,
     )
+    from step_overhead import overhead_table, training_overhead
 except ImportError:
     from benchmarks.reference_engine import (
         BRAINCOG_LAYERS,
@@ -48,6 +49,7 @@ except ImportError:
         ReferenceDPAPMask,
         braincog_module_outputs,
     )
+    from benchmarks.step_overhead import overhead_table, training_overhead
 
 REFERENCE = {"bookkeeping_s": [0.15, 0.43], "epoch_step_s": [0.35, 0.66]}
 
@@ -62,55 +64,14 @@ def _median_time(fn, repeats: int) -> float:
 
 
 # -- 1. per-batch overhead in training ---------------------------------------------------------
-def training_overhead(model_name: str, in_shape: tuple[int, ...], batch: int, steps: int,
-                      repeats: int, mode: str) -> dict:
-    torch.manual_seed(0)
-    model = build_model(model_name, in_shape=in_shape, num_classes=10, time_steps=steps)
-    x, y = torch.rand(batch, *in_shape), torch.randint(0, 10, (batch,))
-    target = torch.nn.functional.one_hot(y, 10).float()
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.01)
-    pruner = build_pruner("dpap", model, x, {"mode": mode})
-    pruner.bind_optimizer(opt)
-
-    def step(with_dpap: bool) -> None:
-        if with_dpap:
-            pruner.on_batch_start()
-        loss = (model(x) - target).pow(2).mean()
-        opt.zero_grad()
-        loss.backward()
-        if with_dpap:
-            pruner.on_after_backward()
-        opt.step()
-        if with_dpap:
-            pruner.on_after_step()
-            pruner.on_batch_end()
-
-    for flag in (False, True):  # warm-up both paths
-        step(flag)
-
-    def interleaved() -> tuple[float, float, float, float]:
-        """Medians of (dense, DPAP) wall and CPU time per step, interleaved so that machine
-        load hits both alike."""
-        wall = {False: [], True: []}
-        cpu = {False: [], True: []}
-        for _ in range(repeats):
-            for flag in (False, True):
-                start, start_cpu = time.perf_counter(), time.process_time()
-                step(flag)
-                wall[flag].append(time.perf_counter() - start)
-                cpu[flag].append(time.process_time() - start_cpu)
-        return tuple(statistics.median(v) for v in (wall[False], wall[True], cpu[False],
-                                                     cpu[True]))
-
-    d, p, d_cpu, p_cpu = interleaved()
-    # once DPAP's end step has passed nothing is recorded any more: the same step again
+def _past_the_end(pruner) -> None:
     pruner.cfg.end, pruner.next_step = 0, 1
     assert not pruner.developing()
-    e, e_p, e_cpu, e_p_cpu = interleaved()
-    pruner.detach()
-    return {"model": model_name, "mode": mode, "batch": batch, "T": steps,
-            "dense_step_s": d, "dpap_step_s": p, "ratio": p / d, "cpu_ratio": p_cpu / d_cpu,
-            "after_end_ratio": e_p / e, "after_end_cpu_ratio": e_p_cpu / e_cpu}
+
+
+def dpap_overhead(model_name: str, batch: int, steps: int, repeats: int, mode: str) -> dict:
+    return training_overhead("dpap", {"mode": mode}, model_name, (1, 28, 28), batch, steps,
+                             repeats, settle=_past_the_end)
 
 
 # -- 2. BrainCog CIFAR shapes, against the reference engine replica in the same process ------
@@ -213,16 +174,7 @@ def markdown(result: dict) -> str:
              "Ratios of medians over interleaved steps: wall time, and the process's CPU time "
              "(less sensitive to other processes on the shared machine). 'After end': the "
              "same step once DPAP's `end` step has passed (nothing recorded any more).", "",
-             "| model | mode | batch | T | dense s | DPAP s | ratio | CPU ratio | "
-             "after end | after end (CPU) |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
-    for r in result["training_overhead"]:
-        after = (f"{r['after_end_ratio']:.3f} | {r['after_end_cpu_ratio']:.3f}"
-                 if "after_end_ratio" in r else "- | -")
-        cpu = f"{r['cpu_ratio']:.3f}" if "cpu_ratio" in r else "-"
-        lines.append(f"| {r['model']} | {r['mode']} | {r['batch']} | {r['T']} | "
-                     f"{r['dense_step_s']:.4f} | {r['dpap_step_s']:.4f} | {r['ratio']:.3f} | "
-                     f"{cpu} | {after} |")
+             *overhead_table(result["training_overhead"], "DPAP")]
     b = result["braincog_bookkeeping"]
     lines += ["", "## BrainCog CIFAR shapes (6 convs + FC 32768x512), same process", "",
               "The reference engine is `benchmarks/reference_engine.py` (a replica of the "
@@ -257,9 +209,8 @@ def main() -> None:
               "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "unset"),
               "load_average_at_start": os.getloadavg()}
     result["training_overhead"] = [
-        training_overhead("snn-mlp", (1, 28, 28), 100, 4, 4 * repeats, mode)
-        for mode in ("default", "reference")
-    ] + [training_overhead("snn-small", (1, 28, 28), 32, 8, max(3, repeats // 3), mode)
+        dpap_overhead("snn-mlp", 100, 4, 4 * repeats, mode) for mode in ("default", "reference")
+    ] + [dpap_overhead("snn-small", 32, 8, max(3, repeats // 3), mode)
          for mode in ("default", "reference")]
     result["braincog_epoch_step"] = [braincog_epoch_step(m, max(3, repeats // 3))
                                      for m in ("default", "reference")]

@@ -1,4 +1,5 @@
-"""Cost of one SD-SNN epoch-end update on the BrainCog CIFAR shapes (CPU).
+"""SD-SNN engine cost (CPU): the epoch-end update on the BrainCog CIFAR shapes, and the
+per-batch training overhead on the small spiking models.
 
 Shapes: six 3x3 convs 3-128-128-256-256-512-512 and the FC 32768x512 (21.3M weights), as in
 the reference's CIFAR network. One timed call of ``SDSNNPruner.on_epoch_end`` in the
@@ -11,6 +12,11 @@ benchmark-only replica in ``benchmarks/reference_engine.py`` (Python-set range c
 ranges only, numpy clipping and percentiles, set-based regrowth, argsort pruning with a
 history set), on a copy of the same weights: that ratio is the headline. The range counter
 alone is also compared on a smaller shape and cross-checked to give the same ranges.
+
+Per-batch overhead (``step_overhead.py``): a default-mode training step (activity of the
+period, gradient sums, the dead-unit gradient of regrowth, hard masks) over the same step
+without the hooks, with about 1 unit in 7 of each pruned layer dead; then the same step
+after the last developing step (``end``), when nothing is recorded.
 
 Usage: .venv/bin/python benchmarks/bench_sdsnn.py [--repeats 3] [--threads 2]
 Writes benchmarks/results/sdsnn.json and sdsnn.md.
@@ -35,8 +41,10 @@ from devprune.pruning.spine_ranges import SpineRanges
 
 try:  # run as a script (benchmarks/ on sys.path) or imported as benchmarks.bench_sdsnn
     from reference_engine import ReferenceSDSNN, ReferenceSetRanges
+    from step_overhead import overhead_table, training_overhead
 except ImportError:
     from benchmarks.reference_engine import ReferenceSDSNN, ReferenceSetRanges
+    from benchmarks.step_overhead import overhead_table, training_overhead
 
 REFERENCE_SECONDS = 19.5
 RESULTS = Path(__file__).parent / "results"
@@ -163,6 +171,31 @@ def bench_set_vs_vectorised(shape: tuple[int, int], epochs: int, c: int = 3) -> 
             "same_ranges": same}
 
 
+# -- per-batch overhead in training ------------------------------------------------------------
+def _developing(pruner: SDSNNPruner) -> None:
+    """In the developing phase, about 1 unit in 7 of each pruned layer dead (saved for
+    regrowth as a step would)."""
+    pruner.next_epoch = pruner.cfg.prune_after + 1
+    for layer in pruner.layers:
+        dead = torch.zeros(layer.num_units, dtype=torch.bool)
+        dead[::7] = True
+        if pruner.dead_grad is not None:
+            pruner.dead_grad.save(layer.name, dead, pruner.structure)
+        pruner.masks.prune_units(layer.name, dead)
+    pruner.commit_masks()
+
+
+def _past_the_end(pruner: SDSNNPruner) -> None:
+    pruner.cfg.end = pruner.cfg.prune_after + 1
+    pruner.next_epoch = pruner.cfg.end + 1
+
+
+def sdsnn_overhead(model_name: str, batch: int, steps: int, repeats: int) -> dict:
+    config = {"count_threshold": 2}  # the quick presets' C; steps at epoch ends only
+    return training_overhead("sdsnn", config, model_name, (1, 28, 28), batch, steps, repeats,
+                             develop=_developing, settle=_past_the_end)
+
+
 def _markdown(result: dict) -> str:
     lines = ["# SD-SNN epoch-end update, BrainCog CIFAR shapes (CPU)", "",
              f"torch {result['torch']}, {result['threads']} threads; load average at start "
@@ -189,6 +222,12 @@ def _markdown(result: dict) -> str:
               f"vectorised {s['vectorised_median_s']:.4f} s, ratio {s['ratio']:.0f}x "
               f"(CPU-time ratio {s['cpu_ratio']:.0f}x), "
               f"identical ranges: {s['same_ranges']}.", ""]
+    if "training_overhead" in result:
+        lines += ["## Per-batch training overhead (SD-SNN step / dense step)", "",
+                  "Default mode in its developing phase (activity, gradient sums, the dead-unit "
+                  "gradient, hard masks; 1 unit in 7 of each pruned layer dead), medians over "
+                  "interleaved steps; 'after end': past the last developing step.", "",
+                  *overhead_table(result["training_overhead"], "SD-SNN"), ""]
     return "\n".join(lines)
 
 
@@ -204,7 +243,9 @@ def main() -> None:
               "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "unset"),
               "epoch_end": [bench_against_replica(m, args.repeats)
                             for m in ("reference", "default")],
-              "set_vs_vectorised": bench_set_vs_vectorised(tuple(args.set_shape), epochs=6)}
+              "set_vs_vectorised": bench_set_vs_vectorised(tuple(args.set_shape), epochs=6),
+              "training_overhead": [sdsnn_overhead("snn-mlp", 100, 4, 20 * args.repeats),
+                                    sdsnn_overhead("snn-small", 32, 8, 3 * args.repeats)]}
     result["load_average_at_end"] = os.getloadavg()
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "sdsnn.json").write_text(json.dumps(result, indent=2))
