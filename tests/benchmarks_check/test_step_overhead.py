@@ -2,10 +2,10 @@
 phases timed, the developing one with dead units, the settled one recording nothing."""
 
 import pytest
-
 from benchmarks.bench_dpap import dpap_overhead
 from benchmarks.bench_sdsnn import _developing, _past_the_end, sdsnn_overhead
 from benchmarks.step_overhead import overhead_table
+
 from devprune.models import build_model
 from devprune.pruning import build_pruner
 

@@ -15,7 +15,13 @@ import yaml
 from devprune.errors import ConfigError
 from devprune.runner.checkpoint import load_checkpoint
 from devprune.runner.metrics import read_metrics
-from tests.runner.test_train_compaction import NEEDS_GLOO, _assert_close, _run, train_two_ranks
+from tests.runner.test_train_compaction import (
+    NEEDS_GLOO,
+    _assert_close,
+    _run,
+    assert_same_evaluation,
+    train_two_ranks,
+)
 from tests.runner.tiny import TINY
 
 HIDDEN = [24, 16]  # the second layer loses the columns of the first one's dead units
@@ -120,13 +126,7 @@ def test_shrinking_within_an_epoch_and_resuming(tmp_path: Path) -> None:
 
 
 def test_eval_reads_a_shrunk_sdsnn_checkpoint(tmp_path: Path) -> None:
-    from devprune.runner.evaluate import evaluate_run
-
-    _run(_raw(0, epochs=2), tmp_path / "masked")
-    _run(_raw(1, epochs=2), tmp_path / "shrunk")
-    one, two = evaluate_run(tmp_path / "masked", "last"), evaluate_run(tmp_path / "shrunk", "last")
-    for key in ("test_accuracy", "test_loss", "connectivity", "params_nonzero", "params_total"):
-        assert one[key] == pytest.approx(two[key], rel=1e-6), key
+    assert_same_evaluation(_raw(0, epochs=2), _raw(1, epochs=2), tmp_path)
 
 
 @pytest.mark.parametrize(("change", "reason"), [

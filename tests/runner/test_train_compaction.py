@@ -102,15 +102,22 @@ def test_resume_after_a_shrink_equals_the_uninterrupted_run(tmp_path: Path) -> N
     assert one["compaction"]["shrinks"] == two["compaction"]["shrinks"]
 
 
-def test_eval_and_compact_read_a_shrunk_checkpoint(tmp_path: Path) -> None:
+def assert_same_evaluation(masked: dict[str, Any], shrunk: dict[str, Any],
+                           tmp_path: Path) -> None:
+    """Train both configs; `devprune eval` of their last checkpoints reads alike."""
     from devprune.runner.evaluate import evaluate_run
-    from devprune.runner.runmodel import load_run
 
-    _run(_raw(0, epochs=2), tmp_path / "masked")
-    _run(_raw(1, epochs=2), tmp_path / "shrunk")
+    _run(masked, tmp_path / "masked")
+    _run(shrunk, tmp_path / "shrunk")
     one, two = evaluate_run(tmp_path / "masked", "last"), evaluate_run(tmp_path / "shrunk", "last")
     for key in ("test_accuracy", "test_loss", "connectivity", "params_nonzero", "params_total"):
         assert one[key] == pytest.approx(two[key], rel=1e-6), key
+
+
+def test_eval_and_compact_read_a_shrunk_checkpoint(tmp_path: Path) -> None:
+    from devprune.runner.runmodel import load_run
+
+    assert_same_evaluation(_raw(0, epochs=2), _raw(1, epochs=2), tmp_path)
     model_m, masks_m, example = load_run(tmp_path / "masked")[:3]
     model_s, masks_s = load_run(tmp_path / "shrunk")[:2]
     for name in masks_m.names():  # full-size masks, and the same ones
@@ -342,14 +349,19 @@ def test_shrinking_within_epochs_after_each_structural_step(tmp_path: Path) -> N
         assert torch.allclose(value, two["model"][key], atol=1e-7), key
 
 
-def test_a_recurrent_pruned_layer_is_refused() -> None:
+@pytest.mark.parametrize("method", ["dpap", "sdsnn"])
+def test_a_recurrent_pruned_layer_is_refused(method: str) -> None:
     from devprune.pruning.dpap import DPAPConfig, DPAPPruner
+    from devprune.pruning.sdsnn import SDSNNConfig, SDSNNPruner
 
-    pruner = DPAPPruner.__new__(DPAPPruner)  # only the refusal's inputs
-    pruner.cfg = DPAPConfig()
-    pruner.layers = [SimpleNamespace(name="rec")]
+    cls, config = {"dpap": (DPAPPruner, DPAPConfig()),
+                   "sdsnn": (SDSNNPruner, SDSNNConfig(end=40))}[method]
+    pruner = cls.__new__(cls)  # only the refusal's inputs
+    pruner.cfg = config
+    pruner.masks = SimpleNamespace(names=lambda: ["rec"])
     pruner.structure = SimpleNamespace(recurrent_partners=lambda name: [name, "rec.w"])
-    assert "recurrent" in pruner.compaction_refusal()
+    reason = pruner.compaction_refusal()
+    assert "recurrent" in reason and f"prune.{method}.exclude" in reason
 
 
 def test_compact_every_is_validated() -> None:

@@ -660,12 +660,7 @@ class DPAPPruner(MaskedPruner):
         if not self.cfg.alive_only:
             return ("prune.dpap.normalise_over=all normalises over dead units too, which "
                     "removing them would change; use alive (or auto)")
-        for layer in self.layers:
-            if len(self.structure.recurrent_partners(layer.name)) > 1:
-                return (f"layer {layer.name!r} is pruned and recurrent: the removal of its "
-                        "recurrent columns is not covered; exclude it with "
-                        "prune.dpap.exclude")
-        return None
+        return self.recurrent_refusal("prune.dpap.exclude")
 
     def shrinkable_unread(self) -> frozenset[str]:
         """Untracked layers whose tracked readers are linear layers pruned by synapse only:

@@ -73,6 +73,14 @@ class MaskedPruner(Pruner):
         if self.masks.hard and self.masks.any_pruned():
             self.masks.apply()
 
+    def recurrent_refusal(self, exclude_setting: str) -> str | None:
+        """In-training compaction's refusal for a pruned recurrent layer (None: none is)."""
+        for name in self.masks.names():
+            if len(self.structure.recurrent_partners(name)) > 1:
+                return (f"layer {name!r} is pruned and recurrent: the removal of its "
+                        f"recurrent columns is not covered; exclude it with {exclude_setting}")
+        return None
+
     def commit_masks(self) -> None:
         """Make the current masks take effect (called after every structural step)."""
         self.masks.apply()

@@ -672,12 +672,7 @@ class SDSNNPruner(MaskedPruner):
             return ("without prune.sdsnn.end it prunes and regrows to the last step, so no "
                     "unit is ever dead for good; set prune.sdsnn.end (the model shrinks "
                     "after that step)")
-        for layer in self.layers:
-            if len(self.structure.recurrent_partners(layer.name)) > 1:
-                return (f"layer {layer.name!r} is pruned and recurrent: the removal of its "
-                        "recurrent columns is not covered; exclude it with "
-                        "prune.sdsnn.exclude")
-        return None
+        return self.recurrent_refusal("prune.sdsnn.exclude")
 
     def removal_is_final(self) -> bool:
         """After the step ``end`` nothing is pruned, revived or counted any more: ranges and
