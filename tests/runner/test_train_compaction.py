@@ -155,6 +155,7 @@ def test_the_quick_dpap_preset_compacts_and_its_twins_do_not() -> None:
     from devprune.runner.config import load_config
 
     assert load_config("mnist-mlp-dpap-quick").train.compact_every == 1
+    assert load_config("derived-events-snn-sdsnn-quick").train.compact_every == 1
     # presets whose measured compaction was not both faster and equal to the masked run
     # (docs/COMPACT.md#in-training-compaction) or that cannot compact (reference mode)
     assert load_config("mnist-snn-small-dpap-cpu").train.compact_every_batches == 0
