@@ -31,7 +31,11 @@ per-neuron cost that shrinks with the units, not with the MACs.
 The load average (1 min) is recorded around every measurement: the machine is shared. On
 an oversubscribed machine run it with ``OMP_WAIT_POLICY=PASSIVE``: with OpenMP's default
 spin-then-sleep waits a two-thread forward of 2 ms took 8-130 ms whenever the other core was
-busy (the timings then measure the scheduler, not the model).
+busy (the timings then measure the scheduler, not the model). Both models run with the
+memory a forward frees kept in the process (``devprune.utils.heap.reuse_freed_memory``), as
+a deployment loop would; ``--malloc-defaults`` keeps glibc's defaults, under which every
+forward page-faults its large blocks anew (snn-small at batch 128: ~14,000 faults, a third
+of the forward, and mostly in the layers both models share).
 Writes benchmarks/results/compact_dpap_run.{json,md}.
 """
 
@@ -56,6 +60,7 @@ from devprune.masks import MaskSet
 from devprune.runner.runmodel import load_run
 from devprune.snn.base import is_spiking_neuron
 from devprune.snn.neurons import MembraneNeuron
+from devprune.utils.heap import reuse_freed_memory
 
 OUT = Path(__file__).resolve().parent / "results"
 ROOT = Path(__file__).resolve().parent.parent
@@ -70,6 +75,8 @@ UNIT_MULTIPLE = 16  # the inference layout: 16 float32 = one AVX-512 register
 # how both models of a comparison run: eager PyTorch (the library as it is), torch.compile
 # (inductor, CPU) or TorchScript trace + freeze (deprecated in torch 2.13; no Python per op)
 RUNTIMES = ("eager", "compile", "torchscript")
+FREED_MEMORY = {True: "kept in the process (devprune.utils.heap.reuse_freed_memory)",
+                False: "glibc's defaults (large blocks unmapped and page-faulted anew)"}
 
 
 def neuron_updates(model: nn.Module, x: torch.Tensor) -> int:
@@ -237,7 +244,8 @@ def markdown(result: dict[str, Any]) -> str:
         "# Masked vs compacted inference on DPAP-pruned runs", "",
         f"Command: `{result['command']}`; torch {result['torch']}; runtime of both models: "
         f"{result['runtime']}; neuron loop in eval: {result['neuron_loop']}; "
-        f"OMP_WAIT_POLICY={result['omp_wait_policy']}. Each round times every row "
+        f"OMP_WAIT_POLICY={result['omp_wait_policy']}; freed memory: "
+        f"{FREED_MEMORY[result.get('freed_memory_reused', False)]}. Each round times every row "
         f"interleaved ({result['repeats']} samples per model, medians); the whole sweep ran "
         f"{result['rounds']} times: speed-up = median over the rounds, range = the rounds' "
         "lowest and highest. compact = the inference layout (widths rounded up "
@@ -304,6 +312,9 @@ def main() -> None:
     parser.add_argument("--training-neuron-loop", action="store_true",
                         help="run neurons with the differentiable loop in eval too (the "
                         "state before the inference loop), to measure what it changed")
+    parser.add_argument("--malloc-defaults", action="store_true",
+                        help="leave glibc's malloc as it is (default: both models reuse "
+                        "freed memory, as a deployment loop would; docs/COMPACT.md#freed-memory)")
     args = parser.parse_args()
     if args.markdown_from is not None:
         args.markdown_from.with_suffix(".md").write_text(
@@ -313,6 +324,7 @@ def main() -> None:
         MembraneNeuron.run_inference = MembraneNeuron.run_differentiable
     if args.quick:
         args.batches, args.threads, args.repeats, args.rounds = [32], [1], 5, 2
+    freed_memory_reused = not args.malloc_defaults and reuse_freed_memory()
     result: dict[str, Any] = {
         "command": "python benchmarks/bench_compact_dpap_run.py " + " ".join(
             sys.argv[1:]), "torch": torch.__version__, "repeats": args.repeats,
@@ -320,7 +332,7 @@ def main() -> None:
         "neuron_loop": "training" if args.training_neuron_loop else "inference",
         "runtime": args.runtime,
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "(default)"),
-        "cases": [], "rows": []}
+        "freed_memory_reused": freed_memory_reused, "cases": [], "rows": []}
     prepared = []
     for label, heavier_keep, run in cases(args):
         models, example = load_case(run, heavier_keep)

@@ -64,7 +64,8 @@ class DataConfig:
         val_fraction: share of the training set held out as the validation split that
             selects the best epoch (0 = no validation split, no ``best.pt``).
         batch_size: training batch size.
-        eval_batch_size: batch size of validation/test passes (no effect on results).
+        eval_batch_size: batch size of validation/test passes (no effect on results,
+            except which eval spikes a Bernoulli encoder draws: docs/CONFIG.md).
         limit_train: use only the first N training samples (None = all); for quick runs.
         limit_eval: use only the first N validation and N test samples (None = all).
         augment: apply the dataset's standard training augmentation.

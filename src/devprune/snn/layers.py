@@ -15,6 +15,7 @@ import torch.fx
 from torch import nn
 
 from devprune.errors import LayoutError
+from devprune.snn.pooling import FastAvgPool2d
 
 
 def fold_time(x: torch.Tensor, per_step_dims: int, layer: str) -> torch.Tensor:
@@ -109,7 +110,9 @@ class MaxPool2d(_MultiStep, nn.MaxPool2d):
     per_step_dims = 4
 
 
-class AvgPool2d(_MultiStep, nn.AvgPool2d):
+class AvgPool2d(_MultiStep, FastAvgPool2d):
+    """2x2 windows with stride 2 take exact strided adds on the CPU (:mod:`.pooling`)."""
+
     per_step_dims = 4
 
 
