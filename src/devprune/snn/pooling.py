@@ -4,7 +4,7 @@ On the CPU, ATen's ``avg_pool2d`` for contiguous (NCHW) float tensors walks ever
 window with index arithmetic; on the spike maps of snn-small it took a fifth of an inference
 forward (``[512, 15, 28, 28]``: ~11 ms). The same sums as four strided adds over a
 ``[N, C, H/2, 2, W/2, 2]`` view run about 3x faster, and the backward (each input gets its
-window's gradient / 4) as one broadcast copy, about 1.3x for forward and backward together
+window's gradient / 4) as one broadcast copy, 1.3-1.5x for forward and backward together
 (docs/ARCHITECTURE.md#tensor-layout).
 
 Exactness: ATen sums a window row by row from zero, ``((x00 + x01) + x10) + x11``, and
