@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from devprune.pruning import build_pruner, dpap
-from devprune.pruning.dpap import LayerStatistics
+from devprune.pruning.dpap import LayerStatistics, accumulate_hebbian
 from devprune.pruning.importance import (
     _kth_smallest_pair,
     developmental_factor,
@@ -101,6 +101,27 @@ def test_bcm_update_equals_sum_over_samples_loop():
     loop = sum(torch.outer(post[b] * post[b], pre[b]) for b in range(7)) + sum(
         torch.outer(post[b] * (post[b] - theta), pre[b]) for b in range(7))
     assert torch.allclose(stats.bcm, loop, atol=1e-6)
+
+
+@pytest.mark.parametrize("active_share", [0.0, 0.05, 0.3, 0.7, 0.9])
+def test_bcm_update_of_the_active_units_only_equals_the_full_product(active_share):
+    """Units silent for the whole batch add exact zeros: computing the others' rows only
+    (at most 70% active) gives the full addmm's bits; more active, the full addmm runs."""
+    g = torch.Generator().manual_seed(0)
+    batch, out_units, in_units = 100, 800, 784
+    pre = torch.rand(batch, in_units, generator=g) * (
+        torch.rand(batch, in_units, generator=g) < 0.2)
+    post = torch.rand(batch, out_units, generator=g) * (
+        torch.rand(batch, out_units, generator=g) < 0.05)  # sparse spiking activity
+    silent = torch.randperm(out_units, generator=g)[:round(out_units * (1 - active_share))]
+    post[:, silent] = 0
+    hebb = post * (post - 0.05)
+    start = torch.randn(out_units, in_units, generator=g)
+    ours, full = start.clone(), start.clone()
+    accumulate_hebbian(ours, hebb, pre)
+    full.addmm_(hebb.T, pre)
+    assert torch.equal(ours, full)
+    assert torch.equal(ours[silent], start[silent])
 
 
 def test_per_slot_threshold_in_bcm_update_broadcasts_per_sample():

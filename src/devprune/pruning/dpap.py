@@ -229,6 +229,32 @@ class ReserveConstants:
 # --------------------------------------------------------------------------------------------
 # Per-layer statistics
 # --------------------------------------------------------------------------------------------
+# Up to this share of a layer's units active in a batch, the BCM update multiplies their rows
+# only; above it the full product is faster (measured on the quick MLP's [800, 784] layer:
+# 0.45 of the full product's time at 30% active, 0.92 at 70%, 1.13 at 80%).
+SPARSE_ROWS_SHARE = 0.7
+
+
+def accumulate_hebbian(bcm: torch.Tensor, hebb: torch.Tensor, pre: torch.Tensor) -> None:
+    """``M += hebb^T @ pre`` (``hebb`` ``[B, out]``, ``pre`` ``[B, in]``, ``M`` ``[out, in]``).
+
+    A unit silent for the whole batch (``a = 0``, so ``a (a - theta) = 0``) has a zero column
+    in ``hebb`` and adds exact zeros to its row of ``M``. With at most
+    :data:`SPARSE_ROWS_SHARE` of the units active, only their rows are multiplied and added
+    (``index_add_``): the same products and sums, on this build the same bits as the full
+    product (tested). On the quick MLP preset that is the second half of development, once
+    pruning has silenced most units (~250 of 800 active: 0.83 against 1.5 ms per batch);
+    while most units fire, and off the CPU (``nonzero`` would wait for the device), one
+    ``addmm_`` with no ``[out, in]`` temporary (67 MB per batch for the reference FC layer).
+    """
+    if bcm.device.type == "cpu":
+        active = hebb.ne(0).any(0).nonzero().squeeze(1)
+        if active.numel() <= SPARSE_ROWS_SHARE * hebb.shape[1]:
+            bcm.index_add_(0, active, torch.mm(hebb.index_select(1, active).T, pre))
+            return
+    bcm.addmm_(hebb.T, pre)
+
+
 class LayerStatistics:
     """BCM matrix ``M``, cumulative activity ``A`` and threshold ``theta`` of one layer.
 
@@ -269,9 +295,8 @@ class LayerStatistics:
         """One batch: ``M += Hebb``, ``A += sum_b a``, then the threshold moves."""
         pre = pre.to(self.bcm.dtype)
         post = post.to(self.bcm.dtype)
-        # M += (a (a - theta))^T @ pre as one addmm: no [out, in] temporary (67 MB per batch
-        # for the reference FC layer); the same products as (a (a - theta))^T @ pre
-        self.bcm.addmm_((post * (post - self.threshold(post.shape[0]))).T, pre)
+        hebb = post * (post - self.threshold(post.shape[0]))
+        accumulate_hebbian(self.bcm, hebb, pre)
         column_sum = post.sum(0)
         self.activity.add_(column_sum)
         if self.theta_mode == "per_unit":

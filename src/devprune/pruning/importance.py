@@ -72,8 +72,9 @@ def trace_readout(
 # BCM accumulator (docs/DPAP.md#dpap-bcm)
 # --------------------------------------------------------------------------------------------
 # The BCM update itself (M += (a (a - theta))^T pre) and the per-unit threshold (theta = sum a /
-# samples) run in place inside dpap.LayerStatistics, one addmm_ per batch with no [out, in]
-# temporary; the tests pin them there (tests/pruning/test_importance.py), not a copy here.
+# samples) run in place inside dpap.LayerStatistics (dpap.accumulate_hebbian: the active units'
+# rows, or one addmm_, with no [out, in] temporary); the tests pin them there
+# (tests/pruning/test_importance.py), not a copy here.
 def running_mean_per_slot(
     theta: torch.Tensor, counts: torch.Tensor, post: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
