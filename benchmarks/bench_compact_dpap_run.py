@@ -34,8 +34,9 @@ spin-then-sleep waits a two-thread forward of 2 ms took 8-130 ms whenever the ot
 busy (the timings then measure the scheduler, not the model). Both models run with the
 memory a forward frees kept in the process (``devprune.utils.heap.reuse_freed_memory``), as
 a deployment loop would; ``--malloc-defaults`` keeps glibc's defaults, under which every
-forward page-faults its large blocks anew (snn-small at batch 128: ~14,000 faults, a third
-of the forward, and mostly in the layers both models share).
+forward may page-fault its large blocks anew (snn-small at batch 128: 11,000-14,000 faults
+in most fresh processes, up to a third of the forward, mostly in the layers both models
+share).
 Writes benchmarks/results/compact_dpap_run.{json,md}.
 """
 

@@ -38,6 +38,7 @@ from torch import nn
 
 from devprune.errors import ConfigError
 from devprune.snn.base import BaseNeuron
+from devprune.snn.fused import stbp_hard_reset_loop
 from devprune.snn.surrogate import ATan, QGate, Rectangular, Surrogate, build_surrogate
 
 RESET_MODES = ("hard", "soft")
@@ -187,9 +188,26 @@ class STBPLIF(MembraneNeuron):
         return torch.add(x, u, alpha=self.decay, out=out)  # one fused kernel: x + decay * u
 
     def charge_from_rest(self, x0: torch.Tensor, charge: ChargeFn) -> torch.Tensor:
-        if self.v_reset == 0.0 and charge == self.charge and type(self).charge is STBPLIF.charge:
+        if self._stbp_charge(charge):
             return x0  # x0 + decay * 0 = x0 (up to the sign of a zero)
         return super().charge_from_rest(x0, charge)
+
+    def run_differentiable(self, x: torch.Tensor, charge: ChargeFn) -> torch.Tensor:
+        """With a hard reset to 0 and a fixed-parameter surrogate, the whole loop is one
+        autograd Function with the recorded loop's bits (devprune.snn.fused); 1.4-1.5x
+        faster forward and backward. Under torch.compile the recorded loop is traced."""
+        gradient = self.surrogate.fixed_gradient()
+        if (gradient is None or not self._stbp_charge(charge) or self.reset_mode != "hard"
+                or x.dtype not in (torch.float32, torch.float64)
+                or torch.compiler.is_compiling()):
+            return super().run_differentiable(x, charge)
+        return stbp_hard_reset_loop(x, self.decay, self.threshold, *gradient,
+                                    detach_reset=self.detach_reset)
+
+    def _stbp_charge(self, charge: ChargeFn) -> bool:
+        """Whether ``charge`` is this class's own ``x + decay * u`` from a rest at 0."""
+        return (self.v_reset == 0.0 and charge == self.charge
+                and type(self).charge is STBPLIF.charge)
 
     def extra_repr(self) -> str:
         return f"decay={self.decay}, " + super().extra_repr()

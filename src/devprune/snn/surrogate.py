@@ -105,6 +105,11 @@ class Surrogate(nn.Module):
         """The smooth function whose derivative is used as the surrogate gradient."""
         raise NotImplementedError
 
+    def fixed_gradient(self) -> tuple[SurrogateGrad, float] | None:
+        """``(grad, parameter)`` when the backward is ``grad(grad_out, x, parameter)`` with a
+        fixed float parameter (what fused loops call, devprune.snn.fused); None otherwise."""
+        return None
+
 
 class Rectangular(Surrogate):
     """Rectangular window of half-width ``half_width`` (STBP reference: 0.5, height 1)."""
@@ -115,6 +120,9 @@ class Rectangular(Surrogate):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return _FixedParameterFn.apply(x, _rectangular_grad, self.half_width)
+
+    def fixed_gradient(self) -> tuple[SurrogateGrad, float]:
+        return _rectangular_grad, self.half_width
 
     def smooth(self, x: torch.Tensor) -> torch.Tensor:
         return (x / (2 * self.half_width) + 0.5).clamp(0.0, 1.0)
@@ -134,6 +142,9 @@ class _FixedAlpha(Surrogate):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return _FixedParameterFn.apply(x, self._grad, self.alpha)
+
+    def fixed_gradient(self) -> tuple[SurrogateGrad, float]:
+        return self._grad, self.alpha
 
     def extra_repr(self) -> str:
         return f"alpha={self.alpha}"

@@ -4,8 +4,10 @@ With glibc's defaults a large block (a batch's activations) is mapped afresh by 
 and the heap's free top is trimmed back to the OS when it grows past twice the largest
 block freed so far: a loop of inference forwards, which frees everything between
 batches, then touches new pages every time, and the kernel zero-fills each 4 KiB page on
-its first touch. snn-small at batch 128 took ~14,000 such faults per forward, in one
-measurement a third of its time (docs/COMPACT.md#freed-memory). Two ``mallopt`` settings
+its first touch. snn-small at batch 128 took 11,000-14,000 such faults per forward in 4 of
+6 fresh processes (none in the other 2: glibc raises its thresholds as blocks are freed,
+and whether that catches the pattern varies), in one measurement a third of its time
+(docs/COMPACT.md#freed-memory). Two ``mallopt`` settings
 keep such blocks in the heap, where the next forward's tensors reuse them. The values
 computed are unchanged; the process keeps its peak memory instead of handing it back
 between batches. A training loop gained nothing measurable, so the runner leaves glibc's

@@ -1,0 +1,85 @@
+"""The STBP LIF's fused training loop gives the recorded per-step loop's spikes and
+gradients bit for bit (devprune.snn.fused)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from devprune.models import build_model
+from devprune.snn.neurons import STBPLIF, MembraneNeuron
+from devprune.snn.surrogate import ATan, QGate, Rectangular, Sigmoid
+
+SURROGATES = [Rectangular(0.5), Rectangular(0.3), QGate(2.0), Sigmoid(4.0)]
+
+
+def _recorded(neuron: STBPLIF, x: torch.Tensor) -> torch.Tensor:
+    """The per-step loop autograd records (the base class's)."""
+    return MembraneNeuron.run_differentiable(neuron, x, neuron.charge)
+
+
+def _spikes_and_gradient(run, neuron, base, shape, repeated, upstream):
+    leaf = base.clone().requires_grad_()
+    spikes = run(neuron, leaf.expand(shape) if repeated else leaf)
+    spikes.backward(upstream)
+    return spikes.detach(), leaf.grad
+
+
+@pytest.mark.parametrize("surrogate", SURROGATES, ids=lambda s: repr(s))
+@pytest.mark.parametrize("detach_reset", [False, True])
+@pytest.mark.parametrize("shape, repeated, dtype", [
+    ((4, 3, 5), False, torch.float32),
+    ((1, 5, 6), False, torch.float32),             # one step: no reset in the graph
+    ((8, 7, 3, 4, 4), False, torch.float32),       # conv feature maps
+    ((20, 16, 64), False, torch.float64),
+    ((4, 6, 10), True, torch.float32),             # a directly encoded input: stride 0 on T
+])
+def test_spikes_and_input_gradients_equal_the_recorded_loop_bit_for_bit(
+        surrogate, detach_reset, shape, repeated, dtype) -> None:
+    neuron = STBPLIF(decay=0.2, threshold=0.5, surrogate=surrogate, detach_reset=detach_reset)
+    g = torch.Generator().manual_seed(len(shape) * 31 + shape[0])
+    base = (torch.randn(shape[1:] if repeated else shape, generator=g, dtype=dtype) * 0.6 + 0.3)
+    upstream = torch.randn(shape, generator=g, dtype=dtype)
+    fused = _spikes_and_gradient(lambda n, x: n.run_differentiable(x, n.charge), neuron, base,
+                                 shape, repeated, upstream)
+    recorded = _spikes_and_gradient(_recorded, neuron, base, shape, repeated, upstream)
+    assert torch.equal(fused[0], recorded[0])
+    assert torch.equal(fused[1], recorded[1])
+    assert fused[0].abs().sum() > 0 and fused[1].abs().sum() > 0  # spikes and gradients flow
+
+
+def test_training_forwards_take_the_fused_loop_where_it_applies() -> None:
+    x = torch.randn(4, 3, 5, requires_grad=True)
+    assert type(STBPLIF()(x).grad_fn).__name__ == "_STBPHardResetLoopBackward"
+    for other in (STBPLIF(surrogate=ATan()), STBPLIF(reset="soft"), STBPLIF(v_reset=0.1)):
+        assert type(other(x).grad_fn).__name__ == "StackBackward0"
+    with torch.no_grad():  # inference keeps its own loop
+        assert torch.equal(STBPLIF()(x), _recorded(STBPLIF(), x))
+
+
+def test_a_second_derivative_is_refused_not_wrong() -> None:
+    """The fused backward is not itself recorded: differentiating it raises, where the
+    recorded loop would give a second derivative."""
+    x = torch.randn(4, 3, 5, requires_grad=True)
+    weights = torch.randn(4, 3, 5, requires_grad=True)
+    (grad,) = torch.autograd.grad((STBPLIF()(x) * weights).sum(), x, create_graph=True)
+    with pytest.raises(RuntimeError, match=r"differentiate twice"):
+        grad.sum().backward()
+
+
+def test_snn_small_trains_to_the_same_weights_as_with_the_recorded_loop(monkeypatch) -> None:
+    def train_three_steps() -> dict[str, torch.Tensor]:
+        torch.manual_seed(0)
+        model = build_model("snn-small", in_shape=(1, 28, 28), num_classes=10, time_steps=4)
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+        x, y = torch.rand(8, 1, 28, 28), torch.randint(0, 10, (8,))
+        for _ in range(3):
+            optimizer.zero_grad()
+            torch.nn.functional.cross_entropy(model(x), y).backward()
+            optimizer.step()
+        return {k: v.clone() for k, v in model.state_dict().items()}
+
+    fused = train_three_steps()
+    monkeypatch.setattr(STBPLIF, "run_differentiable", MembraneNeuron.run_differentiable)
+    recorded = train_three_steps()
+    assert all(torch.equal(fused[k], recorded[k]) for k in fused)
