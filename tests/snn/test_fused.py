@@ -51,7 +51,16 @@ def test_spikes_and_input_gradients_equal_the_recorded_loop_bit_for_bit(
 def test_training_forwards_take_the_fused_loop_where_it_applies() -> None:
     x = torch.randn(4, 3, 5, requires_grad=True)
     assert type(STBPLIF()(x).grad_fn).__name__ == "_STBPHardResetLoopBackward"
-    for other in (STBPLIF(surrogate=ATan()), STBPLIF(reset="soft"), STBPLIF(v_reset=0.1)):
+    class OwnSpikes(Rectangular):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return super().forward(x - 0.1)
+
+    class OwnReset(STBPLIF):
+        def reset(self, u, s, out=None):
+            return torch.mul(u, 0.5, out=out)
+
+    for other in (STBPLIF(surrogate=ATan()), STBPLIF(reset="soft"), STBPLIF(v_reset=0.1),
+                  STBPLIF(surrogate=OwnSpikes()), OwnReset()):
         assert type(other(x).grad_fn).__name__ == "StackBackward0"
     with torch.no_grad():  # inference keeps its own loop
         assert torch.equal(STBPLIF()(x), _recorded(STBPLIF(), x))

@@ -205,9 +205,11 @@ class STBPLIF(MembraneNeuron):
                                     detach_reset=self.detach_reset)
 
     def _stbp_charge(self, charge: ChargeFn) -> bool:
-        """Whether ``charge`` is this class's own ``x + decay * u`` from a rest at 0."""
+        """Whether ``charge`` is this class's own ``x + decay * u`` from a rest at 0, and the
+        reset the base class's (a subclass's own reset keeps the recorded loop)."""
         return (self.v_reset == 0.0 and charge == self.charge
-                and type(self).charge is STBPLIF.charge)
+                and type(self).charge is STBPLIF.charge
+                and type(self).reset is MembraneNeuron.reset)
 
     def extra_repr(self) -> str:
         return f"decay={self.decay}, " + super().extra_repr()
