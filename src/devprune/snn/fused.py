@@ -8,9 +8,10 @@ parameter (Rectangular, QGate, Sigmoid), :class:`_STBPHardResetLoop` runs the sa
 in place (spikes written into the output's step slices by ``gt``, three kernels per step)
 and a backward that computes exactly what autograd computes, op for op and in autograd's
 order of accumulation, so the spikes and every gradient keep their bits (tested against the
-recorded loop, including stride-0 inputs and ``detach_reset``). Measured per neuron call,
-forward and backward, 1 thread: ``[4, 100, 15, 28, 28]`` 25.3 -> 16.4 ms, ``[4, 100, 40,
-14, 14]`` 16.0 -> 10.6 ms, ``[4, 100, 800]`` 2.3 -> 1.6 ms (docs/ARCHITECTURE.md#tensor-layout).
+recorded loop, including stride-0 inputs and ``detach_reset``). Per neuron call, forward
+and backward, 1 thread: 1.36-1.50x faster on snn-small's feature maps and the spiking MLP's
+hidden layer; a training step 1.10-1.21x (``benchmarks/bench_fused_lif.py``,
+docs/ARCHITECTURE.md#tensor-layout).
 
 Per step ``t`` the recorded loop computes ``u_t = x_t + decay * r_{t-1}`` (``add`` with
 ``alpha``; ``r_{-1} = 0``), ``z_t = u_t - threshold``, ``s_t = H(z_t)`` and

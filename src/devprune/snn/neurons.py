@@ -194,7 +194,7 @@ class STBPLIF(MembraneNeuron):
 
     def run_differentiable(self, x: torch.Tensor, charge: ChargeFn) -> torch.Tensor:
         """With a hard reset to 0 and a fixed-parameter surrogate, the whole loop is one
-        autograd Function with the recorded loop's bits (devprune.snn.fused); 1.4-1.5x
+        autograd Function with the recorded loop's bits (devprune.snn.fused); 1.36-1.50x
         faster forward and backward. Under torch.compile the recorded loop is traced."""
         gradient = self.surrogate.fixed_gradient()
         if (gradient is None or not self._stbp_charge(charge) or self.reset_mode != "hard"
