@@ -77,7 +77,8 @@ UNIT_MULTIPLE = 16  # the inference layout: 16 float32 = one AVX-512 register
 # (inductor, CPU) or TorchScript trace + freeze (deprecated in torch 2.13; no Python per op)
 RUNTIMES = ("eager", "compile", "torchscript")
 FREED_MEMORY = {True: "kept in the process (devprune.utils.heap.reuse_freed_memory)",
-                False: "glibc's defaults (large blocks unmapped and page-faulted anew)"}
+                False: "glibc's defaults (large blocks may be unmapped and page-faulted "
+                       "anew)"}
 
 
 def neuron_updates(model: nn.Module, x: torch.Tensor) -> int:

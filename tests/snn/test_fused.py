@@ -48,6 +48,21 @@ def test_spikes_and_input_gradients_equal_the_recorded_loop_bit_for_bit(
     assert fused[0].abs().sum() > 0 and fused[1].abs().sum() > 0  # spikes and gradients flow
 
 
+@pytest.mark.parametrize("threshold", [0.3, 1 / 3])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_a_threshold_without_an_exact_float_keeps_the_bits(threshold, dtype) -> None:
+    """The fused loop compares with a 0-dim tensor of x's dtype where the recorded loop
+    subtracts a Python float: the same rounded value."""
+    neuron = STBPLIF(threshold=threshold, surrogate=Sigmoid(4.0))
+    g = torch.Generator().manual_seed(1)
+    base = torch.randn(6, 8, 50, generator=g, dtype=dtype) * 0.6 + 0.3
+    upstream = torch.randn(6, 8, 50, generator=g, dtype=dtype)
+    fused = _spikes_and_gradient(lambda n, x: n.run_differentiable(x, n.charge), neuron, base,
+                                 base.shape, False, upstream)
+    recorded = _spikes_and_gradient(_recorded, neuron, base, base.shape, False, upstream)
+    assert torch.equal(fused[0], recorded[0]) and torch.equal(fused[1], recorded[1])
+
+
 def test_training_forwards_take_the_fused_loop_where_it_applies() -> None:
     x = torch.randn(4, 3, 5, requires_grad=True)
     assert type(STBPLIF()(x).grad_fn).__name__ == "_STBPHardResetLoopBackward"

@@ -43,18 +43,17 @@ from devprune.snn.surrogate import SurrogateGrad
 
 class _STBPHardResetLoop(torch.autograd.Function):
     @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, decay: float, threshold: float,
+    def forward(ctx: Any, x: torch.Tensor, decay: float, threshold: torch.Tensor,
                 surrogate_grad: SurrogateGrad, parameter: float,
                 detach_reset: bool) -> torch.Tensor:
         charged = torch.empty_like(x, memory_format=torch.contiguous_format)
         spikes = torch.empty_like(charged)
-        # gt with a 0-dim tensor of x's dtype: the comparison u > threshold, equal to the
-        # recorded loop's u - threshold > 0 (docs of MembraneNeuron.run_inference)
-        threshold_value = torch.tensor(threshold, dtype=x.dtype, device=x.device)
         membrane = torch.zeros_like(charged[0])
         for t in range(x.shape[0]):
             u = torch.add(x[t], membrane, alpha=decay, out=charged[t])
-            torch.gt(u, threshold_value, out=spikes[t])
+            # u > threshold equals the recorded loop's u - threshold > 0 (docs of
+            # MembraneNeuron.run_inference)
+            torch.gt(u, threshold, out=spikes[t])
             if t < x.shape[0] - 1:
                 torch.addcmul(u, u, spikes[t], value=-1.0, out=membrane)
         ctx.save_for_backward(charged, spikes)
@@ -81,11 +80,13 @@ class _STBPHardResetLoop(torch.autograd.Function):
         return grad_x, None, None, None, None, None
 
 
-def stbp_hard_reset_loop(x: torch.Tensor, decay: float, threshold: float,
+def stbp_hard_reset_loop(x: torch.Tensor, decay: float, threshold: torch.Tensor,
                          surrogate_grad: SurrogateGrad, parameter: float,
                          detach_reset: bool = False) -> torch.Tensor:
     """Spikes ``[T, B, ...]`` of the STBP LIF (hard reset to 0) for input currents ``x``,
     differentiable with the surrogate ``surrogate_grad(grad, u - threshold, parameter)``;
-    the same values and gradients as the recorded per-step loop."""
+    the same values and gradients as the recorded per-step loop. ``threshold`` is a 0-dim
+    tensor of ``x``'s dtype (``MembraneNeuron.threshold_tensor``): the value the recorded
+    loop's Python float becomes in ``u - threshold``."""
     return _STBPHardResetLoop.apply(x, decay, threshold, surrogate_grad, parameter,
                                     detach_reset)

@@ -201,7 +201,7 @@ class STBPLIF(MembraneNeuron):
                 or x.dtype not in (torch.float32, torch.float64)
                 or torch.compiler.is_compiling()):
             return super().run_differentiable(x, charge)
-        return stbp_hard_reset_loop(x, self.decay, self.threshold, *gradient,
+        return stbp_hard_reset_loop(x, self.decay, self.threshold_tensor(x), *gradient,
                                     detach_reset=self.detach_reset)
 
     def _stbp_charge(self, charge: ChargeFn) -> bool:

@@ -25,16 +25,15 @@ import torch
 from torch import nn
 
 _EXACT_DTYPES = (torch.float32, torch.float64)  # their own accumulation type in ATen
-
-
-def _pair(value: Any) -> tuple[Any, Any]:
-    return tuple(value) if isinstance(value, tuple | list) else (value, value)
+# the ways a layer's attribute spells 2 (kernel, stride) and 0 (padding) for both dims
+_TWO = (2, (2, 2), [2, 2])
+_ZERO = (0, (0, 0), [0, 0])
 
 
 def takes_strided_path(pool: nn.AvgPool2d, x: torch.Tensor) -> bool:
     """Whether :func:`avg_pool_2x2` gives ``pool(x)``'s exact result for this input."""
-    return (_pair(pool.kernel_size) == (2, 2) and _pair(pool.stride) == (2, 2)
-            and _pair(pool.padding) == (0, 0) and not pool.ceil_mode
+    return (pool.kernel_size in _TWO and pool.stride in _TWO
+            and pool.padding in _ZERO and not pool.ceil_mode
             and pool.divisor_override is None
             and x.dim() == 4 and x.device.type == "cpu" and x.dtype in _EXACT_DTYPES
             and x.shape[2] % 2 == 0 and x.shape[3] % 2 == 0 and x.is_contiguous())

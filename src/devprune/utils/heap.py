@@ -7,11 +7,10 @@ batches, then touches new pages every time, and the kernel zero-fills each 4 KiB
 its first touch. snn-small at batch 128 took 11,000-14,000 such faults per forward in 4 of
 6 fresh processes (none in the other 2: glibc raises its thresholds as blocks are freed,
 and whether that catches the pattern varies), in one measurement a third of its time
-(docs/COMPACT.md#freed-memory). Two ``mallopt`` settings
-keep such blocks in the heap, where the next forward's tensors reuse them. The values
-computed are unchanged; the process keeps its peak memory instead of handing it back
-between batches. A training loop gained nothing measurable, so the runner leaves glibc's
-defaults alone.
+(docs/COMPACT.md#freed-memory). Two ``mallopt`` settings keep such blocks in the heap,
+where the next forward's tensors reuse them. The values computed are unchanged; the process
+keeps its peak memory instead of handing it back between batches. A training loop gained
+nothing measurable, so the runner leaves glibc's defaults alone.
 """
 
 from __future__ import annotations
