@@ -1,19 +1,22 @@
-"""The STBP LIF's fused training loop against the recorded per-step loop (devprune.snn.fused).
+"""The STBP LIF's loops over T: recorded per step, fused in torch, compiled (native).
 
     OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/bench_fused_lif.py [--steps 12]
 
-Two measurements, both arms interleaved in one process (order alternating), CPU time of the
-process, 1 thread, medians:
+Three arms, interleaved in one process (order rotating), CPU time of the process, 1 thread,
+medians:
 
-- one neuron call, forward and backward, on the feature-map shapes of snn-small's two
-  convolutional layers and the spiking MLP's hidden layer (T=4, batch 100);
-- one training step (forward, MSE on the rates, backward, Adam) of snn-small and of the
-  spiking MLP on a real MNIST batch of 100 (the quick presets' data; fetched by
-  ``devprune data fetch mnist``).
+- ``recorded``: ``MembraneNeuron.run_differentiable`` (autograd records every step's ops) in
+  training, ``MembraneNeuron.run_inference`` (per-step torch kernels) without grad;
+- ``fused``: devprune.snn.fused's autograd Function with its per-step torch kernels;
+- ``native``: the same Function and the inference path on the compiled kernel
+  (devprune.snn.native; the default where it builds).
 
-The recorded arm is ``MembraneNeuron.run_differentiable`` (autograd records every step's
-ops); both arms give the same bits (tests/snn/test_fused.py). Writes
-benchmarks/results/fused_lif.{json,md}.
+Measured: one neuron call, forward and backward, on the feature-map shapes of snn-small's two
+convolutional layers and the spiking MLP's hidden layer (T=4, batch 100); one training step
+(forward, MSE on the rates, backward, Adam) of snn-small and of the spiking MLP on a real
+MNIST batch of 100 (``devprune data fetch mnist``); one eval forward of each at batch 32 and
+128. All arms give the same bits (tests/snn/test_fused.py, tests/snn/test_native.py).
+Writes benchmarks/results/fused_lif.{json,md}.
 """
 
 from __future__ import annotations
@@ -32,29 +35,40 @@ import torch
 from devprune.models import build_model
 from devprune.runner.config import load_config
 from devprune.runner.data import load_split
+from devprune.snn import native
 from devprune.snn.neurons import STBPLIF, MembraneNeuron
 
 OUT = Path(__file__).resolve().parent / "results"
 FUSED = STBPLIF.run_differentiable
+NATIVE_SUPPORTS = native.supports
+ARMS = ("recorded", "fused", "native")
 NEURON_SHAPES = {"snn-small conv1 maps": (4, 100, 15, 28, 28),
                  "snn-small conv2 maps": (4, 100, 40, 14, 14),
                  "spiking MLP hidden layer": (4, 100, 800)}
 
 
+def use(arm: str) -> None:
+    """Switch every STBP LIF to ``arm``'s loops."""
+    STBPLIF.run_differentiable = MembraneNeuron.run_differentiable if arm == "recorded" \
+        else FUSED
+    native.supports = NATIVE_SUPPORTS if arm == "native" else lambda x: False
+
+
 def interleaved(work: Callable[[], None], steps: int) -> dict[str, float]:
-    """Median CPU seconds of ``work`` with the recorded and with the fused loop."""
-    times: dict[str, list[float]] = {"recorded": [], "fused": []}
+    """Median CPU seconds of ``work`` under each arm, and the speed-ups over ``recorded``."""
+    times: dict[str, list[float]] = {arm: [] for arm in ARMS}
     for index in range(steps + 2):  # the first two rounds warm up
-        for arm in ("recorded", "fused") if index % 2 == 0 else ("fused", "recorded"):
-            STBPLIF.run_differentiable = FUSED if arm == "fused" else \
-                MembraneNeuron.run_differentiable
+        for arm in ARMS[index % 3:] + ARMS[:index % 3]:
+            use(arm)
             start = time.process_time()
             work()
             if index >= 2:
                 times[arm].append(time.process_time() - start)
-    STBPLIF.run_differentiable = FUSED
+    use("native")
     medians = {arm: statistics.median(values) for arm, values in times.items()}
-    return {**medians, "speed_up": medians["recorded"] / medians["fused"]}
+    return {**medians, "fused_speed_up": medians["recorded"] / medians["fused"],
+            "native_speed_up": medians["recorded"] / medians["native"],
+            "native_over_fused": medians["fused"] / medians["native"]}
 
 
 def neuron_call(shape: tuple[int, ...], steps: int) -> dict[str, float]:
@@ -83,16 +97,30 @@ def training_step(model_name: str, x: torch.Tensor, target: torch.Tensor,
     return interleaved(work, steps)
 
 
+def eval_forward(model_name: str, x: torch.Tensor, steps: int) -> dict[str, float]:
+    torch.manual_seed(0)
+    model = build_model(model_name, in_shape=(1, 28, 28), num_classes=10, time_steps=4).eval()
+
+    def work() -> None:
+        with torch.no_grad():
+            model(x)
+
+    return interleaved(work, steps)
+
+
 def markdown(result: dict[str, Any]) -> str:
-    lines = ["# STBP LIF: fused training loop vs the recorded per-step loop", "",
+    lines = ["# STBP LIF: recorded, fused (torch) and compiled (native) loops over T", "",
              f"torch {result['torch']}, 1 thread, OMP_WAIT_POLICY={result['omp_wait_policy']}, "
              f"1-min load average {result['load'][0]:.1f}-{result['load'][1]:.1f} (2 cores); "
-             f"{result['steps']} interleaved samples per arm, CPU time medians. Both arms give "
-             "the same bits.", "",
-             "| measured | recorded ms | fused ms | speed-up |", "|---|---|---|---|"]
+             f"{result['steps']} interleaved samples per arm, CPU time medians. All arms give "
+             "the same bits. Speed-ups over the recorded loop; the last column native over "
+             "fused.", "",
+             "| measured | recorded ms | fused ms | native ms | fused | native | native / fused |",
+             "|---|---|---|---|---|---|---|"]
     for name, row in result["rows"].items():
         lines.append(f"| {name} | {1e3 * row['recorded']:.2f} | {1e3 * row['fused']:.2f} | "
-                     f"{row['speed_up']:.2f}x |")
+                     f"{1e3 * row['native']:.2f} | {row['fused_speed_up']:.2f}x | "
+                     f"{row['native_speed_up']:.2f}x | {row['native_over_fused']:.2f}x |")
     return "\n".join(lines) + "\n"
 
 
@@ -102,15 +130,23 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
     torch.set_num_threads(1)
+    if native.kernels() is None:
+        raise SystemExit("the native kernel is not built here (see devprune.snn.native)")
     load = [os.getloadavg()[0]]
     data = load_config("mnist-mlp-dpap-quick").data
-    x, y = load_split(data, "train", 1000).batch(torch.arange(100), augment=False)
+    split = load_split(data, "train", 1000)
+    x, y = split.batch(torch.arange(100), augment=False)
     target = torch.nn.functional.one_hot(y, 10).float()
     rows = {f"neuron call, fwd+bwd, {name} {list(shape)}": neuron_call(shape, args.steps)
             for name, shape in NEURON_SHAPES.items()}
     for model_name in ("snn-small", "snn-mlp"):
         rows[f"training step, {model_name}, MNIST batch 100"] = training_step(
             model_name, x, target, args.steps if model_name == "snn-small" else 5 * args.steps)
+    for model_name in ("snn-small", "snn-mlp"):
+        for batch in (32, 128):
+            images = split.batch(torch.arange(batch), augment=False)[0]
+            rows[f"eval forward, {model_name}, batch {batch}"] = eval_forward(
+                model_name, images, args.steps if model_name == "snn-small" else 5 * args.steps)
     load.append(os.getloadavg()[0])
     result = {"torch": torch.__version__, "steps": args.steps, "load": load,
               "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "(default)"), "rows": rows}

@@ -7,10 +7,21 @@ import pytest
 import torch
 
 from devprune.models import build_model
+from devprune.snn import native
 from devprune.snn.neurons import STBPLIF, MembraneNeuron
 from devprune.snn.surrogate import ATan, QGate, Rectangular, Sigmoid
 
 SURROGATES = [Rectangular(0.5), Rectangular(0.3), QGate(2.0), Sigmoid(4.0)]
+
+
+@pytest.fixture(autouse=True, params=["native", "torch-loops"])
+def lif_path(request, monkeypatch):
+    """Every test twice: with the compiled kernel (devprune.snn.native) and without it."""
+    if request.param == "torch-loops":
+        monkeypatch.setattr(native, "supports", lambda x: False)
+    elif native.kernels() is None:
+        pytest.skip("the native STBP LIF kernel is not built on this machine")
+    return request.param
 
 
 def _recorded(neuron: STBPLIF, x: torch.Tensor) -> torch.Tensor:

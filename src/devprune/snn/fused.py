@@ -11,7 +11,10 @@ order of accumulation, so the spikes and every gradient keep their bits (tested 
 recorded loop, including stride-0 inputs and ``detach_reset``). Per neuron call, forward
 and backward, 1 thread: 1.36-1.50x faster on snn-small's feature maps and the spiking MLP's
 hidden layer; a training step 1.10-1.21x (``benchmarks/bench_fused_lif.py``,
-docs/ARCHITECTURE.md#tensor-layout).
+docs/ARCHITECTURE.md#tensor-layout). Where the compiled kernel is built
+(:mod:`devprune.snn.native`) the forward, and for the rectangular surrogate the backward,
+run it instead of :func:`torch_forward` / :func:`torch_backward`: the same bits, another
+2.5-3.7x per neuron call.
 
 Per step ``t`` the recorded loop computes ``u_t = x_t + decay * r_{t-1}`` (``add`` with
 ``alpha``; ``r_{-1} = 0``), ``z_t = u_t - threshold``, ``s_t = H(z_t)`` and
@@ -38,7 +41,8 @@ from typing import Any
 import torch
 from torch.autograd.function import once_differentiable
 
-from devprune.snn.surrogate import SurrogateGrad
+from devprune.snn import native
+from devprune.snn.surrogate import SurrogateGrad, rectangular_grad
 
 
 class _STBPHardResetLoop(torch.autograd.Function):
@@ -46,16 +50,10 @@ class _STBPHardResetLoop(torch.autograd.Function):
     def forward(ctx: Any, x: torch.Tensor, decay: float, threshold: torch.Tensor,
                 surrogate_grad: SurrogateGrad, parameter: float,
                 detach_reset: bool) -> torch.Tensor:
-        charged = torch.empty_like(x, memory_format=torch.contiguous_format)
-        spikes = torch.empty_like(charged)
-        membrane = torch.zeros_like(charged[0])
-        for t in range(x.shape[0]):
-            u = torch.add(x[t], membrane, alpha=decay, out=charged[t])
-            # u > threshold equals the recorded loop's u - threshold > 0 (docs of
-            # MembraneNeuron.run_inference)
-            torch.gt(u, threshold, out=spikes[t])
-            if t < x.shape[0] - 1:
-                torch.addcmul(u, u, spikes[t], value=-1.0, out=membrane)
+        if native.supports(x):
+            spikes, charged = native.forward(x, decay, threshold.item(), keep_charged=True)
+        else:
+            charged, spikes = torch_forward(x, decay, threshold)
         ctx.save_for_backward(charged, spikes)
         ctx.constants = (decay, threshold, surrogate_grad, parameter, detach_reset)
         return spikes
@@ -65,19 +63,48 @@ class _STBPHardResetLoop(torch.autograd.Function):
     def backward(ctx: Any, grad_spikes: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         charged, spikes = ctx.saved_tensors
         decay, threshold, surrogate_grad, parameter, detach_reset = ctx.constants
-        grad_x = torch.empty_like(charged)
-        for t in range(charged.shape[0] - 1, -1, -1):
-            u, s, grad_s = charged[t], spikes[t], grad_spikes[t]
-            z = u - threshold
-            if t == charged.shape[0] - 1:
-                grad_x[t] = surrogate_grad(grad_s, z, parameter)
-                continue
-            grad_r = grad_x[t + 1] * decay
-            if not detach_reset:
-                grad_s = torch.sub(grad_s, grad_r * u)
-            grad_z = surrogate_grad(grad_s, z, parameter)
-            torch.addcmul(grad_r, grad_r, s, value=-1.0, out=grad_x[t]).add_(grad_z)
+        if surrogate_grad is rectangular_grad and native.supports(charged):
+            grad_x = native.backward_rectangular(grad_spikes, charged, spikes, decay,
+                                                 threshold.item(), parameter, detach_reset)
+        else:
+            grad_x = torch_backward(grad_spikes, charged, spikes, decay, threshold,
+                                    surrogate_grad, parameter, detach_reset)
         return grad_x, None, None, None, None, None
+
+
+def torch_forward(x: torch.Tensor, decay: float,
+                  threshold: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The charged membranes and the spikes, ``[T, ...]`` each, by per-step torch kernels."""
+    charged = torch.empty_like(x, memory_format=torch.contiguous_format)
+    spikes = torch.empty_like(charged)
+    membrane = torch.zeros_like(charged[0])
+    for t in range(x.shape[0]):
+        u = torch.add(x[t], membrane, alpha=decay, out=charged[t])
+        # u > threshold equals the recorded loop's u - threshold > 0 (docs of
+        # MembraneNeuron.run_inference)
+        torch.gt(u, threshold, out=spikes[t])
+        if t < x.shape[0] - 1:
+            torch.addcmul(u, u, spikes[t], value=-1.0, out=membrane)
+    return charged, spikes
+
+
+def torch_backward(grad_spikes: torch.Tensor, charged: torch.Tensor, spikes: torch.Tensor,
+                   decay: float, threshold: torch.Tensor, surrogate_grad: SurrogateGrad,
+                   parameter: float, detach_reset: bool) -> torch.Tensor:
+    """The inputs' gradient, step ``T-1`` down to 0, by per-step torch kernels."""
+    grad_x = torch.empty_like(charged)
+    for t in range(charged.shape[0] - 1, -1, -1):
+        u, s, grad_s = charged[t], spikes[t], grad_spikes[t]
+        z = u - threshold
+        if t == charged.shape[0] - 1:
+            grad_x[t] = surrogate_grad(grad_s, z, parameter)
+            continue
+        grad_r = grad_x[t + 1] * decay
+        if not detach_reset:
+            grad_s = torch.sub(grad_s, grad_r * u)
+        grad_z = surrogate_grad(grad_s, z, parameter)
+        torch.addcmul(grad_r, grad_r, s, value=-1.0, out=grad_x[t]).add_(grad_z)
+    return grad_x
 
 
 def stbp_hard_reset_loop(x: torch.Tensor, decay: float, threshold: torch.Tensor,

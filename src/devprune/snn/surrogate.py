@@ -36,7 +36,7 @@ def heaviside(x: torch.Tensor) -> torch.Tensor:
     return (x > 0).to(x.dtype)
 
 
-def _rectangular_grad(grad_out: torch.Tensor, x: torch.Tensor, half_width: float) -> torch.Tensor:
+def rectangular_grad(grad_out: torch.Tensor, x: torch.Tensor, half_width: float) -> torch.Tensor:
     window = (x.abs() < half_width).to(grad_out.dtype)
     return grad_out * window * (0.5 / half_width)
 
@@ -119,12 +119,12 @@ class Rectangular(Surrogate):
         self.half_width = _positive("half_width", half_width, "Rectangular")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return _FixedParameterFn.apply(x, _rectangular_grad, self.half_width)
+        return _FixedParameterFn.apply(x, rectangular_grad, self.half_width)
 
     def fixed_gradient(self) -> tuple[SurrogateGrad, float] | None:
         if type(self).forward is not Rectangular.forward:  # a subclass's own spikes
             return None
-        return _rectangular_grad, self.half_width
+        return rectangular_grad, self.half_width
 
     def smooth(self, x: torch.Tensor) -> torch.Tensor:
         return (x / (2 * self.half_width) + 0.5).clamp(0.0, 1.0)

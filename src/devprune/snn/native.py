@@ -1,0 +1,154 @@
+"""The STBP LIF's loop over T as one compiled CPU kernel (``csrc/stbp_lif.cpp``), optional.
+
+The per-step torch loops (:meth:`~devprune.snn.neurons.MembraneNeuron.run_inference` and
+:mod:`devprune.snn.fused`) launch three to eight kernels per time step and layer, each a pass
+over the layer's whole ``[B, ...]`` state: on small (compacted) layers their fixed costs
+dominate, on large ones the memory traffic. The kernel keeps a block of neurons in cache
+over all T steps and runs the very same float operations in the same order, so spikes,
+saved membranes and input gradients keep their bits (tested against the torch loops).
+
+It is built on first use with PyTorch's C++ extension loader (a C++ compiler and ninja;
+about 40 s once, announced on stderr), for this CPU (``-march=native``), into
+``$DEVPRUNE_NATIVE_CACHE`` or ``~/.cache/devprune/native``, one folder per source, flags,
+CPU model and torch version. Before first use
+it is checked against the torch loops on a probe with values at the threshold and at the
+surrogate window's edges; any difference (e.g. a CPU whose ATen ``add`` does not fuse the
+multiply-add) turns it off with a warning. ``DEVPRUNE_NATIVE=0`` turns it off; without a
+compiler everything runs the torch loops, with the same results.
+
+Scope: CPU, float32/float64, STBP LIF with a hard reset to 0. The backward covers the
+rectangular surrogate (the STBP default, every zoo model using this neuron); the others
+keep the torch backward.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import platform
+import sys
+import warnings
+from functools import cache
+from pathlib import Path
+from types import ModuleType
+
+import torch
+
+SOURCE = Path(__file__).with_name("csrc") / "stbp_lif.cpp"
+# contraction off: only the kernel's explicit fma fuses (as ATen's vectorised add does)
+CFLAGS = ("-O3", "-march=native", "-ffp-contract=off", "-std=c++17")
+ENV_SWITCH = "DEVPRUNE_NATIVE"
+ENV_CACHE = "DEVPRUNE_NATIVE_CACHE"
+
+
+def supports(x: torch.Tensor) -> bool:
+    """Whether the kernel may run on ``x`` (and is built and checked). Never while tracing
+    or compiling: a tracer sees no torch op in the kernel and would record none."""
+    return (not torch.jit.is_tracing() and not torch.compiler.is_compiling()
+            and x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64)
+            and x.dim() >= 1 and x.shape[0] > 0 and x.numel() > 0
+            and kernels() is not None)
+
+
+def forward(x: torch.Tensor, decay: float, threshold: float,
+            keep_charged: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Spikes ``[T, ...]`` of the STBP LIF for currents ``x`` (and the charged membranes when
+    ``keep_charged``), as the torch loop computes them. Call only where :func:`supports`."""
+    flat = _rows(x)
+    charged = flat.new_empty(flat.shape if keep_charged else (0,))
+    spikes = kernels().stbp_lif_forward(flat, decay, threshold, charged)
+    return spikes.view(x.shape), charged.view(x.shape) if keep_charged else None
+
+
+def backward_rectangular(grad_spikes: torch.Tensor, charged: torch.Tensor,
+                         spikes: torch.Tensor, decay: float, threshold: float,
+                         half_width: float, detach_reset: bool) -> torch.Tensor:
+    """The inputs' gradient of :func:`forward` under the rectangular surrogate."""
+    shape = charged.shape
+    rows = (shape[0], -1)
+    grad = kernels().stbp_lif_backward_rectangular(
+        grad_spikes.contiguous().view(rows), charged.view(rows), spikes.view(rows),
+        decay, threshold, half_width, detach_reset)
+    return grad.view(shape)
+
+
+def _rows(x: torch.Tensor) -> torch.Tensor:
+    """``x`` as ``[T, N]`` with contiguous rows; a stride-0 T (one input repeated) stays."""
+    if x[0].is_contiguous():
+        return x.as_strided((x.shape[0], x[0].numel()), (x.stride(0), 1))
+    return x.reshape(x.shape[0], -1).contiguous()
+
+
+@cache
+def kernels() -> ModuleType | None:
+    """The built and checked extension, or None (switched off, no compiler, or a check
+    failed: the torch loops run instead)."""
+    if os.environ.get(ENV_SWITCH, "1") == "0":
+        return None
+    try:
+        module = _build()
+    except Exception as error:  # no compiler / ninja / headers: the torch loops stay
+        warnings.warn(f"devprune: the native STBP LIF kernel could not be built ({error}); "
+                      f"using the torch loops (same results, slower). Set {ENV_SWITCH}=0 to "
+                      "skip the attempt.", RuntimeWarning, stacklevel=2)
+        return None
+    mismatch = _self_check(module)
+    if mismatch:
+        warnings.warn(f"devprune: the native STBP LIF kernel differs from the torch loop "
+                      f"({mismatch}); using the torch loops.", RuntimeWarning, stacklevel=2)
+        return None
+    return module
+
+
+def _build() -> ModuleType:
+    from torch.utils.cpp_extension import load
+
+    name = f"devprune_stbp_lif_{_build_key()}"
+    root = os.environ.get(ENV_CACHE, "").strip()
+    folder = (Path(root) if root else Path.home() / ".cache" / "devprune" / "native") / name
+    folder.mkdir(parents=True, exist_ok=True)
+    if not any(folder.glob(f"{name}*.so")):
+        print(f"devprune: building the native STBP LIF kernel in {folder} (once, ~40 s; "
+              f"{ENV_SWITCH}=0 skips it)", file=sys.stderr, flush=True)
+    return load(name=name, sources=[str(SOURCE)], extra_cflags=list(CFLAGS),
+                build_directory=str(folder), verbose=False)
+
+
+def _build_key() -> str:
+    """Source, flags, CPU model and torch version: a build never runs on another CPU."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as info:
+            cpu = next((line for line in info if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    key = SOURCE.read_bytes() + repr((CFLAGS, cpu, torch.__version__)).encode()
+    return hashlib.sha256(key).hexdigest()[:12]
+
+
+def _self_check(module: ModuleType) -> str:
+    """Compare the kernel with the torch loops on a probe; '' when every bit agrees."""
+    from devprune.snn.fused import torch_backward, torch_forward
+    from devprune.snn.surrogate import rectangular_grad
+
+    generator = torch.Generator().manual_seed(0)
+    for dtype in (torch.float32, torch.float64):
+        x = torch.randn(5, 3, 67, generator=generator, dtype=dtype)
+        x[:, 0, :8] = torch.tensor([0.5, 0.0, -0.0, 1.0, 0.25, 0.75, 0.4, 0.6], dtype=dtype)
+        grad = torch.randn(x.shape, generator=generator, dtype=dtype)
+        threshold = torch.tensor(0.5, dtype=dtype)
+        flat = x.view(5, -1)
+        charged = torch.empty_like(flat)
+        spikes = module.stbp_lif_forward(flat, 0.2, 0.5, charged)
+        want_charged, want_spikes = torch_forward(x, 0.2, threshold)
+        if not (torch.equal(spikes.view(x.shape), want_spikes)
+                and torch.equal(charged.view(x.shape), want_charged)):
+            return f"forward, {dtype}"
+        for detach in (False, True):
+            got = module.stbp_lif_backward_rectangular(
+                grad.view(5, -1), charged, spikes, 0.2, 0.5, 0.5, detach)
+            want = torch_backward(grad, want_charged, want_spikes, 0.2, threshold,
+                                  rectangular_grad, 0.5, detach)
+            if not torch.equal(got.view(x.shape), want):
+                return f"backward, {dtype}, detach_reset={detach}"
+    return ""

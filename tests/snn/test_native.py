@@ -1,0 +1,180 @@
+"""The compiled STBP LIF kernel (devprune.snn.native) computes the torch loops' bits, and
+everything falls back to the torch loops when it is off, unbuilt or wrong."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+
+from devprune.models import build_model
+from devprune.snn import fused, native
+from devprune.snn.neurons import STBPLIF, MembraneNeuron
+from devprune.snn.surrogate import QGate, Rectangular, rectangular_grad
+
+_INT = {torch.float32: torch.int32, torch.float64: torch.int64}
+
+
+def _bits(t: torch.Tensor) -> torch.Tensor:
+    """The raw bits (``torch.equal`` calls -0.0 and 0.0 equal; this does not)."""
+    return t.contiguous().view(_INT[t.dtype])
+
+
+@pytest.fixture
+def kernels():
+    module = native.kernels()
+    if module is None:
+        pytest.skip("the native STBP LIF kernel is not built on this machine")
+    return module
+
+
+@pytest.fixture
+def fresh_kernels(monkeypatch):
+    """``native.kernels()`` rebuilt from scratch for the test, its cache restored after."""
+    native.kernels.cache_clear()
+    yield
+    monkeypatch.undo()
+    native.kernels.cache_clear()
+
+
+def _currents(shape, dtype, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(shape, generator=g, dtype=dtype) * 0.6 + 0.3
+    flat = x.view(-1)
+    flat[:4] = torch.tensor([0.5, -0.0, 0.0, 0.25], dtype=dtype)  # at the threshold, zeros
+    return x
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("shape", [(1, 7), (4, 3, 5), (8, 4, 15, 6, 6), (5, 2, 1100)])
+@pytest.mark.parametrize("threshold", [0.5, 1 / 3])
+def test_forward_gives_the_torch_loops_bits(kernels, dtype, shape, threshold) -> None:
+    x = _currents(shape, dtype)
+    th = torch.tensor(threshold, dtype=dtype)
+    spikes, charged = native.forward(x, 0.2, th.item(), keep_charged=True)
+    want_charged, want_spikes = fused.torch_forward(x, 0.2, th)
+    assert torch.equal(_bits(spikes), _bits(want_spikes))
+    assert torch.equal(_bits(charged), _bits(want_charged))
+    assert 0 < spikes.sum() < spikes.numel()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("detach_reset", [False, True])
+@pytest.mark.parametrize("half_width", [0.5, 0.3])
+@pytest.mark.parametrize("shape", [(1, 9), (4, 3, 5), (6, 2, 1100)])
+def test_rectangular_backward_gives_the_torch_loops_bits(kernels, dtype, detach_reset,
+                                                         half_width, shape) -> None:
+    x = _currents(shape, dtype, seed=3)
+    th = torch.tensor(0.5, dtype=dtype)
+    charged, spikes = fused.torch_forward(x, 0.2, th)
+    grad = torch.randn(shape, generator=torch.Generator().manual_seed(4), dtype=dtype)
+    got = native.backward_rectangular(grad, charged, spikes, 0.2, 0.5, half_width, detach_reset)
+    want = fused.torch_backward(grad, charged, spikes, 0.2, th, rectangular_grad, half_width,
+                                detach_reset)
+    assert torch.equal(_bits(got), _bits(want))
+    assert got.abs().sum() > 0
+
+
+def test_repeated_and_strided_inputs(kernels) -> None:
+    """A directly encoded input repeated over T (stride 0) is read in place; a transposed
+    one is copied first; both give the per-step loop's spikes."""
+    neuron = STBPLIF()
+    base = _currents((3, 40), torch.float32)
+    for x in (base.expand(5, 3, 40), _currents((5, 40, 3), torch.float32).transpose(1, 2)):
+        with torch.no_grad():
+            got = neuron.run_inference(x, neuron.charge)
+            want = MembraneNeuron.run_inference(neuron, x, neuron.charge)
+        assert torch.equal(got, want)
+
+
+def test_results_do_not_depend_on_the_thread_count(kernels) -> None:
+    x = _currents((4, 64, 3000), torch.float32)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = native.forward(x, 0.2, 0.5, keep_charged=False)[0]
+        torch.set_num_threads(2)
+        two = native.forward(x, 0.2, 0.5, keep_charged=False)[0]
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(one, two)
+
+
+def test_a_zoo_model_trains_to_the_same_weights_with_and_without_the_kernel(
+        kernels, monkeypatch) -> None:
+    def train() -> list[torch.Tensor]:
+        torch.manual_seed(0)
+        model = build_model("snn-mlp", in_shape=(1, 28, 28), num_classes=10, time_steps=4)
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+        g = torch.Generator().manual_seed(1)
+        for _ in range(3):
+            x = torch.rand(16, 1, 28, 28, generator=g)
+            loss = torch.nn.functional.cross_entropy(model(x), torch.arange(16) % 10)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        model.eval()
+        with torch.no_grad():
+            return [*(p.detach().clone() for p in model.parameters()), model(x)]
+
+    with_kernel = train()
+    monkeypatch.setattr(native, "supports", lambda x: False)
+    without = train()
+    assert all(torch.equal(a, b) for a, b in zip(with_kernel, without, strict=True))
+
+
+def test_other_surrogates_keep_the_torch_backward(kernels, monkeypatch) -> None:
+    """Only the rectangular surrogate's backward is compiled."""
+    def not_for_qgate(*args, **kwargs):
+        raise AssertionError("the rectangular kernel ran for QGate")
+
+    monkeypatch.setattr(native, "backward_rectangular", not_for_qgate)
+    x = _currents((4, 3, 5), torch.float32).requires_grad_()
+    neuron = STBPLIF(surrogate=QGate(2.0))
+    neuron.run_differentiable(x, neuron.charge).sum().backward()
+    assert x.grad.abs().sum() > 0
+
+
+def test_switched_off_by_the_environment(fresh_kernels, monkeypatch) -> None:
+    monkeypatch.setenv(native.ENV_SWITCH, "0")
+    assert native.kernels() is None
+    x = _currents((4, 3, 5), torch.float32)
+    assert not native.supports(x)
+    neuron = STBPLIF(surrogate=Rectangular())
+    with torch.no_grad():
+        assert torch.equal(neuron.run_inference(x, neuron.charge),
+                           fused.torch_forward(x, 0.2, torch.tensor(0.5))[1])
+
+
+def test_a_failed_build_warns_and_falls_back(fresh_kernels, monkeypatch) -> None:
+    def no_compiler():
+        raise RuntimeError("g++: not found")
+
+    monkeypatch.setattr(native, "_build", no_compiler)
+    with pytest.warns(RuntimeWarning, match="could not be built.*g\\+\\+: not found"):
+        assert native.kernels() is None
+    assert not native.supports(torch.zeros(2, 3))
+
+
+def test_a_kernel_that_disagrees_with_torch_is_not_used(fresh_kernels, monkeypatch) -> None:
+    class Wrong:
+        @staticmethod
+        def stbp_lif_forward(x, decay, threshold, charged):
+            charged.copy_(x)
+            return (x >= threshold).to(x.dtype)  # >= where the loop has >
+
+    monkeypatch.setattr(native, "_build", lambda: Wrong)
+    with pytest.warns(RuntimeWarning, match="differs from the torch loop \\(forward"):
+        assert native.kernels() is None
+
+
+def test_a_traced_model_records_the_torch_ops(kernels) -> None:
+    """The kernel is invisible to torch.jit.trace: traced models keep the torch loops and
+    stay correct on new inputs."""
+    neuron = STBPLIF()
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.jit's deprecation notices
+        traced = torch.jit.trace(neuron, _currents((4, 3, 5), torch.float32), check_trace=False)
+        other = _currents((4, 3, 5), torch.float32, seed=9)
+        assert torch.equal(traced(other), neuron(other))
