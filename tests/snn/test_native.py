@@ -160,9 +160,8 @@ def test_a_failed_build_warns_and_falls_back(fresh_kernels, monkeypatch) -> None
 def test_a_kernel_that_disagrees_with_torch_is_not_used(fresh_kernels, monkeypatch) -> None:
     class Wrong:
         @staticmethod
-        def stbp_lif_forward(x, decay, threshold, charged):
-            charged.copy_(x)
-            return (x >= threshold).to(x.dtype)  # >= where the loop has >
+        def stbp_lif_forward(x, decay, threshold, keep_charged):
+            return [(x >= threshold).to(x.dtype), x.clone()]  # >= where the loop has >
 
     monkeypatch.setattr(native, "_build", lambda: Wrong)
     with pytest.warns(RuntimeWarning, match="differs from the torch loop \\(forward"):
@@ -178,3 +177,17 @@ def test_a_traced_model_records_the_torch_ops(kernels) -> None:
         traced = torch.jit.trace(neuron, _currents((4, 3, 5), torch.float32), check_trace=False)
         other = _currents((4, 3, 5), torch.float32, seed=9)
         assert torch.equal(traced(other), neuron(other))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("threshold", [0.3, 1 / 3])
+def test_inference_rounds_the_threshold_as_torch_does(kernels, dtype, threshold) -> None:
+    """run_inference hands the kernel the Python float; the kernel rounds it to x's dtype,
+    the value the torch loop compares with."""
+    neuron = STBPLIF(threshold=threshold)
+    x = _currents((4, 6, 300), dtype)
+    x.view(-1)[:50] = torch.tensor(threshold, dtype=dtype)  # exactly on the threshold
+    with torch.no_grad():
+        got = neuron.run_inference(x, neuron.charge)
+        want = MembraneNeuron.run_inference(neuron, x, neuron.charge)
+    assert torch.equal(got, want)

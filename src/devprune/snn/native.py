@@ -53,30 +53,18 @@ def supports(x: torch.Tensor) -> bool:
 def forward(x: torch.Tensor, decay: float, threshold: float,
             keep_charged: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Spikes ``[T, ...]`` of the STBP LIF for currents ``x`` (and the charged membranes when
-    ``keep_charged``), as the torch loop computes them. Call only where :func:`supports`."""
-    flat = _rows(x)
-    charged = flat.new_empty(flat.shape if keep_charged else (0,))
-    spikes = kernels().stbp_lif_forward(flat, decay, threshold, charged)
-    return spikes.view(x.shape), charged.view(x.shape) if keep_charged else None
+    ``keep_charged``), as the torch loop computes them; ``threshold`` is rounded to ``x``'s
+    dtype as torch rounds it. Call only where :func:`supports`."""
+    out = kernels().stbp_lif_forward(x, decay, threshold, keep_charged)
+    return out[0], out[1] if keep_charged else None
 
 
 def backward_rectangular(grad_spikes: torch.Tensor, charged: torch.Tensor,
                          spikes: torch.Tensor, decay: float, threshold: float,
                          half_width: float, detach_reset: bool) -> torch.Tensor:
     """The inputs' gradient of :func:`forward` under the rectangular surrogate."""
-    shape = charged.shape
-    rows = (shape[0], -1)
-    grad = kernels().stbp_lif_backward_rectangular(
-        grad_spikes.contiguous().view(rows), charged.view(rows), spikes.view(rows),
-        decay, threshold, half_width, detach_reset)
-    return grad.view(shape)
-
-
-def _rows(x: torch.Tensor) -> torch.Tensor:
-    """``x`` as ``[T, N]`` with contiguous rows; a stride-0 T (one input repeated) stays."""
-    if x[0].is_contiguous():
-        return x.as_strided((x.shape[0], x[0].numel()), (x.stride(0), 1))
-    return x.reshape(x.shape[0], -1).contiguous()
+    return kernels().stbp_lif_backward_rectangular(grad_spikes, charged, spikes, decay,
+                                                   threshold, half_width, detach_reset)
 
 
 @cache
@@ -137,18 +125,15 @@ def _self_check(module: ModuleType) -> str:
         x[:, 0, :8] = torch.tensor([0.5, 0.0, -0.0, 1.0, 0.25, 0.75, 0.4, 0.6], dtype=dtype)
         grad = torch.randn(x.shape, generator=generator, dtype=dtype)
         threshold = torch.tensor(0.5, dtype=dtype)
-        flat = x.view(5, -1)
-        charged = torch.empty_like(flat)
-        spikes = module.stbp_lif_forward(flat, 0.2, 0.5, charged)
+        spikes, charged = module.stbp_lif_forward(x, 0.2, 0.5, True)
         want_charged, want_spikes = torch_forward(x, 0.2, threshold)
-        if not (torch.equal(spikes.view(x.shape), want_spikes)
-                and torch.equal(charged.view(x.shape), want_charged)):
+        if not (torch.equal(spikes, want_spikes) and torch.equal(charged, want_charged)):
             return f"forward, {dtype}"
         for detach in (False, True):
-            got = module.stbp_lif_backward_rectangular(
-                grad.view(5, -1), charged, spikes, 0.2, 0.5, 0.5, detach)
+            got = module.stbp_lif_backward_rectangular(grad, charged, spikes, 0.2, 0.5, 0.5,
+                                                       detach)
             want = torch_backward(grad, want_charged, want_spikes, 0.2, threshold,
                                   rectangular_grad, 0.5, detach)
-            if not torch.equal(got.view(x.shape), want):
+            if not torch.equal(got, want):
                 return f"backward, {dtype}, detach_reset={detach}"
     return ""

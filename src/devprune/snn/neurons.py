@@ -210,8 +210,8 @@ class STBPLIF(MembraneNeuron):
         devprune.snn.native), 1.8-5.6x faster than the per-step loop."""
         if (self._stbp_charge(charge) and self.reset_mode == "hard"
                 and native.supports(x)):
-            return native.forward(x, self.decay, self.threshold_tensor(x).item(),
-                                  keep_charged=False)[0]
+            # the kernel rounds the float threshold to x's dtype as threshold_tensor does
+            return native.forward(x, self.decay, self.threshold, keep_charged=False)[0]
         return super().run_inference(x, charge)
 
     def _stbp_charge(self, charge: ChargeFn) -> bool:

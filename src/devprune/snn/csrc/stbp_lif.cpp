@@ -17,6 +17,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <vector>
 
 namespace {
 
@@ -45,33 +46,46 @@ void run_block(const scalar_t* x, int64_t x_step, scalar_t* spikes, scalar_t* ch
   }
 }
 
-// x: [T, N] with contiguous rows (row stride may be 0: one input repeated over T).
-// Returns spikes [T, N]; fills `charged` ([T, N], or an empty tensor for none).
-torch::Tensor stbp_lif_forward(torch::Tensor x, double decay, double threshold,
-                               torch::Tensor charged) {
-  TORCH_CHECK(x.dim() == 2 && x.stride(1) == 1, "stbp_lif_forward: x must be [T, N] with contiguous rows");
-  const int64_t steps = x.size(0), n = x.size(1);
-  auto spikes = torch::empty({steps, n}, x.options());
-  const bool keep = charged.numel() > 0;
-  TORCH_CHECK(!keep || (charged.is_contiguous() && charged.sizes() == spikes.sizes() &&
-                        charged.scalar_type() == x.scalar_type()),
-              "stbp_lif_forward: charged must be a contiguous [T, N] tensor of x's dtype");
+// x viewed as [T, N]: each step's block contiguous (a step stride of 0, one input repeated
+// over T, is read in place); anything else is copied first.
+torch::Tensor step_rows(const torch::Tensor& x) {
+  TORCH_CHECK(x.dim() >= 1 && x.size(0) > 0, "stbp_lif: x must be [T, ...] with T >= 1");
+  const int64_t n = x.numel() / x.size(0);
+  int64_t expected = 1;
+  bool rows_contiguous = true;
+  for (int64_t d = x.dim() - 1; d >= 1; --d) {
+    if (x.size(d) != 1 && x.stride(d) != expected) rows_contiguous = false;
+    expected *= x.size(d);
+  }
+  if (rows_contiguous) return x.as_strided({x.size(0), n}, {x.stride(0), 1});
+  return x.contiguous().view({x.size(0), n});
+}
+
+// Spikes shaped like x ([T, ...]) and, when keep_charged, the charged membranes.
+std::vector<torch::Tensor> stbp_lif_forward(const torch::Tensor& x, double decay,
+                                            double threshold, bool keep_charged) {
+  const torch::Tensor rows = step_rows(x);
+  const int64_t steps = rows.size(0), n = rows.size(1);
+  auto options = x.options().memory_format(c10::MemoryFormat::Contiguous);
+  auto spikes = torch::empty(x.sizes(), options);
+  auto charged = keep_charged ? torch::empty(x.sizes(), options) : torch::Tensor();
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "stbp_lif_forward", [&] {
-    const scalar_t* xp = x.data_ptr<scalar_t>();
+    const scalar_t* xp = rows.data_ptr<scalar_t>();
     scalar_t* sp = spikes.data_ptr<scalar_t>();
-    scalar_t* cp = keep ? charged.data_ptr<scalar_t>() : nullptr;
-    const int64_t x_step = x.stride(0);
+    scalar_t* cp = keep_charged ? charged.data_ptr<scalar_t>() : nullptr;
+    const int64_t x_step = rows.stride(0);
     const auto d = static_cast<scalar_t>(decay);
     const auto th = static_cast<scalar_t>(threshold);
     at::parallel_for(0, n, 16384, [&](int64_t begin, int64_t end) {
-      if (keep) {
+      if (keep_charged) {
         run_block<scalar_t, true>(xp, x_step, sp, cp, steps, n, d, th, begin, end);
       } else {
         run_block<scalar_t, false>(xp, x_step, sp, cp, steps, n, d, th, begin, end);
       }
     });
   });
-  return spikes;
+  if (keep_charged) return {spikes, charged};
+  return {spikes};
 }
 
 template <typename scalar_t>
@@ -105,18 +119,20 @@ void backward_block(const scalar_t* grad_spikes, const scalar_t* charged,
   }
 }
 
-// Gradient of the inputs x [T, N] given the spikes' gradient, the charged membranes and the
-// spikes of stbp_lif_forward (all contiguous [T, N] of one dtype).
-torch::Tensor stbp_lif_backward_rectangular(torch::Tensor grad_spikes, torch::Tensor charged,
-                                            torch::Tensor spikes, double decay,
+// Gradient of the inputs x given the spikes' gradient and the charged membranes and spikes
+// of stbp_lif_forward (one [T, ...] shape and dtype; the gradient may be strided).
+torch::Tensor stbp_lif_backward_rectangular(const torch::Tensor& grad_output,
+                                            const torch::Tensor& charged,
+                                            const torch::Tensor& spikes, double decay,
                                             double threshold, double half_width,
                                             bool detach_reset) {
-  TORCH_CHECK(charged.dim() == 2 && grad_spikes.sizes() == charged.sizes() &&
+  TORCH_CHECK(charged.dim() >= 1 && grad_output.sizes() == charged.sizes() &&
                   spikes.sizes() == charged.sizes(),
-              "stbp_lif_backward_rectangular: tensors must share one [T, N] shape");
-  TORCH_CHECK(grad_spikes.is_contiguous() && charged.is_contiguous() && spikes.is_contiguous(),
-              "stbp_lif_backward_rectangular: tensors must be contiguous");
-  const int64_t steps = charged.size(0), n = charged.size(1);
+              "stbp_lif_backward_rectangular: tensors must share one [T, ...] shape");
+  TORCH_CHECK(charged.is_contiguous() && spikes.is_contiguous(),
+              "stbp_lif_backward_rectangular: membranes and spikes must be contiguous");
+  const torch::Tensor grad_spikes = grad_output.contiguous();
+  const int64_t steps = charged.size(0), n = charged.numel() / steps;
   auto grad_x = torch::empty_like(charged);
   AT_DISPATCH_FLOATING_TYPES(charged.scalar_type(), "stbp_lif_backward_rectangular", [&] {
     const scalar_t* gp = grad_spikes.data_ptr<scalar_t>();
