@@ -3,7 +3,9 @@ everything falls back to the torch loops when it is off, unbuilt or wrong."""
 
 from __future__ import annotations
 
+import os
 import warnings
+from pathlib import Path
 
 import pytest
 import torch
@@ -191,3 +193,23 @@ def test_inference_rounds_the_threshold_as_torch_does(kernels, dtype, threshold)
         got = neuron.run_inference(x, neuron.charge)
         want = MembraneNeuron.run_inference(neuron, x, neuron.charge)
     assert torch.equal(got, want)
+
+
+def test_a_build_killed_midway_blocks_nothing(kernels, tmp_path) -> None:
+    """torch's loader waits forever on a lock file a killed build left; devprune clears it
+    under its own flock (which dies with its process) and loads the kernel."""
+    import shutil
+    import subprocess
+    import sys
+
+    built = Path(kernels.__file__).parent
+    cache = tmp_path / "cache"
+    shutil.copytree(built, cache / built.name)  # the finished build, mtimes kept
+    (cache / built.name / "lock").touch()  # what a SIGKILL during a build leaves
+    script = ("from devprune.snn import native; "
+              "assert native.kernels() is not None; print('loaded')")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=240, env={**os.environ, native.ENV_CACHE: str(cache)})
+    assert done.returncode == 0, done.stderr
+    assert "loaded" in done.stdout
+    assert not (cache / built.name / "lock").exists()

@@ -28,6 +28,8 @@ import os
 import platform
 import sys
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 from types import ModuleType
@@ -89,17 +91,47 @@ def kernels() -> ModuleType | None:
 
 
 def _build() -> ModuleType:
-    from torch.utils.cpp_extension import load
-
     name = f"devprune_stbp_lif_{_build_key()}"
     root = os.environ.get(ENV_CACHE, "").strip()
     folder = (Path(root) if root else Path.home() / ".cache" / "devprune" / "native") / name
     folder.mkdir(parents=True, exist_ok=True)
+    with _exclusive(folder / "devprune.lock"):
+        # torch's own lock file, left behind by a build that was killed, would make its
+        # loader wait forever; while we hold ours, no other devprune process is building
+        (folder / "lock").unlink(missing_ok=True)
+        try:
+            return _load(name, folder)
+        except ImportError:  # a library left half-written by a killed build: build anew
+            for library in folder.glob(f"{name}*.so"):
+                library.unlink()
+            return _load(name, folder)
+
+
+def _load(name: str, folder: Path) -> ModuleType:
+    from torch.utils.cpp_extension import load
+
     if not any(folder.glob(f"{name}*.so")):
         print(f"devprune: building the native STBP LIF kernel in {folder} (once, ~40 s; "
               f"{ENV_SWITCH}=0 skips it)", file=sys.stderr, flush=True)
     return load(name=name, sources=[str(SOURCE)], extra_cflags=list(CFLAGS),
                 build_directory=str(folder), verbose=False)
+
+
+@contextmanager
+def _exclusive(path: Path) -> Iterator[None]:
+    """An exclusive ``flock`` on ``path``: processes building at once take turns, and the
+    lock dies with its process (a killed build leaves nothing that blocks the next)."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: torch's own lock file only
+        yield
+        return
+    with open(path, "a+b") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _build_key() -> str:
