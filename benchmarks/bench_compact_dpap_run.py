@@ -17,7 +17,8 @@ seed 0 of the MNIST frontier grid, and DPAP on snn-small from the snn-small comp
 more heavily pruned version of the first run: of its alive hidden units only the
 ``--heavier-keep`` share with the largest L1 norm of kept weights stays (the output layer is
 never pruned). Each case is compacted twice: tight (only the units that carry signal) and in
-the inference layout (``unit_multiple=16``: widths rounded up with zero units). The three
+the inference layout (``unit_multiple=16``: widths rounded up with zero units where that
+adds at most 1/8 of the width, devprune.compact.plan.padded_width). The three
 models run in the chosen runtime (eager, torch.compile or TorchScript, the same for all) and
 are checked to give the eager masked model's outputs bit for bit (same Bernoulli draws);
 then they are timed in one process, alternating forwards, for every batch size and thread
@@ -251,7 +252,8 @@ def markdown(result: dict[str, Any]) -> str:
         f"interleaved ({result['repeats']} samples per model, medians); the whole sweep ran "
         f"{result['rounds']} times: speed-up = median over the rounds, range = the rounds' "
         "lowest and highest. compact = the inference layout (widths rounded up "
-        f"to {UNIT_MULTIPLE} with zero units), tight = only the units carrying signal; ideal = "
+        f"to {UNIT_MULTIPLE} with zero units where that adds at most 1/8), tight = only the "
+        "units carrying signal; ideal = "
         "MACs masked / MACs tight; of ideal = speed-up (layout) / ideal; neuron = neuron state "
         "updates masked / tight; outputs equal: bit for bit, every model in its runtime against "
         "the eager masked one; load = 1-min load average, lowest-highest (2 cores). CPU = the "
