@@ -36,10 +36,10 @@ from devprune.models import build_model
 from devprune.runner.config import load_config
 from devprune.runner.data import load_split
 from devprune.snn import native
-from devprune.snn.neurons import STBPLIF, MembraneNeuron
+from devprune.snn.neurons import LIF, STBPLIF, MembraneNeuron
 
 OUT = Path(__file__).resolve().parent / "results"
-FUSED = STBPLIF.run_differentiable
+FUSED = {cls: cls.run_differentiable for cls in (STBPLIF, LIF)}
 NATIVE_SUPPORTS = native.supports
 ARMS = ("recorded", "fused", "native")
 NEURON_SHAPES = {"snn-small conv1 maps": (4, 100, 15, 28, 28),
@@ -48,9 +48,10 @@ NEURON_SHAPES = {"snn-small conv1 maps": (4, 100, 15, 28, 28),
 
 
 def use(arm: str) -> None:
-    """Switch every STBP LIF to ``arm``'s loops."""
-    STBPLIF.run_differentiable = MembraneNeuron.run_differentiable if arm == "recorded" \
-        else FUSED
+    """Switch every STBP and BrainCog LIF to ``arm``'s loops."""
+    for cls, fused in FUSED.items():
+        cls.run_differentiable = MembraneNeuron.run_differentiable if arm == "recorded" \
+            else fused
     native.supports = NATIVE_SUPPORTS if arm == "native" else lambda x: False
 
 
@@ -71,8 +72,9 @@ def interleaved(work: Callable[[], None], steps: int) -> dict[str, float]:
             "native_over_fused": medians["fused"] / medians["native"]}
 
 
-def neuron_call(shape: tuple[int, ...], steps: int) -> dict[str, float]:
-    neuron = STBPLIF()
+def neuron_call(shape: tuple[int, ...], steps: int,
+                neuron_class: type[MembraneNeuron] = STBPLIF) -> dict[str, float]:
+    neuron = neuron_class()
     x = (torch.randn(shape) * 0.5 + 0.3).requires_grad_()
     upstream = torch.randn(shape)
 
@@ -139,6 +141,9 @@ def main() -> None:
     target = torch.nn.functional.one_hot(y, 10).float()
     rows = {f"neuron call, fwd+bwd, {name} {list(shape)}": neuron_call(shape, args.steps)
             for name, shape in NEURON_SHAPES.items()}
+    shape = NEURON_SHAPES["snn-small conv2 maps"]
+    rows[f"BrainCog LIF (QGate) call, fwd+bwd, {list(shape)}"] = neuron_call(shape, args.steps,
+                                                                            LIF)
     for model_name in ("snn-small", "snn-mlp"):
         rows[f"training step, {model_name}, MNIST batch 100"] = training_step(
             model_name, x, target, args.steps if model_name == "snn-small" else 5 * args.steps)

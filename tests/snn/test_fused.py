@@ -8,7 +8,7 @@ import torch
 
 from devprune.models import build_model
 from devprune.snn import native
-from devprune.snn.neurons import STBPLIF, MembraneNeuron
+from devprune.snn.neurons import LIF, PLIF, STBPLIF, MembraneNeuron
 from devprune.snn.surrogate import ATan, QGate, Rectangular, Sigmoid
 
 SURROGATES = [Rectangular(0.5), Rectangular(0.3), QGate(2.0), Sigmoid(4.0)]
@@ -20,7 +20,7 @@ def lif_path(request, monkeypatch):
     if request.param == "torch-loops":
         monkeypatch.setattr(native, "supports", lambda x: False)
     elif native.kernels() is None:
-        pytest.skip("the native STBP LIF kernel is not built on this machine")
+        pytest.skip("the native LIF kernel is not built on this machine")
     return request.param
 
 
@@ -76,7 +76,8 @@ def test_a_threshold_without_an_exact_float_keeps_the_bits(threshold, dtype) -> 
 
 def test_training_forwards_take_the_fused_loop_where_it_applies() -> None:
     x = torch.randn(4, 3, 5, requires_grad=True)
-    assert type(STBPLIF()(x).grad_fn).__name__ == "_STBPHardResetLoopBackward"
+    assert type(STBPLIF()(x).grad_fn).__name__ == "_HardResetLoopBackward"
+    assert type(LIF()(x).grad_fn).__name__ == "_HardResetLoopBackward"
     class OwnSpikes(Rectangular):
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             return super().forward(x - 0.1)
@@ -85,8 +86,13 @@ def test_training_forwards_take_the_fused_loop_where_it_applies() -> None:
         def reset(self, u, s, out=None):
             return torch.mul(u, 0.5, out=out)
 
+    class OwnCharge(LIF):
+        def charge(self, u, x, out=None):
+            return torch.add(u, x, out=out)
+
     for other in (STBPLIF(surrogate=ATan()), STBPLIF(reset="soft"), STBPLIF(v_reset=0.1),
-                  STBPLIF(surrogate=OwnSpikes()), OwnReset()):
+                  STBPLIF(surrogate=OwnSpikes()), OwnReset(), OwnCharge(), PLIF(),
+                  LIF(reset="soft")):
         assert type(other(x).grad_fn).__name__ == "StackBackward0"
     with torch.no_grad():  # inference keeps its own loop
         assert torch.equal(STBPLIF()(x), _recorded(STBPLIF(), x))
@@ -116,5 +122,50 @@ def test_snn_small_trains_to_the_same_weights_as_with_the_recorded_loop(monkeypa
 
     fused = train_three_steps()
     monkeypatch.setattr(STBPLIF, "run_differentiable", MembraneNeuron.run_differentiable)
+    recorded = train_three_steps()
+    assert all(torch.equal(fused[k], recorded[k]) for k in fused)
+
+
+@pytest.mark.parametrize("surrogate", SURROGATES, ids=lambda s: repr(s))
+@pytest.mark.parametrize("tau", [2.0, 3.0, 1.5, 1.0])  # weight 0.5, 1/3, 2/3, 1: both lerp forms
+@pytest.mark.parametrize("detach_reset", [True, False])
+@pytest.mark.parametrize("shape, repeated, dtype", [
+    ((4, 3, 5), False, torch.float32),
+    ((1, 5, 6), False, torch.float32),
+    ((8, 7, 3, 4, 4), False, torch.float64),
+    ((4, 6, 10), True, torch.float32),
+])
+def test_braincog_lif_gives_the_recorded_loops_bits(surrogate, tau, detach_reset, shape,
+                                                    repeated, dtype) -> None:
+    """The BrainCog-form LIF (lerp charge) takes the same fused loop: du/dr = 1 - 1/tau and
+    du/dx = 1/tau as autograd's lerp backward multiplies them."""
+    neuron = LIF(tau=tau, threshold=0.5, surrogate=surrogate, detach_reset=detach_reset)
+    g = torch.Generator().manual_seed(shape[0] * 7 + int(tau * 10))
+    base = torch.randn(shape[1:] if repeated else shape, generator=g, dtype=dtype) + 0.6
+    upstream = torch.randn(shape, generator=g, dtype=dtype)
+    fused = _spikes_and_gradient(lambda n, x: n.run_differentiable(x, n.charge), neuron, base,
+                                 shape, repeated, upstream)
+    recorded = _spikes_and_gradient(_recorded, neuron, base, shape, repeated, upstream)
+    assert torch.equal(fused[0], recorded[0])
+    assert torch.equal(fused[1], recorded[1])
+    assert fused[0].abs().sum() > 0 and fused[1].abs().sum() > 0
+
+
+def test_a_lif_network_trains_to_the_same_weights_as_with_the_recorded_loop(monkeypatch) -> None:
+    """SEW-ResNet (BrainCog LIF, QGate, BatchNorm, residual adds): three Adam steps."""
+    def train_three_steps() -> dict[str, torch.Tensor]:
+        torch.manual_seed(0)
+        model = build_model("snn-sew-resnet", in_shape=(3, 8, 8), num_classes=10,
+                            time_steps=3, widths=(8, 16, 16))
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+        x, y = torch.rand(6, 3, 8, 8), torch.randint(0, 10, (6,))
+        for _ in range(3):
+            optimizer.zero_grad()
+            torch.nn.functional.cross_entropy(model(x), y).backward()
+            optimizer.step()
+        return {k: v.clone() for k, v in model.state_dict().items()}
+
+    fused = train_three_steps()
+    monkeypatch.setattr(LIF, "run_differentiable", MembraneNeuron.run_differentiable)
     recorded = train_three_steps()
     assert all(torch.equal(fused[k], recorded[k]) for k in fused)

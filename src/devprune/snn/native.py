@@ -1,4 +1,4 @@
-"""The STBP LIF's loop over T as one compiled CPU kernel (``csrc/stbp_lif.cpp``), optional.
+"""The LIF loop over T as one compiled CPU kernel (``csrc/lif.cpp``), optional.
 
 The per-step torch loops (:meth:`~devprune.snn.neurons.MembraneNeuron.run_inference` and
 :mod:`devprune.snn.fused`) launch three to eight kernels per time step and layer, each a pass
@@ -16,9 +16,10 @@ surrogate window's edges; any difference (e.g. a CPU whose ATen ``add`` does not
 multiply-add) turns it off with a warning. ``DEVPRUNE_NATIVE=0`` turns it off; without a
 compiler everything runs the torch loops, with the same results.
 
-Scope: CPU, float32/float64, STBP LIF with a hard reset to 0. The backward covers the
-rectangular surrogate (the STBP default, every zoo model using this neuron); the others
-keep the torch backward.
+Scope: CPU, float32/float64, a hard reset to 0. The forward covers the STBP LIF (``add``
+charge) and the BrainCog LIF (``lerp``); the backward the STBP LIF under the rectangular
+surrogate (the STBP default, every zoo model using this neuron); the others keep the torch
+backward of devprune.snn.fused.
 """
 
 from __future__ import annotations
@@ -33,10 +34,15 @@ from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 from types import ModuleType
+from typing import TYPE_CHECKING
 
 import torch
 
-SOURCE = Path(__file__).with_name("csrc") / "stbp_lif.cpp"
+if TYPE_CHECKING:  # fused imports this module
+    from devprune.snn.fused import Charge
+
+SOURCE = Path(__file__).with_name("csrc") / "lif.cpp"
+CHARGE_KINDS = {"add": 0, "lerp": 1}  # the kernel's codes for devprune.snn.fused.Charge
 # contraction off: only the kernel's explicit fma fuses (as ATen's vectorised add does)
 CFLAGS = ("-O3", "-march=native", "-ffp-contract=off", "-std=c++17")
 ENV_SWITCH = "DEVPRUNE_NATIVE"
@@ -52,12 +58,14 @@ def supports(x: torch.Tensor) -> bool:
             and kernels() is not None)
 
 
-def forward(x: torch.Tensor, decay: float, threshold: float,
+def forward(x: torch.Tensor, charge: Charge, threshold: float,
             keep_charged: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Spikes ``[T, ...]`` of the STBP LIF for currents ``x`` (and the charged membranes when
-    ``keep_charged``), as the torch loop computes them; ``threshold`` is rounded to ``x``'s
-    dtype as torch rounds it. Call only where :func:`supports`."""
-    out = kernels().stbp_lif_forward(x, decay, threshold, keep_charged)
+    """Spikes ``[T, ...]`` of a LIF with ``charge`` and a hard reset to 0 for currents ``x``
+    (and the charged membranes when ``keep_charged``), as the torch loop computes them;
+    ``threshold`` is rounded to ``x``'s dtype as torch rounds it. Call only where
+    :func:`supports`."""
+    out = kernels().lif_forward(x, CHARGE_KINDS[charge.kind], charge.factor, threshold,
+                                keep_charged)
     return out[0], out[1] if keep_charged else None
 
 
@@ -78,20 +86,20 @@ def kernels() -> ModuleType | None:
     try:
         module = _build()
     except Exception as error:  # no compiler / ninja / headers: the torch loops stay
-        warnings.warn(f"devprune: the native STBP LIF kernel could not be built ({error}); "
+        warnings.warn(f"devprune: the native LIF kernel could not be built ({error}); "
                       f"using the torch loops (same results, slower). Set {ENV_SWITCH}=0 to "
                       "skip the attempt.", RuntimeWarning, stacklevel=2)
         return None
     mismatch = _self_check(module)
     if mismatch:
-        warnings.warn(f"devprune: the native STBP LIF kernel differs from the torch loop "
+        warnings.warn(f"devprune: the native LIF kernel differs from the torch loop "
                       f"({mismatch}); using the torch loops.", RuntimeWarning, stacklevel=2)
         return None
     return module
 
 
 def _build() -> ModuleType:
-    name = f"devprune_stbp_lif_{_build_key()}"
+    name = f"devprune_lif_{_build_key()}"
     root = os.environ.get(ENV_CACHE, "").strip()
     folder = (Path(root) if root else Path.home() / ".cache" / "devprune" / "native") / name
     folder.mkdir(parents=True, exist_ok=True)
@@ -111,7 +119,7 @@ def _load(name: str, folder: Path) -> ModuleType:
     from torch.utils.cpp_extension import load
 
     if not any(folder.glob(f"{name}*.so")):
-        print(f"devprune: building the native STBP LIF kernel in {folder} (once, ~40 s; "
+        print(f"devprune: building the native LIF kernel in {folder} (once, ~40 s; "
               f"{ENV_SWITCH}=0 skips it)", file=sys.stderr, flush=True)
     return load(name=name, sources=[str(SOURCE)], extra_cflags=list(CFLAGS),
                 build_directory=str(folder), verbose=False)
@@ -147,8 +155,10 @@ def _build_key() -> str:
 
 
 def _self_check(module: ModuleType) -> str:
-    """Compare the kernel with the torch loops on a probe; '' when every bit agrees."""
-    from devprune.snn.fused import torch_backward, torch_forward
+    """Compare the kernel with the torch loops on a probe; '' when every bit agrees. The
+    probe's rows (67 values) end off the vector width, and the lerp weights 1/3 and 2/3
+    round in both of lerp's forms."""
+    from devprune.snn.fused import Charge, torch_backward, torch_forward
     from devprune.snn.surrogate import rectangular_grad
 
     generator = torch.Generator().manual_seed(0)
@@ -157,15 +167,17 @@ def _self_check(module: ModuleType) -> str:
         x[:, 0, :8] = torch.tensor([0.5, 0.0, -0.0, 1.0, 0.25, 0.75, 0.4, 0.6], dtype=dtype)
         grad = torch.randn(x.shape, generator=generator, dtype=dtype)
         threshold = torch.tensor(0.5, dtype=dtype)
-        spikes, charged = module.stbp_lif_forward(x, 0.2, 0.5, True)
-        want_charged, want_spikes = torch_forward(x, 0.2, threshold)
-        if not (torch.equal(spikes, want_spikes) and torch.equal(charged, want_charged)):
-            return f"forward, {dtype}"
-        for detach in (False, True):
+        for charge in (Charge("lerp", 1 / 3), Charge("lerp", 2 / 3), Charge("add", 0.2)):
+            spikes, charged = module.lif_forward(x, CHARGE_KINDS[charge.kind], charge.factor,
+                                                 0.5, True)
+            want_charged, want_spikes = torch_forward(x, charge, threshold)
+            if not (torch.equal(spikes, want_spikes) and torch.equal(charged, want_charged)):
+                return f"forward, {charge}, {dtype}"
+        for detach in (False, True):  # the add charge's membranes and spikes, from above
             got = module.stbp_lif_backward_rectangular(grad, charged, spikes, 0.2, 0.5, 0.5,
                                                        detach)
-            want = torch_backward(grad, want_charged, want_spikes, 0.2, threshold,
-                                  rectangular_grad, 0.5, detach)
+            want = torch_backward(grad, charged, spikes, charge, threshold, rectangular_grad,
+                                  0.5, detach)
             if not torch.equal(got, want):
                 return f"backward, {dtype}, detach_reset={detach}"
     return ""

@@ -1,8 +1,11 @@
-// The STBP LIF (hard reset to 0) over T as one pass over the neurons: forward, and the
-// backward of the rectangular surrogate (devprune.snn.native documents the contract).
+// LIF neurons with a hard reset to 0 over T as one pass over the neurons: the forward of the
+// STBP LIF (add charge) and the BrainCog LIF (lerp charge), and the STBP LIF's backward
+// under the rectangular surrogate (devprune.snn.native documents the contract).
 //
 // Forward, per neuron and step, the very operations of devprune's per-step torch loop:
 //   u_t = fma(r_{t-1}, decay, x_t)   ATen's add(x, r, alpha=decay) on FMA CPUs (checked at load)
+//   or    fma(c, x_t - r_{t-1}, b)   ATen's vectorised lerp(r, x, w): (c, b) = (w, r) if
+//                                    |w| < 0.5, else (w - 1, x_t)
 //   s_t = u_t > threshold           (1 or 0)
 //   r_t = u_t + (-u_t) * s_t         addcmul(u, u, s, value=-1): exact for s in {0, 1}
 // Backward, step T-1 down to 0, the operations of devprune.snn.fused's backward in its order:
@@ -23,9 +26,19 @@ namespace {
 
 constexpr int64_t kBlock = 512;
 
-template <typename scalar_t, bool kKeepCharged>
+// The charge kinds: STBP's add, and lerp with a weight below / from 0.5 (ATen's two forms).
+enum Charge { kAdd = 0, kLerpSmall = 1, kLerpLarge = 2 };
+
+template <typename scalar_t, int kCharge>
+inline scalar_t charge(scalar_t membrane, scalar_t x, scalar_t factor) {
+  if constexpr (kCharge == kAdd) return std::fma(membrane, factor, x);
+  if constexpr (kCharge == kLerpSmall) return std::fma(factor, x - membrane, membrane);
+  return std::fma(factor, x - membrane, x);  // factor = w - 1
+}
+
+template <typename scalar_t, bool kKeepCharged, int kCharge>
 void run_block(const scalar_t* x, int64_t x_step, scalar_t* spikes, scalar_t* charged,
-               int64_t steps, int64_t n, scalar_t decay, scalar_t threshold,
+               int64_t steps, int64_t n, scalar_t factor, scalar_t threshold,
                int64_t begin, int64_t end) {
   scalar_t membrane[kBlock];
   for (int64_t start = begin; start < end; start += kBlock) {
@@ -36,7 +49,7 @@ void run_block(const scalar_t* x, int64_t x_step, scalar_t* spikes, scalar_t* ch
       scalar_t* s_t = spikes + t * n + start;
       scalar_t* c_t = kKeepCharged ? charged + t * n + start : nullptr;
       for (int64_t i = 0; i < count; ++i) {
-        const scalar_t u = std::fma(membrane[i], decay, x_t[i]);
+        const scalar_t u = charge<scalar_t, kCharge>(membrane[i], x_t[i], factor);
         const scalar_t s = static_cast<scalar_t>(u > threshold);
         s_t[i] = s;
         if constexpr (kKeepCharged) c_t[i] = u;
@@ -61,26 +74,44 @@ torch::Tensor step_rows(const torch::Tensor& x) {
   return x.contiguous().view({x.size(0), n});
 }
 
-// Spikes shaped like x ([T, ...]) and, when keep_charged, the charged membranes.
-std::vector<torch::Tensor> stbp_lif_forward(const torch::Tensor& x, double decay,
-                                            double threshold, bool keep_charged) {
+template <typename scalar_t, bool kKeepCharged>
+void run_range(int64_t kind, const scalar_t* x, int64_t x_step, scalar_t* spikes,
+               scalar_t* charged, int64_t steps, int64_t n, scalar_t factor,
+               scalar_t threshold, int64_t begin, int64_t end) {
+  if (kind == kAdd) {
+    run_block<scalar_t, kKeepCharged, kAdd>(x, x_step, spikes, charged, steps, n, factor,
+                                            threshold, begin, end);
+  } else if (std::abs(factor) < scalar_t(0.5)) {
+    run_block<scalar_t, kKeepCharged, kLerpSmall>(x, x_step, spikes, charged, steps, n,
+                                                  factor, threshold, begin, end);
+  } else {
+    run_block<scalar_t, kKeepCharged, kLerpLarge>(x, x_step, spikes, charged, steps, n,
+                                                  factor - scalar_t(1), threshold, begin, end);
+  }
+}
+
+// Spikes shaped like x ([T, ...]) and, when keep_charged, the charged membranes. kind 0: the
+// add charge (factor = decay), 1: lerp (factor = the weight).
+std::vector<torch::Tensor> lif_forward(const torch::Tensor& x, int64_t kind, double factor,
+                                       double threshold, bool keep_charged) {
+  TORCH_CHECK(kind == kAdd || kind == kLerpSmall, "lif_forward: kind must be 0 (add) or 1 (lerp)");
   const torch::Tensor rows = step_rows(x);
   const int64_t steps = rows.size(0), n = rows.size(1);
   auto options = x.options().memory_format(c10::MemoryFormat::Contiguous);
   auto spikes = torch::empty(x.sizes(), options);
   auto charged = keep_charged ? torch::empty(x.sizes(), options) : torch::Tensor();
-  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "stbp_lif_forward", [&] {
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "lif_forward", [&] {
     const scalar_t* xp = rows.data_ptr<scalar_t>();
     scalar_t* sp = spikes.data_ptr<scalar_t>();
     scalar_t* cp = keep_charged ? charged.data_ptr<scalar_t>() : nullptr;
     const int64_t x_step = rows.stride(0);
-    const auto d = static_cast<scalar_t>(decay);
+    const auto f = static_cast<scalar_t>(factor);
     const auto th = static_cast<scalar_t>(threshold);
     at::parallel_for(0, n, 16384, [&](int64_t begin, int64_t end) {
       if (keep_charged) {
-        run_block<scalar_t, true>(xp, x_step, sp, cp, steps, n, d, th, begin, end);
+        run_range<scalar_t, true>(kind, xp, x_step, sp, cp, steps, n, f, th, begin, end);
       } else {
-        run_block<scalar_t, false>(xp, x_step, sp, cp, steps, n, d, th, begin, end);
+        run_range<scalar_t, false>(kind, xp, x_step, sp, cp, steps, n, f, th, begin, end);
       }
     });
   });
@@ -120,7 +151,7 @@ void backward_block(const scalar_t* grad_spikes, const scalar_t* charged,
 }
 
 // Gradient of the inputs x given the spikes' gradient and the charged membranes and spikes
-// of stbp_lif_forward (one [T, ...] shape and dtype; the gradient may be strided).
+// of lif_forward with the add charge (one [T, ...] shape and dtype; the gradient may be strided).
 torch::Tensor stbp_lif_backward_rectangular(const torch::Tensor& grad_output,
                                             const torch::Tensor& charged,
                                             const torch::Tensor& spikes, double decay,
@@ -160,7 +191,7 @@ torch::Tensor stbp_lif_backward_rectangular(const torch::Tensor& grad_output,
 }  // namespace
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-  m.def("stbp_lif_forward", &stbp_lif_forward, "STBP LIF forward over T, hard reset to 0");
+  m.def("lif_forward", &lif_forward, "LIF forward over T (add or lerp charge), hard reset to 0");
   m.def("stbp_lif_backward_rectangular", &stbp_lif_backward_rectangular,
         "STBP LIF backward over T, hard reset to 0, rectangular surrogate");
 }
