@@ -48,8 +48,15 @@ def _spikes_and_gradient(run, neuron, base, shape, repeated, upstream):
 def test_spikes_and_input_gradients_equal_the_recorded_loop_bit_for_bit(
         surrogate, detach_reset, shape, repeated, dtype) -> None:
     neuron = STBPLIF(decay=0.2, threshold=0.5, surrogate=surrogate, detach_reset=detach_reset)
-    g = torch.Generator().manual_seed(len(shape) * 31 + shape[0])
-    base = (torch.randn(shape[1:] if repeated else shape, generator=g, dtype=dtype) * 0.6 + 0.3)
+    _assert_fused_equals_recorded(neuron, shape, repeated, dtype, len(shape) * 31 + shape[0],
+                                  scale=0.6, offset=0.3)
+
+
+def _assert_fused_equals_recorded(neuron, shape, repeated, dtype, seed, scale, offset) -> None:
+    """Spikes and input gradients of the fused loop equal the recorded loop's, and flow."""
+    g = torch.Generator().manual_seed(seed)
+    base = torch.randn(shape[1:] if repeated else shape, generator=g, dtype=dtype) * scale
+    base += offset
     upstream = torch.randn(shape, generator=g, dtype=dtype)
     fused = _spikes_and_gradient(lambda n, x: n.run_differentiable(x, n.charge), neuron, base,
                                  shape, repeated, upstream)
@@ -108,12 +115,24 @@ def test_a_second_derivative_is_refused_not_wrong() -> None:
         grad.sum().backward()
 
 
-def test_snn_small_trains_to_the_same_weights_as_with_the_recorded_loop(monkeypatch) -> None:
+NETWORKS = {  # name: (neuron class, model kwargs, input shape)
+    "snn-small": (STBPLIF, {"in_shape": (1, 28, 28), "time_steps": 4}, (8, 1, 28, 28)),
+    # BrainCog LIF, QGate, BatchNorm, residual adds
+    "snn-sew-resnet": (LIF, {"in_shape": (3, 8, 8), "time_steps": 3, "widths": (8, 16, 16)},
+                       (6, 3, 8, 8)),
+}
+
+
+@pytest.mark.parametrize("name", NETWORKS)
+def test_a_network_trains_to_the_same_weights_as_with_the_recorded_loop(name,
+                                                                       monkeypatch) -> None:
+    neuron_class, kwargs, shape = NETWORKS[name]
+
     def train_three_steps() -> dict[str, torch.Tensor]:
         torch.manual_seed(0)
-        model = build_model("snn-small", in_shape=(1, 28, 28), num_classes=10, time_steps=4)
+        model = build_model(name, num_classes=10, **kwargs)
         optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-        x, y = torch.rand(8, 1, 28, 28), torch.randint(0, 10, (8,))
+        x, y = torch.rand(shape), torch.randint(0, 10, (shape[0],))
         for _ in range(3):
             optimizer.zero_grad()
             torch.nn.functional.cross_entropy(model(x), y).backward()
@@ -121,7 +140,7 @@ def test_snn_small_trains_to_the_same_weights_as_with_the_recorded_loop(monkeypa
         return {k: v.clone() for k, v in model.state_dict().items()}
 
     fused = train_three_steps()
-    monkeypatch.setattr(STBPLIF, "run_differentiable", MembraneNeuron.run_differentiable)
+    monkeypatch.setattr(neuron_class, "run_differentiable", MembraneNeuron.run_differentiable)
     recorded = train_three_steps()
     assert all(torch.equal(fused[k], recorded[k]) for k in fused)
 
@@ -140,32 +159,5 @@ def test_braincog_lif_gives_the_recorded_loops_bits(surrogate, tau, detach_reset
     """The BrainCog-form LIF (lerp charge) takes the same fused loop: du/dr = 1 - 1/tau and
     du/dx = 1/tau as autograd's lerp backward multiplies them."""
     neuron = LIF(tau=tau, threshold=0.5, surrogate=surrogate, detach_reset=detach_reset)
-    g = torch.Generator().manual_seed(shape[0] * 7 + int(tau * 10))
-    base = torch.randn(shape[1:] if repeated else shape, generator=g, dtype=dtype) + 0.6
-    upstream = torch.randn(shape, generator=g, dtype=dtype)
-    fused = _spikes_and_gradient(lambda n, x: n.run_differentiable(x, n.charge), neuron, base,
-                                 shape, repeated, upstream)
-    recorded = _spikes_and_gradient(_recorded, neuron, base, shape, repeated, upstream)
-    assert torch.equal(fused[0], recorded[0])
-    assert torch.equal(fused[1], recorded[1])
-    assert fused[0].abs().sum() > 0 and fused[1].abs().sum() > 0
-
-
-def test_a_lif_network_trains_to_the_same_weights_as_with_the_recorded_loop(monkeypatch) -> None:
-    """SEW-ResNet (BrainCog LIF, QGate, BatchNorm, residual adds): three Adam steps."""
-    def train_three_steps() -> dict[str, torch.Tensor]:
-        torch.manual_seed(0)
-        model = build_model("snn-sew-resnet", in_shape=(3, 8, 8), num_classes=10,
-                            time_steps=3, widths=(8, 16, 16))
-        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-        x, y = torch.rand(6, 3, 8, 8), torch.randint(0, 10, (6,))
-        for _ in range(3):
-            optimizer.zero_grad()
-            torch.nn.functional.cross_entropy(model(x), y).backward()
-            optimizer.step()
-        return {k: v.clone() for k, v in model.state_dict().items()}
-
-    fused = train_three_steps()
-    monkeypatch.setattr(LIF, "run_differentiable", MembraneNeuron.run_differentiable)
-    recorded = train_three_steps()
-    assert all(torch.equal(fused[k], recorded[k]) for k in fused)
+    _assert_fused_equals_recorded(neuron, shape, repeated, dtype, shape[0] * 7 + int(tau * 10),
+                                  scale=1.0, offset=0.6)
