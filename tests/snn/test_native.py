@@ -13,7 +13,7 @@ import torch
 from devprune.models import build_model
 from devprune.snn import fused, native
 from devprune.snn.neurons import LIF, STBPLIF, MembraneNeuron
-from devprune.snn.surrogate import QGate, Rectangular, rectangular_grad
+from devprune.snn.surrogate import Rectangular, Sigmoid, qgate_grad, rectangular_grad
 
 _INT = {torch.float32: torch.int32, torch.float64: torch.int64}
 STBP = fused.Charge("add", 0.2)
@@ -73,16 +73,20 @@ def test_forward_gives_the_torch_loops_bits(kernels, dtype, shape, threshold, ch
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("detach_reset", [False, True])
-@pytest.mark.parametrize("half_width", [0.5, 0.3])
+@pytest.mark.parametrize("surrogate_grad, parameter", [
+    (rectangular_grad, 0.5), (rectangular_grad, 0.3), (qgate_grad, 2.0), (qgate_grad, 3.0)])
 @pytest.mark.parametrize("shape", [(1, 9), (4, 3, 5), (6, 2, 1100)])
-def test_rectangular_backward_gives_the_torch_loops_bits(kernels, dtype, detach_reset,
-                                                         half_width, shape) -> None:
+@pytest.mark.parametrize("charge", [STBP, fused.Charge("lerp", 0.5), fused.Charge("lerp", 1 / 3),
+                                    fused.Charge("lerp", 2 / 3)], ids=str)
+def test_backward_gives_the_torch_loops_bits(kernels, dtype, detach_reset, surrogate_grad,
+                                             parameter, shape, charge) -> None:
     x = _currents(shape, dtype, seed=3)
     th = torch.tensor(0.5, dtype=dtype)
-    charged, spikes = fused.torch_forward(x, STBP, th)
+    charged, spikes = fused.torch_forward(x, charge, th)
     grad = torch.randn(shape, generator=torch.Generator().manual_seed(4), dtype=dtype)
-    got = native.backward_rectangular(grad, charged, spikes, 0.2, 0.5, half_width, detach_reset)
-    want = fused.torch_backward(grad, charged, spikes, STBP, th, rectangular_grad, half_width,
+    got = native.backward(grad, charged, spikes, charge, 0.5, surrogate_grad, parameter,
+                          detach_reset)
+    want = fused.torch_backward(grad, charged, spikes, charge, th, surrogate_grad, parameter,
                                 detach_reset)
     assert torch.equal(_bits(got), _bits(want))
     assert got.abs().sum() > 0
@@ -137,13 +141,14 @@ def test_a_zoo_model_trains_to_the_same_weights_with_and_without_the_kernel(
 
 
 def test_other_surrogates_keep_the_torch_backward(kernels, monkeypatch) -> None:
-    """Only the rectangular surrogate's backward is compiled."""
-    def not_for_qgate(*args, **kwargs):
-        raise AssertionError("the rectangular kernel ran for QGate")
+    """Only the rectangular and QGate surrogates' backward is compiled (Sigmoid's exp would
+    not round as torch's does)."""
+    def not_for_sigmoid(*args, **kwargs):
+        raise AssertionError("the compiled backward ran for Sigmoid")
 
-    monkeypatch.setattr(native, "backward_rectangular", not_for_qgate)
+    monkeypatch.setattr(native, "backward", not_for_sigmoid)
     x = _currents((4, 3, 5), torch.float32).requires_grad_()
-    neuron = STBPLIF(surrogate=QGate(2.0))
+    neuron = STBPLIF(surrogate=Sigmoid(4.0))
     neuron.run_differentiable(x, neuron.charge).sum().backward()
     assert x.grad.abs().sum() > 0
 

@@ -44,7 +44,7 @@ import torch
 from torch.autograd.function import once_differentiable
 
 from devprune.snn import native
-from devprune.snn.surrogate import SurrogateGrad, rectangular_grad
+from devprune.snn.surrogate import SurrogateGrad
 
 
 @dataclass(frozen=True)
@@ -93,10 +93,9 @@ class _HardResetLoop(torch.autograd.Function):
     def backward(ctx: Any, grad_spikes: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         charged, spikes = ctx.saved_tensors
         charge, threshold, surrogate_grad, parameter, detach_reset = ctx.constants
-        if (charge.kind == "add" and surrogate_grad is rectangular_grad
-                and native.supports(charged)):
-            grad_x = native.backward_rectangular(grad_spikes, charged, spikes, charge.factor,
-                                                 threshold.item(), parameter, detach_reset)
+        if native.has_backward(surrogate_grad) and native.supports(charged):
+            grad_x = native.backward(grad_spikes, charged, spikes, charge, threshold.item(),
+                                     surrogate_grad, parameter, detach_reset)
         else:
             grad_x = torch_backward(grad_spikes, charged, spikes, charge, threshold,
                                     surrogate_grad, parameter, detach_reset)

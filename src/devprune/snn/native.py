@@ -38,6 +38,8 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from devprune.snn.surrogate import SurrogateGrad, qgate_grad, rectangular_grad
+
 if TYPE_CHECKING:  # fused imports this module
     from devprune.snn.fused import Charge
 
@@ -69,12 +71,27 @@ def forward(x: torch.Tensor, charge: Charge, threshold: float,
     return out[0], out[1] if keep_charged else None
 
 
-def backward_rectangular(grad_spikes: torch.Tensor, charged: torch.Tensor,
-                         spikes: torch.Tensor, decay: float, threshold: float,
-                         half_width: float, detach_reset: bool) -> torch.Tensor:
-    """The inputs' gradient of :func:`forward` under the rectangular surrogate."""
-    return kernels().stbp_lif_backward_rectangular(grad_spikes, charged, spikes, decay,
-                                                   threshold, half_width, detach_reset)
+def has_backward(surrogate_grad: SurrogateGrad) -> bool:
+    """Whether the kernel computes this surrogate's backward (rectangular and QGate; the
+    others, e.g. Sigmoid's ``exp``, would not round as torch does)."""
+    return surrogate_grad is rectangular_grad or surrogate_grad is qgate_grad
+
+
+def backward(grad_spikes: torch.Tensor, charged: torch.Tensor, spikes: torch.Tensor,
+             charge: Charge, threshold: float, surrogate_grad: SurrogateGrad,
+             parameter: float, detach_reset: bool,
+             module: ModuleType | None = None) -> torch.Tensor:
+    """The inputs' gradient of :func:`forward` (saved ``charged`` membranes and ``spikes``)
+    as devprune.snn.fused's torch backward computes it. Call only where :func:`supports`
+    and :func:`has_backward` (``module``: the extension, for its check before use)."""
+    if surrogate_grad is rectangular_grad:
+        code, p1, p2 = 0, parameter, 0.5 / parameter  # half width, height
+    else:
+        code, p1, p2 = 1, parameter, parameter * parameter  # alpha, alpha^2
+    input_factor = charge.input_factor()
+    return (module or kernels()).lif_backward(
+        grad_spikes, charged, spikes, CHARGE_KINDS[charge.kind], charge.membrane_factor(),
+        1.0 if input_factor is None else input_factor, threshold, code, p1, p2, detach_reset)
 
 
 @cache
@@ -159,7 +176,6 @@ def _self_check(module: ModuleType) -> str:
     probe's rows (67 values) end off the vector width, and the lerp weights 1/3 and 2/3
     round in both of lerp's forms."""
     from devprune.snn.fused import Charge, torch_backward, torch_forward
-    from devprune.snn.surrogate import rectangular_grad
 
     generator = torch.Generator().manual_seed(0)
     for dtype in (torch.float32, torch.float64):
@@ -173,11 +189,14 @@ def _self_check(module: ModuleType) -> str:
             want_charged, want_spikes = torch_forward(x, charge, threshold)
             if not (torch.equal(spikes, want_spikes) and torch.equal(charged, want_charged)):
                 return f"forward, {charge}, {dtype}"
-        for detach in (False, True):  # the add charge's membranes and spikes, from above
-            got = module.stbp_lif_backward_rectangular(grad, charged, spikes, 0.2, 0.5, 0.5,
-                                                       detach)
-            want = torch_backward(grad, charged, spikes, charge, threshold, rectangular_grad,
-                                  0.5, detach)
-            if not torch.equal(got, want):
-                return f"backward, {dtype}, detach_reset={detach}"
+        for charge, surrogate_grad, parameter in ((Charge("add", 0.2), rectangular_grad, 0.5),
+                                                  (Charge("lerp", 1 / 3), qgate_grad, 2.0)):
+            charged, spikes = torch_forward(x, charge, threshold)
+            for detach in (False, True):
+                got = backward(grad, charged, spikes, charge, 0.5, surrogate_grad, parameter,
+                               detach, module)
+                want = torch_backward(grad, charged, spikes, charge, threshold, surrogate_grad,
+                                      parameter, detach)
+                if not torch.equal(got, want):
+                    return f"backward, {charge}, {dtype}, detach_reset={detach}"
     return ""

@@ -41,7 +41,7 @@ def rectangular_grad(grad_out: torch.Tensor, x: torch.Tensor, half_width: float)
     return grad_out * window * (0.5 / half_width)
 
 
-def _qgate_grad(grad_out: torch.Tensor, x: torch.Tensor, alpha: float) -> torch.Tensor:
+def qgate_grad(grad_out: torch.Tensor, x: torch.Tensor, alpha: float) -> torch.Tensor:
     slope = (alpha - alpha * alpha * x.abs()).clamp_min(0.0)  # zero outside |x| < 1/alpha
     return grad_out * slope
 
@@ -157,7 +157,7 @@ class _FixedAlpha(Surrogate):
 class QGate(_FixedAlpha):
     """Quadratic gate (BrainCog ``QGateGrad``): slope ``alpha - alpha^2 |x|`` near 0."""
 
-    _grad = staticmethod(_qgate_grad)
+    _grad = staticmethod(qgate_grad)
 
     def __init__(self, alpha: float = 2.0) -> None:
         super().__init__(alpha)
