@@ -13,9 +13,9 @@ recorded loop, including stride-0 inputs and ``detach_reset``). Per neuron call,
 and backward, 1 thread: 1.36-1.50x faster on snn-small's feature maps and the spiking MLP's
 hidden layer; a training step 1.10-1.21x (``benchmarks/bench_fused_lif.py``,
 docs/ARCHITECTURE.md#tensor-layout). Where the compiled kernel is built
-(:mod:`devprune.snn.native`) the forward, and for the rectangular surrogate the backward,
-run it instead of :func:`torch_forward` / :func:`torch_backward`: the same bits, another
-3.0-4.0x per neuron call.
+(:mod:`devprune.snn.native`) the forward, and for the rectangular and QGate surrogates the
+backward, run it instead of :func:`torch_forward` / :func:`torch_backward`: the same bits,
+another 2.5-4.0x per neuron call.
 
 Per step ``t`` the recorded loop computes ``u_t = x_t + decay * r_{t-1}`` (``add`` with
 ``alpha``; ``r_{-1} = 0``; the BrainCog LIF: ``lerp(r_{t-1}, x_t, 1/tau)``),

@@ -16,10 +16,10 @@ surrogate window's edges; any difference (e.g. a CPU whose ATen ``add`` does not
 multiply-add) turns it off with a warning. ``DEVPRUNE_NATIVE=0`` turns it off; without a
 compiler everything runs the torch loops, with the same results.
 
-Scope: CPU, float32/float64, a hard reset to 0. The forward covers the STBP LIF (``add``
-charge) and the BrainCog LIF (``lerp``); the backward the STBP LIF under the rectangular
-surrogate (the STBP default, every zoo model using this neuron); the others keep the torch
-backward of devprune.snn.fused.
+Scope: CPU, float32/float64, a hard reset to 0; the STBP LIF (``add`` charge) and the
+BrainCog LIF (``lerp``). The backward covers the rectangular surrogate (the STBP default)
+and QGate (the BrainCog default); Sigmoid keeps devprune.snn.fused's torch backward (its
+``exp`` would not round as torch's does).
 """
 
 from __future__ import annotations
