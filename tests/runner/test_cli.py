@@ -43,6 +43,7 @@ def test_train_eval_report_produce_the_contract(tmp_path: Path, tiny_yaml: Path,
     assert summary["connectivity"] == 1.0  # method none: dense
     assert summary["params_nonzero"] <= summary["params_total"]
     assert summary["versions"]["torch"] and "units" in summary
+    assert summary["versions"]["native_lif_kernel"] in ("active", "off", "unused")
     assert summary["final"]["test_accuracy"] > 0.2  # 10 classes: learnt beyond chance
 
     assert main(["eval", str(run)]) == 0

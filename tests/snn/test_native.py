@@ -239,3 +239,14 @@ def test_braincog_lif_inference_gives_the_per_step_loops_spikes(kernels, tau, dt
             got = neuron.run_inference(x, neuron.charge)
             want = MembraneNeuron.run_inference(neuron, x, neuron.charge)
         assert torch.equal(got, want) and 0 < got.sum() < got.numel()
+
+
+def test_status_says_what_ran_without_building(fresh_kernels, monkeypatch) -> None:
+    def never(*args):
+        raise AssertionError("status() built the kernel")
+
+    monkeypatch.setattr(native, "_build", never)
+    assert native.status() == "unused"
+    monkeypatch.setenv(native.ENV_SWITCH, "0")
+    assert not native.supports(torch.zeros(2, 3))
+    assert native.status() == "off"

@@ -14,6 +14,7 @@ import torch
 
 from devprune import __version__
 from devprune.errors import CheckpointError
+from devprune.snn import native
 from devprune.utils.io import atomic_write_text
 
 
@@ -113,6 +114,8 @@ def versions() -> dict[str, str]:
         "pyyaml": yaml.__version__,
         "python": platform.python_version(),
         "platform": platform.platform(terse=True),
+        # whether the LIF loops ran compiled (same bits either way; speed differs)
+        "native_lif_kernel": native.status(),
     }
 
 

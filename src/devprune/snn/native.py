@@ -94,6 +94,15 @@ def backward(grad_spikes: torch.Tensor, charged: torch.Tensor, spikes: torch.Ten
         1.0 if input_factor is None else input_factor, threshold, code, p1, p2, detach_reset)
 
 
+def status() -> str:
+    """What this process did with the kernel, without building it: ``active`` (built,
+    checked, used where it applies), ``off`` (switched off, or its build or check failed:
+    the torch loops ran) or ``unused`` (no LIF ran on the CPU)."""
+    if kernels.cache_info().currsize == 0:
+        return "unused"
+    return "active" if kernels() is not None else "off"
+
+
 @cache
 def kernels() -> ModuleType | None:
     """The built and checked extension, or None (switched off, no compiler, or a check
