@@ -7,16 +7,14 @@ import tempfile
 from pathlib import Path
 
 from devprune.errors import DataError
+from devprune.utils.cache import cache_dir
 
 ENV_VAR = "DEVPRUNE_DATA"
 
 
 def default_root() -> Path:
     """The data root used when none is given: ``$DEVPRUNE_DATA`` or ``~/.cache/devprune/data``."""
-    env = os.environ.get(ENV_VAR, "").strip()
-    if env:
-        return Path(env).expanduser()
-    return Path.home() / ".cache" / "devprune" / "data"
+    return cache_dir("data", ENV_VAR)
 
 
 def resolve_root(root: str | os.PathLike | None = None) -> Path:

@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from devprune.snn.surrogate import SurrogateGrad, qgate_grad, rectangular_grad
+from devprune.utils.cache import cache_dir
 
 if TYPE_CHECKING:  # fused imports this module
     from devprune.snn.fused import Charge
@@ -126,8 +127,7 @@ def kernels() -> ModuleType | None:
 
 def _build() -> ModuleType:
     name = f"devprune_lif_{_build_key()}"
-    root = os.environ.get(ENV_CACHE, "").strip()
-    folder = (Path(root) if root else Path.home() / ".cache" / "devprune" / "native") / name
+    folder = cache_dir("native", ENV_CACHE) / name
     folder.mkdir(parents=True, exist_ok=True)
     with _exclusive(folder / "devprune.lock"):
         # torch's own lock file, left behind by a build that was killed, would make its

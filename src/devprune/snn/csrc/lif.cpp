@@ -23,17 +23,19 @@ namespace {
 
 constexpr int64_t kBlock = 512;
 
-// The charge kinds: STBP's add, and lerp with a weight below / from 0.5 (ATen's two forms).
-enum Charge { kAdd = 0, kLerpSmall = 1, kLerpLarge = 2 };
+// The charge kinds callers pass (devprune.snn.native.CHARGE_KINDS), and the forms the loop
+// runs: STBP's add, and lerp with a weight below / from 0.5 (ATen's two forms).
+enum ChargeKind { kAdd = 0, kLerp = 1 };
+enum ChargeForm { kAddForm = 0, kLerpSmallWeight = 1, kLerpLargeWeight = 2 };
 
-template <typename scalar_t, int kCharge>
+template <typename scalar_t, int kForm>
 inline scalar_t charge(scalar_t membrane, scalar_t x, scalar_t factor) {
-  if constexpr (kCharge == kAdd) return std::fma(membrane, factor, x);
-  if constexpr (kCharge == kLerpSmall) return std::fma(factor, x - membrane, membrane);
+  if constexpr (kForm == kAddForm) return std::fma(membrane, factor, x);
+  if constexpr (kForm == kLerpSmallWeight) return std::fma(factor, x - membrane, membrane);
   return std::fma(factor, x - membrane, x);  // factor = w - 1
 }
 
-template <typename scalar_t, bool kKeepCharged, int kCharge>
+template <typename scalar_t, bool kKeepCharged, int kForm>
 void run_block(const scalar_t* x, int64_t x_step, scalar_t* spikes, scalar_t* charged,
                int64_t steps, int64_t n, scalar_t factor, scalar_t threshold,
                int64_t begin, int64_t end) {
@@ -46,7 +48,7 @@ void run_block(const scalar_t* x, int64_t x_step, scalar_t* spikes, scalar_t* ch
       scalar_t* s_t = spikes + t * n + start;
       scalar_t* c_t = kKeepCharged ? charged + t * n + start : nullptr;
       for (int64_t i = 0; i < count; ++i) {
-        const scalar_t u = charge<scalar_t, kCharge>(membrane[i], x_t[i], factor);
+        const scalar_t u = charge<scalar_t, kForm>(membrane[i], x_t[i], factor);
         const scalar_t s = static_cast<scalar_t>(u > threshold);
         s_t[i] = s;
         if constexpr (kKeepCharged) c_t[i] = u;
@@ -76,14 +78,15 @@ void run_range(int64_t kind, const scalar_t* x, int64_t x_step, scalar_t* spikes
                scalar_t* charged, int64_t steps, int64_t n, scalar_t factor,
                scalar_t threshold, int64_t begin, int64_t end) {
   if (kind == kAdd) {
-    run_block<scalar_t, kKeepCharged, kAdd>(x, x_step, spikes, charged, steps, n, factor,
-                                            threshold, begin, end);
+    run_block<scalar_t, kKeepCharged, kAddForm>(x, x_step, spikes, charged, steps, n, factor,
+                                                threshold, begin, end);
   } else if (std::abs(factor) < scalar_t(0.5)) {
-    run_block<scalar_t, kKeepCharged, kLerpSmall>(x, x_step, spikes, charged, steps, n,
-                                                  factor, threshold, begin, end);
+    run_block<scalar_t, kKeepCharged, kLerpSmallWeight>(x, x_step, spikes, charged, steps, n,
+                                                        factor, threshold, begin, end);
   } else {
-    run_block<scalar_t, kKeepCharged, kLerpLarge>(x, x_step, spikes, charged, steps, n,
-                                                  factor - scalar_t(1), threshold, begin, end);
+    run_block<scalar_t, kKeepCharged, kLerpLargeWeight>(x, x_step, spikes, charged, steps, n,
+                                                        factor - scalar_t(1), threshold, begin,
+                                                        end);
   }
 }
 
@@ -91,7 +94,7 @@ void run_range(int64_t kind, const scalar_t* x, int64_t x_step, scalar_t* spikes
 // add charge (factor = decay), 1: lerp (factor = the weight).
 std::vector<torch::Tensor> lif_forward(const torch::Tensor& x, int64_t kind, double factor,
                                        double threshold, bool keep_charged) {
-  TORCH_CHECK(kind == kAdd || kind == kLerpSmall, "lif_forward: kind must be 0 (add) or 1 (lerp)");
+  TORCH_CHECK(kind == kAdd || kind == kLerp, "lif_forward: kind must be 0 (add) or 1 (lerp)");
   const torch::Tensor rows = step_rows(x);
   const int64_t steps = rows.size(0), n = rows.size(1);
   auto options = x.options().memory_format(c10::MemoryFormat::Contiguous);
@@ -198,14 +201,14 @@ torch::Tensor lif_backward(const torch::Tensor& grad_output, const torch::Tensor
               "lif_backward: tensors must share one [T, ...] shape");
   TORCH_CHECK(charged.is_contiguous() && spikes.is_contiguous(),
               "lif_backward: membranes and spikes must be contiguous");
-  TORCH_CHECK(charge_kind == kAdd || charge_kind == kLerpSmall,
+  TORCH_CHECK(charge_kind == kAdd || charge_kind == kLerp,
               "lif_backward: charge_kind must be 0 (add) or 1 (lerp)");
   TORCH_CHECK(surrogate_kind == kRectangular || surrogate_kind == kQGate,
               "lif_backward: surrogate_kind must be 0 (rectangular) or 1 (qgate)");
   const torch::Tensor grad_spikes = grad_output.contiguous();
   const int64_t steps = charged.size(0), n = charged.numel() / steps;
   const BackwardArgs args{steps, n, membrane_factor, input_factor, threshold, p1, p2};
-  const bool lerp = charge_kind != kAdd;
+  const bool lerp = charge_kind == kLerp;
   auto grad_x = torch::empty_like(charged);
   AT_DISPATCH_FLOATING_TYPES(charged.scalar_type(), "lif_backward", [&] {
     const scalar_t* gp = grad_spikes.data_ptr<scalar_t>();
